@@ -1,0 +1,207 @@
+/**
+ * Loads the agent config: defaults < YAML file < NGINX_AGENT_* environment < CLI flags.
+ * Every problem is collected and reported at once, each naming where it came from
+ * (file:line:column and key, the environment variable, or the flag).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { BuiltinPlugin } from '../plugin/builtin.js';
+import { sectionKey } from '../plugin/builtin.js';
+import { coreShape } from './core-schema.js';
+import { deepFreeze, leafPaths, object, type Infer, type Issue, type ObjectSchema, type Schema, type Shape } from './schema.js';
+
+export const ENV_PREFIX = 'NGINX_AGENT_';
+export const SYSTEM_CONFIG_PATH = '/etc/nginx-agent/nginx-agent.yaml';
+/** The repository/package root (two levels above this file, in source and in dist). */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(import.meta.url.includes('/dist/') ? ['..'] : []));
+export const CHECKOUT_CONFIG_PATH = resolve(PACKAGE_ROOT, 'config', 'agent.yaml');
+
+export function rootSchema(builtins: readonly BuiltinPlugin[]) {
+  const shape: Shape = { ...coreShape };
+  for (const b of builtins) shape[sectionKey(b.name)] = b.schema;
+  return object(shape as typeof coreShape & Shape);
+}
+
+export type CoreConfig = Infer<ObjectSchema<typeof coreShape>>;
+/** Validated, frozen config: core sections typed, plugin sections by key. */
+export type AgentConfig = CoreConfig & Record<string, unknown>;
+
+export interface LoadOptions {
+  builtins: readonly BuiltinPlugin[];
+  /** Explicit --config; when absent the default search is used. */
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Flag values by key path, e.g. { 'api.port': 9000 }, with the flag's name for messages. */
+  flags?: { path: string; flag: string; value: unknown }[];
+  /** Files tried in order when `file` is absent. */
+  searchPaths?: string[];
+}
+
+export interface LoadedConfig {
+  config: AgentConfig;
+  /** The file read, or null when only defaults/env/flags apply. */
+  file: string | null;
+  /** Environment variables that were applied. */
+  env: string[];
+  warnings: string[];
+}
+
+export class ConfigError extends Error {
+  readonly exitCode = 2;
+  constructor(
+    readonly problems: string[],
+    readonly file: string | null,
+  ) {
+    super(`invalid configuration${file ? ` in ${file}` : ''}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+type Origin = { kind: 'env'; name: string } | { kind: 'flag'; name: string };
+
+export function envName(path: readonly (string | number)[]): string {
+  return ENV_PREFIX + path.join('_').toUpperCase();
+}
+
+export function loadConfig(opts: LoadOptions): LoadedConfig {
+  const schema = rootSchema(opts.builtins);
+  const env = opts.env ?? process.env;
+  const warnings: string[] = [];
+  const problems: string[] = [];
+  const origins = new Map<string, Origin>();
+
+  // 1. The file.
+  let file: string | null = null;
+  if (opts.file !== undefined) {
+    file = resolve(opts.file);
+    if (!existsSync(file)) throw new ConfigError([`config file ${file} does not exist (given with --config)`], file);
+  } else {
+    file = (opts.searchPaths ?? [SYSTEM_CONFIG_PATH, CHECKOUT_CONFIG_PATH]).find((p) => existsSync(p)) ?? null;
+  }
+  let raw: Record<string, unknown> = {};
+  let doc: Document | undefined;
+  const lines = new LineCounter();
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError([`cannot read ${file}: ${(e as Error).message}`], file);
+    }
+    doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
+    if (doc.errors.length) {
+      throw new ConfigError(
+        doc.errors.map((e) => `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`),
+        file,
+      );
+    }
+    const js = doc.toJS() as unknown;
+    if (js !== null && js !== undefined) {
+      if (typeof js !== 'object' || Array.isArray(js)) throw new ConfigError([`${file}:1:1: the file must be a mapping of sections (log:, api:, ...)`], file);
+      raw = js as Record<string, unknown>;
+    }
+  }
+
+  // 2. The environment: every leaf key has a variable; unknown NGINX_AGENT_* names are warnings.
+  const leaves = new Map(leafPaths(schema).map((l) => [envName(l.path), l]));
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    const leaf = leaves.get(name);
+    if (!leaf) {
+      warnings.push(`unknown environment variable ${name} is ignored (no config key maps to it)`);
+      continue;
+    }
+    setIn(raw, leaf.path, leaf.schema.fromEnv(value));
+    origins.set(leaf.path.join('.'), { kind: 'env', name });
+  }
+
+  // 3. Flags.
+  for (const f of opts.flags ?? []) {
+    if (f.value === undefined) continue;
+    const path = f.path.split('.');
+    setIn(raw, path, f.value);
+    origins.set(f.path, { kind: 'flag', name: f.flag });
+  }
+
+  // 4. Validate everything at once.
+  const issues: Issue[] = [];
+  const config = schema.parse(raw, [], issues) as AgentConfig;
+  for (const issue of issues) problems.push(locate(issue, origins, file, doc, lines));
+  if (problems.length) throw new ConfigError(problems, file);
+
+  return { config: deepFreeze(config), file, env: [...origins.values()].filter((o) => o.kind === 'env').map((o) => o.name), warnings };
+}
+
+function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
+  let cur = obj;
+  for (const key of path.slice(0, -1)) {
+    const next = cur[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) cur[key] = {};
+    cur = cur[key] as Record<string, unknown>;
+  }
+  cur[path[path.length - 1]] = value;
+}
+
+function locate(issue: Issue, origins: Map<string, Origin>, file: string | null, doc: Document | undefined, lines: LineCounter): string {
+  const key = issue.path.join('.');
+  for (let i = issue.path.length; i > 0; i--) {
+    const o = origins.get(issue.path.slice(0, i).join('.'));
+    if (o) return o.kind === 'env' ? `environment variable ${o.name} (${key}): ${issue.message}` : `flag ${o.name} (${key}): ${issue.message}`;
+  }
+  if (file && doc) {
+    const pos = position(doc, issue.path, lines);
+    if (pos) return `${file}:${pos.line}:${pos.col}: ${key}: ${issue.message}`;
+    return `${file}: ${key}: ${issue.message}`;
+  }
+  return `${key}: ${issue.message}`;
+}
+
+/** Line/column of the deepest node on `path`: the key's position for mappings, the item's for lists. */
+function position(doc: Document, path: (string | number)[], lines: LineCounter): { line: number; col: number } | undefined {
+  let node: unknown = doc.contents;
+  let offset: number | undefined = (node as Node | null)?.range?.[0];
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
+      if (!pair) break;
+      offset = (pair.key as Node).range?.[0] ?? offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      offset = (node as Node | undefined)?.range?.[0] ?? offset;
+    } else break;
+  }
+  return offset === undefined ? undefined : lines.linePos(offset);
+}
+
+/** Top-level sections whose values differ (for SIGHUP reconfiguration). */
+export function changedSections(a: AgentConfig, b: AgentConfig): string[] {
+  const keys = new Set([...Object.keys(a), ...Object.keys(b)]);
+  return [...keys].filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k])).sort();
+}
+
+/** The effective config as YAML-ready values: durations back to text, secrets masked. */
+export function displayConfig(schema: Schema<unknown>, value: unknown): unknown {
+  if (schema.kind === 'object') {
+    const shape = (schema as ObjectSchema<Shape>).shape;
+    return Object.fromEntries(
+      Object.entries(shape).map(([k, s]) => {
+        const v = (value as Record<string, unknown>)[k];
+        if (/token$/.test(k) && typeof v === 'string' && v !== '') return [k, '<redacted>'];
+        return [k, displayConfig(s, v)];
+      }),
+    );
+  }
+  if (schema.kind === 'duration' && typeof value === 'number') return formatDuration(value);
+  return value;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms === 0) return '0s';
+  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
