@@ -157,3 +157,19 @@ describe('bus', () => {
     assert.equal(handler({ topic: 'alert.x', time: 0, data: {} }), 0);
   });
 });
+
+test('a paused subscription queues messages and delivers them in order on resume', async () => {
+  const bus = new Bus();
+  const got: string[] = [];
+  const sub = bus.subscribe('late', ['metrics'], (m) => {
+    if (m.topic === 'metrics') got.push(m.data.source);
+  }, { paused: true });
+  bus.publish('metrics', batch('a'));
+  bus.publish('metrics', batch('b'));
+  await tick();
+  await tick();
+  assert.deepEqual(got, []);
+  sub.resume();
+  assert.equal(await bus.drain(1000), true);
+  assert.deepEqual(got, ['a', 'b']);
+});

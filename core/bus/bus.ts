@@ -21,6 +21,8 @@ export type Handler = (msg: Message) => void | Promise<void>;
 export interface SubscribeOptions {
   queueSize?: number;
   overflow?: OverflowPolicy;
+  /** Queue messages but deliver none until `resume()` (the plugin host subscribes before init). */
+  paused?: boolean;
 }
 
 export interface BusOptions {
@@ -55,6 +57,8 @@ export interface Subscription {
   readonly name: string;
   /** Stops delivery; messages still queued are discarded and counted as dropped. */
   unsubscribe(): void;
+  /** Starts delivery of a subscription made with `paused: true`. */
+  resume(): void;
 }
 
 class Subscriber {
@@ -65,7 +69,9 @@ class Subscriber {
   errors = 0;
   handleSeconds = 0;
   scheduled = false;
+  /** A handler's promise is pending. */
   busy = false;
+  paused = false;
   closed = false;
 
   constructor(
@@ -125,13 +131,14 @@ export class Bus {
           s.queue.push(env);
         }
       }
-      if (!s.scheduled && !s.busy) this.#schedule(s);
+      if (!s.scheduled && !s.busy && !s.paused) this.#schedule(s);
     }
   }
 
   subscribe(name: string, patterns: readonly string[], handler: Handler, opts: SubscribeOptions = {}): Subscription {
     if (this.#subs.some((s) => s.name === name && !s.closed)) throw new Error(`bus: a subscriber named "${name}" already exists`);
     const sub = new Subscriber(name, [...patterns], handler, opts.queueSize ?? this.#queueSize, opts.overflow ?? this.#overflow);
+    sub.paused = opts.paused === true;
     this.#subs.push(sub);
     this.#routes.clear();
     return {
@@ -143,6 +150,11 @@ export class Bus {
         this.#subs.splice(this.#subs.indexOf(sub), 1);
         this.#routes.clear();
         this.#notifyIdle();
+      },
+      resume: () => {
+        if (sub.closed || !sub.paused) return;
+        sub.paused = false;
+        if (sub.queue.size > 0 && !sub.busy && !sub.scheduled) this.#schedule(sub);
       },
     };
   }
@@ -244,13 +256,13 @@ export class Bus {
       }
     }
     s.handleSeconds += (performance.now() - start) / 1000;
-    if (s.queue.size > 0 && !s.closed) this.#schedule(s);
+    if (s.queue.size > 0 && !s.closed && !s.paused) this.#schedule(s);
   }
 
   #resume(s: Subscriber, start: number): void {
     s.handleSeconds += (performance.now() - start) / 1000;
     s.busy = false;
-    if (s.queue.size > 0 && !s.closed) this.#schedule(s);
+    if (s.queue.size > 0 && !s.closed && !s.paused) this.#schedule(s);
     else this.#notifyIdle();
   }
 

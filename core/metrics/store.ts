@@ -25,6 +25,12 @@ export class MetricStore implements MetricStoreReader {
   readonly #sources = new Map<string, SourceState>();
   /** Descriptor conflicts (same name, different type) seen; the first type wins. */
   readonly conflicts = new Map<string, string>();
+  readonly #collectors: (() => readonly Metric[])[] = [];
+
+  /** Adds metrics computed at read time (the bus's and the plugin host's own counters). */
+  addCollector(collect: () => readonly Metric[]): void {
+    this.#collectors.push(collect);
+  }
 
   apply(batch: MetricBatch): void {
     if (batch.final) {
@@ -46,7 +52,9 @@ export class MetricStore implements MetricStoreReader {
 
   snapshot(): StoredMetric[] {
     const byName = new Map<string, StoredMetric>();
-    for (const state of this.#sources.values()) {
+    const states: SourceState[] = [...this.#sources.values()];
+    for (const collect of this.#collectors) states.push({ resource: undefined, metrics: new Map(collect().map((m) => [m.name, m])) });
+    for (const state of states) {
       for (const m of state.metrics.values()) {
         let out = byName.get(m.name);
         if (!out) {

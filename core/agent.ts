@@ -1,0 +1,171 @@
+/**
+ * The agent: wires config, logger, bus, metric store, HTTP API and plugins, and runs their lifecycle.
+ * Start: bus and store, API (503 on /health while starting), plugins, then `running`.
+ * Stop: stop sources, drain queues within `agent.shutdown_timeout`, close plugins, close the API.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { ApiServer } from './api/server.js';
+import { Bus } from './bus/bus.js';
+import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
+import { MetricStore } from './metrics/store.js';
+import { renderPrometheus } from './metrics/prometheus.js';
+import type { BuiltinPlugin } from './plugin/builtin.js';
+import { PluginHost } from './plugin/host.js';
+import type { AgentInfo, Plugin } from './plugin/types.js';
+import type { ApiRouter } from './api/types.js';
+import { apiMetrics, busMetrics } from './self-metrics.js';
+import { VERSION } from './version.js';
+
+export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface AgentSettings {
+  loaded: LoadedConfig;
+  builtins: readonly BuiltinPlugin[];
+  logger: Logger;
+  /** Re-reads the config (SIGHUP); throws ConfigError when the new one is bad. */
+  reload?: () => LoadedConfig;
+}
+
+/** Routes that collect nowhere: used when `api.enabled` is false. */
+const NO_API: ApiRouter = { route: () => undefined };
+
+export class Agent {
+  readonly bus: Bus;
+  readonly store = new MetricStore();
+  readonly info: AgentInfo;
+  readonly host: PluginHost;
+  #state: AgentState = 'starting';
+  #loaded: LoadedConfig;
+  #api: ApiServer | undefined;
+  #apiAddress: { host: string; port: number } | undefined;
+  readonly #s: AgentSettings;
+  readonly #log: Logger;
+
+  constructor(s: AgentSettings) {
+    this.#s = s;
+    this.#loaded = s.loaded;
+    this.#log = s.logger;
+    const cfg = s.loaded.config;
+    this.info = Object.freeze({ version: VERSION, startedAt: Date.now(), hostname: hostname() });
+    this.bus = new Bus({ queueSize: cfg.bus.queue_size, overflow: cfg.bus.overflow, logger: s.logger.child({ component: 'bus' }) });
+    if (cfg.api.enabled) {
+      this.#api = new ApiServer({ host: cfg.api.host, port: cfg.api.port, token: readToken(cfg), logger: s.logger.child({ component: 'api' }) });
+    }
+    this.host = new PluginHost({ bus: this.bus, logger: s.logger, api: this.#api ?? NO_API, store: this.store, agent: this.info });
+    this.bus.subscribe('metric-store', ['metrics'], (m) => {
+      if (m.topic === 'metrics') this.store.apply(m.data);
+    }, { queueSize: Math.max(cfg.bus.queue_size, 1000) });
+    this.store.addCollector(() => busMetrics(this.bus.stats(), this.info.startedAt));
+    this.store.addCollector(() => this.host.metrics());
+    if (this.#api) {
+      const api = this.#api;
+      this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
+      this.#routes(api);
+    }
+  }
+
+  get state(): AgentState {
+    return this.#state;
+  }
+  get config(): AgentConfig {
+    return this.#loaded.config;
+  }
+  get apiAddress(): { host: string; port: number } | undefined {
+    return this.#apiAddress;
+  }
+
+  async start(): Promise<void> {
+    for (const w of this.#loaded.warnings) this.#log.warn(w);
+    if (this.#api) {
+      this.#apiAddress = await this.#api.listen();
+      this.#log.info({ api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` }, `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`);
+    }
+    await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    this.#state = 'running';
+    this.#log.info({ version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' }, `agent ${VERSION} running`);
+  }
+
+  /** Adds a run-time plugin (Wasm) to the running agent. */
+  addPlugin(plugin: Plugin, config: unknown): Promise<boolean> {
+    return this.host.add(plugin, config);
+  }
+
+  /** SIGHUP: re-read the config; a bad one is refused and the old one stays in force. */
+  async reload(): Promise<boolean> {
+    if (!this.#s.reload || this.#state !== 'running') return false;
+    let next: LoadedConfig;
+    try {
+      next = this.#s.reload();
+    } catch (err) {
+      this.#log.error({ err: { message: (err as Error).message } }, `new config refused, the old one stays in force:\n${(err as Error).message}`);
+      this.bus.publish('agent.config.reloaded', { ok: false, changedSections: [], error: (err as Error).message });
+      return false;
+    }
+    for (const w of next.warnings) this.#log.warn(w);
+    const changed = changedSections(this.#loaded.config, next.config);
+    this.#loaded = next;
+    if (changed.includes('log')) this.#log.level = next.config.log.level;
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus');
+    if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
+    await this.host.reconfigure(next.config, changed);
+    this.#log.info({ changed }, changed.length ? `config reloaded; changed: ${changed.join(', ')}` : 'config reloaded; nothing changed');
+    this.bus.publish('agent.config.reloaded', { ok: true, changedSections: changed });
+    return true;
+  }
+
+  /** Graceful stop. Resolves true when queues drained within the deadline. */
+  async stop(): Promise<boolean> {
+    if (this.#state === 'stopping' || this.#state === 'stopped') return true;
+    this.#state = 'stopping';
+    const timeout = this.#loaded.config.agent.shutdown_timeout;
+    const end = Date.now() + timeout;
+    this.#log.info(`shutting down (deadline ${timeout} ms)`);
+    this.host.stopSources();
+    const drained = await this.bus.drain(Math.max(0, end - Date.now()));
+    if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
+    await this.host.closeAll(Math.max(0, end - Date.now()));
+    await this.#api?.close();
+    this.#state = 'stopped';
+    this.#log.info('agent stopped');
+    return drained;
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      version: VERSION,
+      state: this.#state,
+      started_at: new Date(this.info.startedAt).toISOString(),
+      uptime_seconds: Math.round((Date.now() - this.info.startedAt) / 1000),
+      hostname: this.info.hostname,
+      config: { file: this.#loaded.file, env: this.#loaded.env },
+      plugins: this.host.report(),
+    };
+  }
+
+  #routes(api: ApiServer): void {
+    api.route('GET', '/health', () => {
+      const plugins = Object.fromEntries(this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]));
+      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+    });
+    api.route('GET', '/metrics', () => ({
+      status: 200,
+      body: renderPrometheus(this.store.snapshot()),
+      contentType: 'text/plain; version=0.0.4; charset=utf-8',
+    }));
+    api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
+    api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
+  }
+}
+
+function readToken(cfg: AgentConfig): string {
+  if (cfg.api.token_file) {
+    try {
+      return readFileSync(cfg.api.token_file, 'utf8').trim();
+    } catch (e) {
+      throw new Error(`api.token_file: cannot read ${cfg.api.token_file}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  return cfg.api.token;
+}

@@ -1,0 +1,66 @@
+/** Route table shared by the HTTP server and the test harness: `:name` segments, exact method match. */
+import { ApiError, type ApiHandler, type ApiRequest, type ApiResponse, type ApiRouter } from './types.js';
+
+interface Route {
+  method: string;
+  pattern: string;
+  parts: string[];
+  handler: ApiHandler;
+}
+
+export class RouteTable implements ApiRouter {
+  readonly #routes: Route[] = [];
+
+  route(method: 'GET' | 'PUT' | 'POST' | 'DELETE', pattern: string, handler: ApiHandler): void {
+    const route = { method, pattern, parts: pattern.split('/').filter(Boolean), handler };
+    const existing = this.#routes.findIndex((r) => r.method === method && r.pattern === pattern);
+    if (existing >= 0) this.#routes[existing] = route;
+    else this.#routes.push(route);
+  }
+
+  /**
+   * Finds the route and runs it. Throws ApiError 404/405 when nothing matches; an ApiError thrown by
+   * the handler is turned into `{ status, body: { error, details? } }`; other errors propagate.
+   */
+  async dispatch(req: Omit<ApiRequest, 'params' | 'json'>): Promise<ApiResponse> {
+    const segs = req.path.split('/').filter(Boolean);
+    let methodMismatch = false;
+    for (const r of this.#routes) {
+      if (r.parts.length !== segs.length) continue;
+      const params: Record<string, string> = {};
+      let ok = true;
+      for (let i = 0; i < segs.length && ok; i++) {
+        if (r.parts[i].startsWith(':')) params[r.parts[i].slice(1)] = decodeURIComponent(segs[i]);
+        else ok = r.parts[i] === segs[i];
+      }
+      if (!ok) continue;
+      if (r.method !== req.method) {
+        methodMismatch = true;
+        continue;
+      }
+      const body = req.body;
+      try {
+        return await r.handler({
+          ...req,
+          params,
+          json() {
+            try {
+              return JSON.parse(body);
+            } catch (e) {
+              throw new ApiError(400, `request body is not valid JSON: ${(e as Error).message}`);
+            }
+          },
+        });
+      } catch (err) {
+        if (err instanceof ApiError) return errorResponse(err);
+        throw err;
+      }
+    }
+    if (methodMismatch) throw new ApiError(405, `method ${req.method} not allowed on ${req.path}`);
+    throw new ApiError(404, `no such endpoint: ${req.method} ${req.path}`);
+  }
+}
+
+export function errorResponse(err: ApiError): ApiResponse {
+  return { status: err.status, body: { error: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } };
+}

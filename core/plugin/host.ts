@@ -1,0 +1,256 @@
+/**
+ * Runs plugins: subscribes them to the bus, initialises them with their config section,
+ * reconfigures them on SIGHUP, closes them on shutdown. One plugin's failure never stops another.
+ */
+import type { Logger } from 'pino';
+import type { ApiRouter } from '../api/types.js';
+import type { Bus, Subscription } from '../bus/bus.js';
+import type { AgentConfig } from '../config/load.js';
+import type { Metric } from '../metrics/model.js';
+import { gauge } from '../metrics/model.js';
+import type { MetricStoreReader } from '../metrics/store.js';
+import { sectionKey, type BuiltinPlugin } from './builtin.js';
+import type { AgentInfo, Plugin, PluginState, PluginStatus } from './types.js';
+
+export interface PluginHostSettings {
+  bus: Bus;
+  logger: Logger;
+  api: ApiRouter;
+  store: MetricStoreReader;
+  agent: AgentInfo;
+  /** Upper bound for a plugin's init (it should return quickly; this catches a hang). */
+  initTimeoutMs?: number;
+}
+
+interface Entry {
+  plugin: Plugin;
+  config: unknown;
+  kind: 'builtin' | 'external';
+  state: PluginState;
+  reason?: string;
+  sub?: Subscription;
+  abort: AbortController;
+  logger: Logger;
+}
+
+export interface PluginReport extends PluginStatus {
+  name: string;
+  kind: 'builtin' | 'external';
+  subscriptions: readonly string[];
+}
+
+export class PluginHost {
+  readonly #s: PluginHostSettings;
+  readonly #entries = new Map<string, Entry>();
+  #builtins: readonly BuiltinPlugin[] = [];
+
+  constructor(settings: PluginHostSettings) {
+    this.#s = settings;
+  }
+
+  /** Creates and starts every enabled built-in. All are subscribed before any is initialised. */
+  async startBuiltins(builtins: readonly BuiltinPlugin[], config: AgentConfig): Promise<void> {
+    this.#builtins = builtins;
+    const created: Entry[] = [];
+    for (const b of builtins) {
+      const section = config[sectionKey(b.name)] as { enabled: boolean };
+      if (!section.enabled) {
+        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} is disabled by config (${sectionKey(b.name)}.enabled: false)`);
+        continue;
+      }
+      const e = this.#create(b.create(), section, 'builtin');
+      if (e) created.push(e);
+    }
+    for (const e of created) await this.#init(e);
+  }
+
+  /** Adds and starts a plugin at run time (Wasm plugins). Resolves false when its init failed. */
+  async add(plugin: Plugin, config: unknown): Promise<boolean> {
+    const e = this.#create(plugin, config, 'external');
+    if (!e) return false;
+    await this.#init(e);
+    return e.state !== 'failed';
+  }
+
+  /** Stops and forgets a plugin. */
+  async remove(name: string, timeoutMs = 5000): Promise<void> {
+    const e = this.#entries.get(name);
+    if (!e) return;
+    this.#entries.delete(name);
+    await this.#close(e, timeoutMs);
+  }
+
+  /** Re-reads `subscriptions()` of a running plugin (after a hot reload changed them). Queued messages are kept when the patterns are unchanged. */
+  resubscribe(name: string): void {
+    const e = this.#entries.get(name);
+    if (!e || !e.sub) return;
+    const patterns = e.plugin.subscriptions();
+    e.sub.unsubscribe();
+    e.sub = this.#subscribe(e, patterns);
+  }
+
+  get(name: string): Plugin | undefined {
+    return this.#entries.get(name)?.plugin;
+  }
+
+  /** Applies a new config: sections that changed are reconfigured, enabled or disabled. */
+  async reconfigure(config: AgentConfig, changed: readonly string[]): Promise<void> {
+    for (const b of this.#builtins) {
+      const key = sectionKey(b.name);
+      if (!changed.includes(key)) continue;
+      const section = config[key] as { enabled: boolean };
+      const e = this.#entries.get(b.name);
+      if (e && !section.enabled) {
+        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} disabled by the new config`);
+        await this.remove(b.name);
+      } else if (!e && section.enabled) {
+        const ne = this.#create(b.create(), section, 'builtin');
+        if (ne) await this.#init(ne);
+      } else if (e && e.plugin.reconfigure && e.state !== 'failed') {
+        try {
+          await e.plugin.reconfigure(section);
+          e.config = section;
+          this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} reconfigured`);
+        } catch (err) {
+          e.logger.error({ err }, `plugin ${b.name} refused the new config; it keeps the old one`);
+        }
+      } else if (e) {
+        await this.remove(b.name);
+        const ne = this.#create(b.create(), section, 'builtin');
+        if (ne) await this.#init(ne);
+        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} restarted with the new config`);
+      }
+    }
+  }
+
+  /** Aborts every plugin's signal (sources stop producing). */
+  stopSources(): void {
+    for (const e of this.#entries.values()) e.abort.abort();
+  }
+
+  /** Closes every plugin, in reverse start order, within `timeoutMs` in total. */
+  async closeAll(timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    const entries = [...this.#entries.values()].reverse();
+    this.#entries.clear();
+    for (const e of entries) await this.#close(e, Math.max(0, end - Date.now()));
+  }
+
+  report(): PluginReport[] {
+    return [...this.#entries.entries()].map(([name, e]) => {
+      const own = e.state === 'running' && e.plugin.status ? safeStatus(e) : undefined;
+      return {
+        name,
+        kind: e.kind,
+        subscriptions: e.sub ? e.plugin.subscriptions() : [],
+        state: own?.state ?? e.state,
+        ...((own?.reason ?? e.reason) ? { reason: own?.reason ?? e.reason } : {}),
+        ...(own?.details ? { details: own.details } : {}),
+      };
+    });
+  }
+
+  /** `agent.plugin.state`: 1 for the state each plugin is in. */
+  metrics(): Metric[] {
+    return [
+      gauge(
+        { name: 'agent.plugin.state', unit: '{plugin}', description: 'Plugins by state (1 for the state each plugin is in).' },
+        this.report().map((r) => ({ attributes: { plugin: r.name, state: r.state }, value: 1 })),
+      ),
+    ];
+  }
+
+  #create(plugin: Plugin, config: unknown, kind: Entry['kind']): Entry | undefined {
+    if (this.#entries.has(plugin.name)) {
+      this.#s.logger.error({ plugin: plugin.name }, `a plugin named ${plugin.name} is already running; the second one is left out`);
+      return undefined;
+    }
+    const e: Entry = {
+      plugin,
+      config,
+      kind,
+      state: 'starting',
+      abort: new AbortController(),
+      logger: this.#s.logger.child({ plugin: plugin.name }),
+    };
+    try {
+      e.sub = this.#subscribe(e, plugin.subscriptions());
+    } catch (err) {
+      e.state = 'failed';
+      e.reason = `bad subscriptions: ${(err as Error).message}`;
+      e.logger.error({ err }, `plugin ${plugin.name} left out: ${e.reason}`);
+    }
+    this.#entries.set(plugin.name, e);
+    return e;
+  }
+
+  #subscribe(e: Entry, patterns: readonly string[]): Subscription | undefined {
+    if (patterns.length === 0) return undefined;
+    const process = e.plugin.process?.bind(e.plugin);
+    if (!process) throw new Error(`plugin ${e.plugin.name} subscribes to ${patterns.join(', ')} but has no process()`);
+    // Paused until init succeeded: messages published meanwhile wait in the queue, none is lost.
+    return this.#s.bus.subscribe(e.plugin.name, patterns, process, { paused: e.state !== 'running' });
+  }
+
+  async #init(e: Entry): Promise<void> {
+    if (e.state === 'failed') return;
+    const timeout = this.#s.initTimeoutMs ?? 30_000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        e.plugin.init({
+          config: e.config,
+          bus: this.#s.bus,
+          logger: e.logger,
+          signal: e.abort.signal,
+          api: this.#s.api,
+          store: this.#s.store,
+          agent: this.#s.agent,
+        }),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`init did not finish within ${timeout} ms`)), timeout);
+        }),
+      ]);
+      e.state = 'running';
+      e.sub?.resume();
+      e.logger.debug(`plugin ${e.plugin.name} started`);
+    } catch (err) {
+      e.state = 'failed';
+      e.reason = (err as Error).message;
+      e.sub?.unsubscribe();
+      e.sub = undefined;
+      e.abort.abort();
+      e.logger.error({ err }, `plugin ${e.plugin.name} failed to start and is left out; the other plugins run: ${e.reason}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #close(e: Entry, timeoutMs: number): Promise<void> {
+    e.abort.abort();
+    e.sub?.unsubscribe();
+    if (e.state === 'failed') return;
+    e.state = 'stopped';
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        Promise.resolve().then(() => e.plugin.close()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`close did not finish within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      e.logger.warn({ err }, `plugin ${e.plugin.name} did not close cleanly: ${(err as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function safeStatus(e: Entry): PluginStatus | undefined {
+  try {
+    return e.plugin.status?.();
+  } catch {
+    return undefined;
+  }
+}

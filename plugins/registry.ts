@@ -1,0 +1,8 @@
+/**
+ * Every built-in plugin, in start order: sources that others depend on first.
+ * Explicit imports, no registration by side effect. Each is switched on and off by its
+ * config section's `enabled` key.
+ */
+import type { BuiltinPlugin } from '../core/plugin/builtin.js';
+
+export const builtins: readonly BuiltinPlugin[] = [];
