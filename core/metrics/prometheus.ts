@@ -30,6 +30,9 @@ const UNIT_WORDS: Record<string, string> = {
   Cel: 'celsius',
 };
 
+/** The part after `/` is singular: `By/s` -> `bytes_per_second`. */
+const PER_WORDS: Record<string, string> = { s: 'second', min: 'minute', m: 'minute', h: 'hour', d: 'day', w: 'week', mo: 'month', y: 'year' };
+
 function unitWord(u: string): string {
   return UNIT_WORDS[u] ?? u.replace(/[^a-zA-Z0-9_]/g, '_');
 }
@@ -40,7 +43,7 @@ export function unitSuffix(unit: string, type: MetricType): string {
   if (u === '') return '';
   if (u === '1') return type === 'gauge' ? 'ratio' : '';
   const [num, per] = u.split('/', 2);
-  if (per !== undefined) return [num ? unitWord(num) : '', 'per', unitWord(per)].filter(Boolean).join('_');
+  if (per !== undefined) return [num ? unitWord(num) : '', 'per', PER_WORDS[per] ?? unitWord(per)].filter(Boolean).join('_');
   return unitWord(u);
 }
 
