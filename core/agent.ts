@@ -11,12 +11,14 @@ import { Bus } from './bus/bus.js';
 import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
 import { renderPrometheus } from './metrics/prometheus.js';
+import { renderWithExporterCompat } from './metrics/exporter-compat.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
 import type { ApiRouter } from './api/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
+import { instanceId, readMachineId } from './instance-id.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -48,7 +50,14 @@ export class Agent {
     this.#loaded = s.loaded;
     this.#log = s.logger;
     const cfg = s.loaded.config;
-    this.info = Object.freeze({ version: VERSION, startedAt: Date.now(), hostname: hostname() });
+    const host = hostname();
+    this.info = Object.freeze({
+      version: VERSION,
+      startedAt: Date.now(),
+      hostname: host,
+      instanceId: instanceId(readMachineId(), host, s.loaded.file),
+      labels: Object.freeze({ ...cfg.agent.labels }),
+    });
     this.bus = new Bus({ queueSize: cfg.bus.queue_size, overflow: cfg.bus.overflow, logger: s.logger.child({ component: 'bus' }) });
     if (cfg.api.enabled) {
       this.#api = new ApiServer({ host: cfg.api.host, port: cfg.api.port, token: readToken(cfg), logger: s.logger.child({ component: 'api' }) });
@@ -139,6 +148,7 @@ export class Agent {
       started_at: new Date(this.info.startedAt).toISOString(),
       uptime_seconds: Math.round((Date.now() - this.info.startedAt) / 1000),
       hostname: this.info.hostname,
+      instance_id: this.info.instanceId,
       config: { file: this.#loaded.file, env: this.#loaded.env },
       plugins: this.host.report(),
     };
@@ -151,7 +161,7 @@ export class Agent {
     });
     api.route('GET', '/metrics', () => ({
       status: 200,
-      body: renderPrometheus(this.store.snapshot()),
+      body: this.#loaded.config.prometheus.exporter_compat ? renderWithExporterCompat(this.store.snapshot()) : renderPrometheus(this.store.snapshot()),
       contentType: 'text/plain; version=0.0.4; charset=utf-8',
     }));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));

@@ -40,6 +40,16 @@ export const coreShape = {
     },
     { description: 'Message bus.' },
   ),
+  prometheus: object(
+    {
+      exporter_compat: bool({
+        default: false,
+        description:
+          "Also serve nginx-prometheus-exporter's exact families on /metrics (nginx_up, nginx_connections_*, nginx_http_requests_total) so its Grafana dashboard works unchanged. Its two connection counters lack _total, which promtool's linter flags.",
+      }),
+    },
+    { description: 'Prometheus exposition on /metrics.' },
+  ),
   agent: object(
     {
       shutdown_timeout: duration({ default: '5s', min: '0s', max: '10m', description: 'How long shutdown waits for queues to drain and plugins to close.' }),

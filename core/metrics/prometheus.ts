@@ -77,6 +77,11 @@ function escapeHelp(v: string): string {
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
 }
 
+/** `{a="1",b="2"}` with sorted, sanitised names and escaped values ('' when empty). */
+export function formatLabels(attrs: Readonly<Record<string, string>>, extra?: [string, string]): string {
+  return labels(attrs, extra);
+}
+
 function labels(attrs: Readonly<Record<string, string>>, extra?: [string, string]): string {
   const parts: string[] = [];
   for (const k of Object.keys(attrs).sort()) parts.push(`${sanitizeLabel(k)}="${escapeLabelValue(attrs[k])}"`);

@@ -28,6 +28,10 @@ export interface AgentInfo {
   readonly startedAt: number;
   /** Host name used as a resource attribute. */
   readonly hostname: string;
+  /** Stable id of this agent installation (see core/instance-id.ts); absent in plugin tests. */
+  readonly instanceId?: string;
+  /** `agent.labels` from the config at start: resource attributes on everything exported. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface PluginContext<C> {
