@@ -4,5 +4,6 @@
  * config section's `enabled` key.
  */
 import type { BuiltinPlugin } from '../core/plugin/builtin.js';
+import { plugin as otlpExporter } from './otlp-exporter/index.js';
 
-export const builtins: readonly BuiltinPlugin[] = [];
+export const builtins: readonly BuiltinPlugin[] = [otlpExporter];
