@@ -1,0 +1,117 @@
+/**
+ * Real Prometheus-side tools for the packaging tests and scripts/e2e.sh: promtool, a Prometheus server
+ * and nginx-prometheus-exporter (Debian packages `prometheus` and `prometheus-nginx-exporter`), each
+ * on 127.0.0.1 and a free port, stopped by the caller.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, waitFor } from '../../core/testing/nginx.js';
+
+export const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
+export const PROMETHEUS = process.env.PROMETHEUS ?? '/usr/bin/prometheus';
+export const NGINX_EXPORTER = process.env.NGINX_EXPORTER ?? '/usr/bin/prometheus-nginx-exporter';
+
+/** `promtool check metrics` on an exposition: exit code and its complaints, one per line. */
+export function promtoolCheck(text: string): { code: number | null; problems: string[] } {
+  const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
+  if (r.error) throw new Error(`cannot run ${PROMTOOL}: ${r.error.message} (Debian package "prometheus")`);
+  const problems = `${r.stdout}${r.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  return { code: r.status, problems };
+}
+
+/** Family name -> TYPE from a text exposition. */
+export function familyTypes(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) out.set(m[1], m[2]);
+  return out;
+}
+
+export interface Proc {
+  url: string;
+  child: ChildProcess;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+function spawnProc(bin: string, args: string[], url: string, cleanup?: () => void): Proc {
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  child.stderr!.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  process.once('exit', () => child.kill('SIGKILL'));
+  return {
+    url,
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+        await exited;
+        clearTimeout(t);
+      }
+      cleanup?.();
+    },
+  };
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url, { signal: AbortSignal.timeout(2000) })).ok;
+  } catch {
+    return false;
+  }
+}
+
+/** Debian's nginx-prometheus-exporter scraping `scrapeUri` (a stub_status URL). */
+export async function startNginxExporter(scrapeUri: string): Promise<Proc> {
+  const port = await freePort();
+  const p = spawnProc(NGINX_EXPORTER, ['-nginx.scrape-uri', scrapeUri, '-web.listen-address', `127.0.0.1:${port}`], `http://127.0.0.1:${port}`);
+  await waitFor(() => answers(`${p.url}/metrics`), `${NGINX_EXPORTER} to answer`, 15_000);
+  return p;
+}
+
+/** A Prometheus server scraping `targets` (host:port) every second into a temporary TSDB. */
+export async function startPrometheus(targets: string[], job = 'nginx-agent'): Promise<Proc & { query(q: string): Promise<PromSample[]> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'prom-'));
+  const port = await freePort();
+  const cfg = join(dir, 'prometheus.yml');
+  writeFileSync(
+    cfg,
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  scrape_timeout: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      `  - job_name: ${job}`,
+      '    static_configs:',
+      `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
+      '',
+    ].join('\n'),
+  );
+  const p = spawnProc(
+    PROMETHEUS,
+    [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    `http://127.0.0.1:${port}`,
+    () => rmSync(dir, { recursive: true, force: true }),
+  );
+  await waitFor(() => answers(`${p.url}/-/ready`), `${PROMETHEUS} to be ready (output: ${p.output().slice(-500)})`, 30_000);
+  return {
+    ...p,
+    async query(q: string) {
+      const res = await fetch(`${p.url}/api/v1/query?query=${encodeURIComponent(q)}`, { signal: AbortSignal.timeout(5000) });
+      const body = (await res.json()) as { status: string; error?: string; data?: { result: PromSample[] } };
+      if (body.status !== 'success') throw new Error(`Prometheus query ${q} failed: ${body.error}`);
+      return body.data!.result;
+    },
+  };
+}
+
+export interface PromSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
