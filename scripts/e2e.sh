@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The user's run: clone the repository as committed, install it as the README says (`npm ci`), then
+# run scripts/e2e/run.ts from the clone: real nginx, the agent with default settings, traffic, a config
+# change, Wasm plugins, checked from the outside (HTTP API, /metrics, promtool, a Prometheus scrape).
+# Prints `PASS <part>` / `FAIL <part>: reason` per part, then `N passed, N failed`; exit 1 on any failure.
+# Needs: git, node 20.19+, npm, and the Debian packages nginx and prometheus (scripts/install-test-deps.sh).
+set -uo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/nginx-agent-e2e.XXXXXX")
+KEEP=${E2E_KEEP:-0}
+cleanup() { [ "$KEEP" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+passed=0
+failed=0
+summary() { echo "$passed passed, $failed failed"; }
+
+if ! git clone --quiet "$SRC" "$WORK/agent" 2>"$WORK/clone.log"; then
+  echo "FAIL clean clone: $(tail -c 300 "$WORK/clone.log" | tr '\n' ' ')"
+  failed=$((failed + 1)); summary; exit 1
+fi
+echo "PASS clean clone ($(git -C "$WORK/agent" rev-parse --short HEAD))"
+passed=$((passed + 1))
+
+cd "$WORK/agent"
+if ! npm ci --no-audit --no-fund >"$WORK/npm-ci.log" 2>&1; then
+  echo "FAIL install (npm ci, which builds): $(grep -iE 'error' "$WORK/npm-ci.log" | head -5 | tr '\n' ' ' | cut -c1-400)"
+  failed=$((failed + 1)); summary; exit 1
+fi
+echo "PASS install (npm ci)"
+passed=$((passed + 1))
+
+E2E_PASSED=$passed E2E_FAILED=$failed node --import tsx scripts/e2e/run.ts
