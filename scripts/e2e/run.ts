@@ -116,9 +116,10 @@ async function main(): Promise<void> {
     : [];
   // --plugins-dir configures the wasm plugin's section: without that plugin the flag is a config error.
   const wasmRegistered = builtins.some((b) => b.name === 'wasm');
-  // As the README says: npx agent start, default settings; a free API port and the example Wasm plugins.
-  const args = ['--no-install', 'agent', 'start', '--api-port', String(apiPort), ...(wasmRegistered ? ['--plugins-dir', pluginsDir] : [])];
-  const agent = spawn('npx', args, {
+  // As the README says (`npx agent start`, which runs bin/agent.js; started directly so signals reach
+  // the agent and not npm), default settings; a free API port and the example Wasm plugins.
+  const args = [join(ROOT, 'bin', 'agent.js'), 'start', '--api-port', String(apiPort), ...(wasmRegistered ? ['--plugins-dir', pluginsDir] : [])];
+  const agent = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, NGINX_AGENT_LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
