@@ -151,14 +151,15 @@ if [ -e "$DESTDIR$CONFIG_DIR/nginx-agent.yaml" ]; then
   say "kept the existing $CONFIG_DIR/nginx-agent.yaml (the new defaults are in $PREFIX/config/agent.yaml)"
 else
   install -m 0640 "$SRC/config/agent.yaml" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml"
-  [ -z "$IDS" ] || chown "0:${IDS#*:}" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml"
+  [ -z "$IDS" ] || chown "0:${IDS#*:}" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml" || [ -n "$DESTDIR" ]
   say "wrote $CONFIG_DIR/nginx-agent.yaml"
 fi
 
 # State (user Wasm plugins) and log directories, owned by the service user.
 mkdir -p "$DESTDIR$STATE_DIR/plugins" "$DESTDIR$LOG_DIR"
 chmod 0750 "$DESTDIR$STATE_DIR" "$DESTDIR$STATE_DIR/plugins" "$DESTDIR$LOG_DIR"
-[ -z "$IDS" ] || chown -R "$IDS" "$DESTDIR$STATE_DIR" "$DESTDIR$LOG_DIR"
+# (Staging into a DESTDIR as a normal user cannot chown; the package manager or systemd fixes owners.)
+[ -z "$IDS" ] || chown -R "$IDS" "$DESTDIR$STATE_DIR" "$DESTDIR$LOG_DIR" || [ -n "$DESTDIR" ]
 
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
