@@ -14,6 +14,10 @@ test('Prometheus names are derived mechanically from OTel names and units', () =
   assert.equal(prometheusName('process.cpu.time', 's', 'counter'), 'process_cpu_time_seconds_total');
   assert.equal(prometheusName('nginx.up', '', 'gauge'), 'nginx_up');
   assert.equal(prometheusName('x.rate', 'By/s', 'gauge'), 'x_rate_bytes_per_second');
+  // Histogram/summary suffixes are reserved: promtool rejects a gauge named *_count.
+  assert.equal(prometheusName('nginx.http.connection.count', '{connection}', 'gauge'), 'nginx_http_connection_count_current');
+  assert.equal(prometheusName('system.process.count', '{process}', 'gauge'), 'system_process_count_current');
+  assert.equal(prometheusName('nginx.http.request.count', '{request}', 'counter'), 'nginx_http_request_count_total');
   assert.equal(prometheusName('a.seconds', 's', 'gauge'), 'a_seconds', 'no doubled unit');
   assert.equal(prometheusName('a.b_total', '1', 'counter'), 'a_b_total', 'no doubled _total');
 });

@@ -4,7 +4,12 @@
  *   name: every character outside [a-zA-Z0-9_:] becomes `_` (`nginx.http.requests` -> `nginx_http_requests`);
  *   unit: `{annotations}` are dropped, known units spelled out (`s` -> `seconds`, `By` -> `bytes`,
  *         `1` on a gauge -> `ratio`, `X/Y` -> `X_per_Y`) and appended unless the name ends with it;
- *   counters end in `_total`; histograms expose `_bucket{le}`, `_sum`, `_count`.
+ *   counters end in `_total`; histograms expose `_bucket{le}`, `_sum`, `_count`;
+ *   a gauge whose name would end in `_count`, `_sum` or `_bucket` (suffixes Prometheus reserves for
+ *         histograms and summaries; promtool rejects them elsewhere) gets `_current` appended:
+ *         `nginx.http.connection.count` -> `nginx_http_connection_count_current`.
+ * Units that are not Prometheus base units (`ms`, `min`, `KiBy`, `bit`...) are spelled out but promtool
+ * flags them: sources should publish `s` and `By`.
  */
 import type { HistogramPoint, MetricType, NumberPoint } from './model.js';
 import type { StoredMetric } from './store.js';
@@ -66,6 +71,7 @@ export function prometheusName(name: string, unit: string, type: MetricType): st
   if (n.endsWith('_total')) n = n.slice(0, -'_total'.length);
   if (suffix && !n.endsWith('_' + suffix)) n += '_' + suffix;
   if (type === 'counter') n += '_total';
+  else if (type === 'gauge' && /_(count|sum|bucket)$/.test(n)) n += '_current';
   return n;
 }
 
