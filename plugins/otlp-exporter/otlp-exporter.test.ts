@@ -138,8 +138,10 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
     assert.ok(seen[1] - seen[0] >= 900, `Retry-After: 1 honoured over the 10 ms backoff (waited ${seen[1] - seen[0]} ms)`);
     assert.ok(rx.metrics().has('nginx.http.requests'));
     const exp = h.host.get('otlp-exporter') as unknown as { collect(): void; selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[] };
-    const requests = exp.selfMetrics().find((x) => x.name === 'agent.otlp.requests')!;
-    assert.deepEqual(Object.fromEntries(requests.points.map((p) => [p.attributes.status, p.value])), { '503': 1, '200': 1 });
+    // The receiver stores a request before its answer reaches the exporter: wait for the count.
+    const byStatus = () => Object.fromEntries(exp.selfMetrics().find((x) => x.name === 'agent.otlp.requests')!.points.map((p) => [p.attributes.status, p.value]));
+    await waitFor(() => byStatus()['200'] === 1, 'the 200 to be counted');
+    assert.deepEqual(byStatus(), { '503': 1, '200': 1 });
   });
 
   test('400 is final: the request is dropped and counted as rejected, not retried', async () => {
@@ -189,7 +191,7 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
     const rx = await OtlpReceiver.start(port);
     cleanups.push(() => rx.close());
     await waitFor(() => rx.requests.length === 3, 'the 3 queued requests to arrive', 10_000);
-    assert.equal(value('agent.otlp.queue.depth'), 0);
+    await waitFor(() => value('agent.otlp.queue.depth') === 0, 'the queue to empty');
     await waitFor(() => h.host.report().find((r) => r.name === 'otlp-exporter')!.state === 'running', 'running again');
   });
 });
