@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { NginxInstance } from '../../core/nginx/types.js';
+import { NGINX_BIN } from '../../core/testing/nginx.js';
+import { NginxTester, parseTestOutput, testArgs, testPassed } from './nginx-test.js';
+
+describe('parseTestOutput', () => {
+  it('reads stderr-style and error-log-style lines, with file and line', () => {
+    const text = [
+      'nginx: [emerg] unknown directive "foo" in /etc/nginx/conf.d/a.conf:12',
+      '2026/11/24 07:43:14 [warn] 21488#21488: conflicting server name "a" on 127.0.0.1:22, ignored',
+      '2026/11/24 07:43:14 [emerg] 21489#21489: unexpected "}" in /p/conf/nginx.conf:9',
+      'nginx: the configuration file /p/conf/nginx.conf syntax is ok',
+      'nginx: configuration file /p/conf/nginx.conf test failed',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseTestOutput(text), [
+      { level: 'emerg', text: 'unknown directive "foo"', file: '/etc/nginx/conf.d/a.conf', line: 12 },
+      { level: 'warn', text: 'conflicting server name "a" on 127.0.0.1:22, ignored' },
+      { level: 'emerg', text: 'unexpected "}"', file: '/p/conf/nginx.conf', line: 9 },
+      { level: 'notice', text: 'the configuration file /p/conf/nginx.conf syntax is ok' },
+      { level: 'notice', text: 'configuration file /p/conf/nginx.conf test failed' },
+    ]);
+  });
+
+  it('keeps lines of unknown shape whole', () => {
+    assert.deepEqual(parseTestOutput('something odd\n'), [{ level: 'info', text: 'something odd' }]);
+  });
+});
+
+describe('testPassed', () => {
+  const warn = [{ level: 'warn', text: 'x' }];
+  it('fails on a non-zero exit, and on warnings only when they count as errors', () => {
+    assert.equal(testPassed(0, warn, false), true);
+    assert.equal(testPassed(0, warn, true), false);
+    assert.equal(testPassed(1, [], false), false);
+    assert.equal(testPassed(null, [], false), false);
+  });
+});
+
+describe('testArgs', () => {
+  it('passes prefix with a trailing slash, the config, and -g when the master had one', () => {
+    assert.deepEqual(testArgs({ prefix: '/p', confPath: '/p/conf/nginx.conf' }), ['-t', '-p', '/p/', '-c', '/p/conf/nginx.conf']);
+    assert.deepEqual(testArgs({ prefix: '/p/', confPath: '/c', globalDirectives: 'daemon off;' }), ['-t', '-p', '/p/', '-c', '/c', '-g', 'daemon off;']);
+  });
+});
+
+describe('NginxTester against the real nginx binary', () => {
+  let prefix: string;
+  const inst = (): NginxInstance => ({
+    id: 'test',
+    pid: 0,
+    binary: NGINX_BIN,
+    version: '',
+    plus: false,
+    prefix,
+    confPath: join(prefix, 'conf', 'nginx.conf'),
+    configureArgs: [],
+    modules: [],
+    workers: [],
+    health: 'HEALTHY',
+  });
+  const conf = (body: string) =>
+    writeFile(join(prefix, 'conf', 'nginx.conf'), `pid logs/nginx.pid;\nerror_log logs/error.log notice;\nevents {}\nhttp {\n  client_body_temp_path tmp;\n${body}\n}\n`);
+
+  before(async () => {
+    prefix = await mkdtemp(join(tmpdir(), 'nginx-config-t-'));
+    await mkdir(join(prefix, 'conf'));
+    await mkdir(join(prefix, 'logs'));
+  });
+  after(() => rm(prefix, { recursive: true, force: true }));
+
+  it('passes a valid config', async () => {
+    await conf('  server { listen 127.0.0.1:1; }');
+    const r = await new NginxTester({ warningsAsErrors: false }).test(inst(), 'v1');
+    assert.equal(r.ok, true, JSON.stringify(r.messages));
+    assert.equal(r.exitCode, 0);
+    assert.equal(r.version, 'v1');
+    assert.ok(r.messages.some((m) => /syntax is ok/.test(m.text)));
+  });
+
+  it('fails a syntax error and names the file and line', async () => {
+    await conf('  server { listen 127.0.0.1:1; }\n  bogus_directive on;');
+    const r = await new NginxTester({ warningsAsErrors: false }).test(inst(), 'v2');
+    assert.equal(r.ok, false);
+    assert.equal(r.exitCode, 1);
+    const e = r.messages.find((m) => m.level === 'emerg');
+    assert.deepEqual(e, { level: 'emerg', text: 'unknown directive "bogus_directive"', file: join(prefix, 'conf', 'nginx.conf'), line: 7 });
+  });
+
+  it('keeps [warn] lines and fails on them only with warnings_as_errors', async () => {
+    await conf('  server { listen 127.0.0.1:1; server_name a; }\n  server { listen 127.0.0.1:1; server_name a; }');
+    const lenient = await new NginxTester({ warningsAsErrors: false }).test(inst(), 'v3');
+    assert.equal(lenient.ok, true);
+    assert.ok(lenient.messages.some((m) => m.level === 'warn' && /conflicting server name "a"/.test(m.text)));
+    const strict = await new NginxTester({ warningsAsErrors: true }).test(inst(), 'v3');
+    assert.equal(strict.ok, false);
+    assert.equal(strict.exitCode, 0);
+  });
+
+  it('reports a binary that cannot run as a failed test', async () => {
+    const r = await new NginxTester({ warningsAsErrors: false }).test({ ...inst(), binary: '/nonexistent/nginx' }, 'v4');
+    assert.equal(r.ok, false);
+    assert.equal(r.exitCode, null);
+    assert.match(r.messages.at(-1)!.text, /cannot run \/nonexistent\/nginx/);
+  });
+});
