@@ -45,6 +45,9 @@ export interface ConfigApplierSettings {
   pollMs?: number;
 }
 
+/** Upper bound for the old config's workers to start after a rollback. */
+const RESTORE_CONFIRM_MS = 15_000;
+
 interface Backup {
   path: string;
   /** null: the file did not exist (delete it on rollback). */
@@ -235,14 +238,20 @@ export class ConfigApplier {
     }
 
     // 5. Reload and confirm.
-    const confirmed = await this.#reloadAndConfirm(log, 'reload', 'confirm', instance, errorLogs, kill);
+    const confirmed = await this.#reloadAndConfirm(log, 'reload', 'confirm', instance, errorLogs, kill, 'strict');
     if (confirmed) return result(200, true, false, { test, written });
 
     await restore();
-    await this.#reloadAndConfirm(log, 'reload-previous', 'confirm-previous', instance, errorLogs, kill);
+    await this.#reloadAndConfirm(log, 'reload-previous', 'confirm-previous', instance, errorLogs, kill, 'restore');
     return result(409, false, true, { test, written });
   }
 
+  /**
+   * SIGHUP, then confirm. `strict` (the apply): a new worker generation and no emerg/alert/crit line
+   * for the whole confirm period. `restore` (after a rollback): the master may still be retrying the
+   * failed reload (nginx retries a busy bind() 5 times, 500 ms apart), so wait up to
+   * RESTORE_CONFIRM_MS for new workers and only report severe lines.
+   */
   async #reloadAndConfirm(
     log: StepLog,
     reloadStep: string,
@@ -250,6 +259,7 @@ export class ConfigApplier {
     instance: NginxInstance,
     errorLogs: readonly string[],
     kill: (pid: number, signal: NodeJS.Signals) => void,
+    mode: 'strict' | 'restore',
   ): Promise<boolean> {
     const s = this.settings;
     const before = await readWorkers(s.procRoot, instance.pid);
@@ -259,21 +269,24 @@ export class ConfigApplier {
       return { ok: true, detail: `SIGHUP sent to master ${instance.pid} (${before.length} worker(s) before)` };
     });
     if (!sent.ok) return false;
+    const period = mode === 'strict' ? s.confirmPeriodMs : Math.max(s.confirmPeriodMs, RESTORE_CONFIRM_MS);
     const r = await log.run(confirmStep, async () => {
-      const end = Date.now() + s.confirmPeriodMs;
+      const end = Date.now() + period;
       let fresh: number[] = [];
+      let severe: { path: string; line: string }[] = [];
       for (;;) {
-        const severe = await severeSince(offsets);
-        if (severe.length) return { ok: false, detail: `error log: ${severe.map((x) => x.line).join(' | ')}` };
+        severe = await severeSince(offsets);
+        if (severe.length && mode === 'strict') return { ok: false, detail: `error log: ${severe.map((x) => x.line).join(' | ')}` };
         if (!(await processExists(s.procRoot, instance.pid))) return { ok: false, detail: `the master ${instance.pid} exited` };
-        const now = await readWorkers(s.procRoot, instance.pid);
-        fresh = newWorkers(before, now).map((w) => w.pid);
-        if (Date.now() >= end) break;
+        fresh = newWorkers(before, await readWorkers(s.procRoot, instance.pid)).map((w) => w.pid);
+        if (Date.now() >= end || (mode === 'restore' && fresh.length > 0)) break;
         await new Promise((res) => setTimeout(res, s.pollMs ?? 50));
       }
-      if (fresh.length === 0) return { ok: false, detail: `no new worker generation within ${s.confirmPeriodMs} ms` };
+      const seen = severe.length ? `; error log meanwhile: ${severe.map((x) => x.line).join(' | ')}` : '';
+      if (fresh.length === 0) return { ok: false, detail: `no new worker generation within ${period} ms${seen}` };
+      if (mode === 'restore') return { ok: true, detail: `new workers ${fresh.join(', ')} run the restored config${seen}` };
       const logs = errorLogs.length ? `, no emerg/alert/crit in ${errorLogs.join(', ')}` : ', no error log known to check';
-      return { ok: true, detail: `new workers ${fresh.join(', ')}${logs} for ${s.confirmPeriodMs} ms` };
+      return { ok: true, detail: `new workers ${fresh.join(', ')}${logs} for ${period} ms` };
     });
     return r.ok;
   }
