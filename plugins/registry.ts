@@ -4,6 +4,8 @@
  * config section's `enabled` key.
  */
 import type { BuiltinPlugin } from '../core/plugin/builtin.js';
+import { plugin as nginxDiscovery } from './nginx-discovery/index.js';
+import { plugin as nginxStatus } from './nginx-status/index.js';
 import { plugin as otlpExporter } from './otlp-exporter/index.js';
 
-export const builtins: readonly BuiltinPlugin[] = [otlpExporter];
+export const builtins: readonly BuiltinPlugin[] = [nginxDiscovery, nginxStatus, otlpExporter];
