@@ -53,7 +53,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
   #startedAt = Date.now();
 
   subscriptions(): readonly string[] {
-    return ['nginx.config.changed'];
+    return ['nginx.config.changed', 'agent.config.reloaded'];
   }
 
   init(ctx: PluginContext<NginxDiscoveryConfig>): void {
@@ -138,8 +138,18 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     });
   }
 
-  /** Learns `worker_processes` from the parsed config, so fewer workers than configured is DEGRADED. */
+  /**
+   * Learns `worker_processes` from the parsed config, so fewer workers than configured is DEGRADED.
+   * After an agent config reload, re-announces every known instance (`nginx.instance.added` again):
+   * a plugin the reload restarted has missed the first announcement. Consumers treat an `added` for
+   * an id they know as an update.
+   */
   process(msg: Message): void {
+    if (msg.topic === 'agent.config.reloaded') {
+      if (!msg.data.ok || msg.data.changedSections.every((s) => s === 'nginx_discovery')) return;
+      for (const instance of this.instances()) this.#ctx.bus.publish('nginx.instance.added', { instance });
+      return;
+    }
     if (msg.topic !== 'nginx.config.changed') return;
     const main = msg.data.payload?.config?.[0];
     const d = main?.parsed?.find((x) => x.directive === 'worker_processes');

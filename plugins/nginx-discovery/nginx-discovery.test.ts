@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -274,6 +276,47 @@ describe('discovery over fixture /proc trees', () => {
       assert.equal(fin.final, true);
     } finally {
       await f.cleanup();
+    }
+  });
+});
+
+describe('the plugin over fixture trees', () => {
+  test('no nginx at start: one warning that says what to do; status carries the hint', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'proc-empty-'));
+    await mkdir(join(dir, '1'));
+    await writeFile(join(dir, '1', 'stat'), '1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0\n');
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+    const h = await startPlugin(plugin, { interval: '100ms', proc_root: dir }, { logger });
+    try {
+      const self = h.host.get('nginx-discovery') as NginxDiscoveryPlugin;
+      await h.waitFor(() => (self.status().details as { scans: number }).scans >= 3, 'three scans');
+      const warns = lines.filter((l) => /no nginx found/.test(l.msg));
+      assert.equal(warns.length, 1, 'said once, not at every scan');
+      assert.match(warns[0].msg, new RegExp(`no nginx found in ${dir}: start nginx, or run the agent where it can see the nginx processes`));
+      assert.match(warns[0].msg, /shareProcessNamespace: true/);
+      assert.match(String((self.status().details as { hint?: string }).hint), /no nginx found/);
+    } finally {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('after an agent config reload every known instance is announced again', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'proc-fixture-'));
+    await cp(td('proc'), dir, { recursive: true, verbatimSymlinks: true });
+    const h = await startPlugin(plugin, { interval: '1h', proc_root: dir });
+    try {
+      const added = () => h.published.filter((m) => m.topic === 'nginx.instance.added').map((m) => (m.data as NginxInstanceEvent).instance.pid);
+      await h.waitFor(() => added().length === 2, 'the two masters of the fixture');
+      h.publish('agent.config.reloaded', { ok: true, changedSections: ['nginx_discovery'] });
+      h.publish('agent.config.reloaded', { ok: true, changedSections: ['nginx_status'] });
+      await h.waitFor(() => added().length >= 4, 'a second announcement of both');
+      await h.bus.drain(2000);
+      assert.deepEqual(added().sort(), [100, 100, 400, 400]);
+    } finally {
+      await h.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

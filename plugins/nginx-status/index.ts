@@ -122,7 +122,10 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         t.instance = i;
         t.goneAt = undefined;
         if (restarted) t.counters = new CounterTracker(() => Date.now());
-        if (msg.topic === 'nginx.instance.added') this.#dropConfigured();
+        if (msg.topic === 'nginx.instance.added') {
+          this.#dropConfigured();
+          if (restarted || t.up === false) void this.#scrape(t);
+        }
         return;
       }
       case 'nginx.instance.removed': {
