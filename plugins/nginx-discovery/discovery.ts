@@ -44,8 +44,8 @@ interface CpuTotals {
 interface Tracked {
   instance: NginxInstance;
   masterStartTicks: number;
-  /** Start (clock ticks) and size of the established generation of workers; undefined before any worker was seen. */
-  genStart?: number;
+  /** Workers (`pid:startTicks`) of the established generation, and how many it had when it began. */
+  generation: Set<string>;
   genSize: number;
   /** Since when (ms) workers of an older generation have been seen. */
   oldSince?: number;
@@ -66,9 +66,6 @@ interface Identity {
   globals?: string;
   info: BinaryInfoResult;
 }
-
-/** Workers of one generation are forked within this many seconds of each other. */
-const GENERATION_SPREAD_S = 0.05;
 
 const key = (pid: number, startTicks: number) => `${pid}:${startTicks}`;
 
@@ -192,6 +189,7 @@ export class NginxDiscovery {
         health: 'HEALTHY',
       },
       masterStartTicks: master.startTicks,
+      generation: new Set(),
       genSize: 0,
       cpuExited: { user: 0, system: 0 },
       cpuLive: new Map(),
@@ -217,31 +215,28 @@ export class NginxDiscovery {
   }
 
   /**
-   * Tracks worker generations by start time. Workers forked by one (re)start begin within a few
-   * clock ticks of each other. A reload shows as a newer cluster of workers that is at least as big
-   * as the established generation, or that runs alone (old workers gone or shutting down).
-   * A single crashed worker respawned by the master is a smaller cluster beside its peers: no reload.
+   * Tracks the generation of workers by identity (`pid:startTicks`). A reload forks a whole new set
+   * of workers: fresh workers at least as many as the established generation had, or fresh workers
+   * running alone (the old ones exited or are shutting down). A crashed worker respawned by the
+   * master is one fresh worker beside its peers: it joins the generation, no reload.
    */
   #generation(t: Tracked, current: ProcProcess[]): boolean {
     if (current.length === 0) return false;
-    const tol = Math.max(1, Math.round(this.#hz * GENERATION_SPREAD_S));
-    const newest = Math.max(...current.map((w) => w.stat.startTicks));
-    const cluster = current.filter((w) => w.stat.startTicks >= newest - tol);
-    const clusterStart = Math.min(...cluster.map((w) => w.stat.startTicks));
-    if (t.genStart === undefined) {
-      t.genStart = clusterStart;
-      t.genSize = cluster.length;
+    const keys = current.map((w) => key(w.stat.pid, w.stat.startTicks));
+    if (t.generation.size === 0) {
+      t.generation = new Set(keys);
+      t.genSize = keys.length;
       return false;
     }
-    if (clusterStart <= t.genStart + tol) {
-      t.genSize = Math.max(t.genSize, cluster.length);
-      return false;
+    const remaining = keys.filter((k) => t.generation.has(k));
+    const fresh = keys.filter((k) => !t.generation.has(k));
+    if (fresh.length > 0 && (remaining.length === 0 || fresh.length >= t.genSize)) {
+      t.generation = new Set(fresh);
+      t.genSize = fresh.length;
+      return true;
     }
-    const alone = current.every((w) => w.stat.startTicks > t.genStart! + tol);
-    if (cluster.length < t.genSize && !alone) return false;
-    t.genStart = clusterStart;
-    t.genSize = cluster.length;
-    return true;
+    t.generation = new Set(keys);
+    return false;
   }
 
   #health(master: ProcStat, current: number, old: number, expected: number | undefined, t: Tracked, now: number): [NginxHealth, string?] {

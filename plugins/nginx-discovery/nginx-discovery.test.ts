@@ -242,6 +242,23 @@ describe('discovery over fixture /proc trees', () => {
     }
   });
 
+  test('one crashed worker respawned by the master is no reload', async () => {
+    const f = await fixture();
+    try {
+      await f.d.poll();
+      await rm(join(f.dir, '102'), { recursive: true });
+      await cp(join(f.dir, '101'), join(f.dir, '106'), { recursive: true, verbatimSymlinks: true });
+      const st = await readFile(join(f.dir, '106', 'stat'), 'utf8');
+      await writeFile(join(f.dir, '106', 'stat'), st.replace(/^101 /, '106 '));
+      await f.setStat(106, (x) => (x[19] = '9000'));
+      const r = await f.d.poll();
+      assert.deepEqual(r.events, []);
+      assert.deepEqual(f.d.instances().find((i) => i.pid === 100)!.workers.map((w) => w.pid), [101, 106]);
+    } finally {
+      await f.cleanup();
+    }
+  });
+
   test('fewer workers than worker_processes is DEGRADED; a stopped master UNHEALTHY; a master that turned zombie stays until reaped', async () => {
     const f = await fixture();
     try {
