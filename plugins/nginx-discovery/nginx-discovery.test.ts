@@ -242,6 +242,45 @@ describe('discovery over fixture /proc trees', () => {
     }
   });
 
+  test('a just-forked worker still titled master is no second master; a binary upgrade (USR2) is DEGRADED until the old master quits', async () => {
+    const f = await fixture();
+    const clone = async (from: number, to: number, ppid: number, title: string) => {
+      await cp(join(f.dir, String(from)), join(f.dir, String(to)), { recursive: true, verbatimSymlinks: true });
+      const st = await readFile(join(f.dir, String(to), 'stat'), 'utf8');
+      await writeFile(join(f.dir, String(to), 'stat'), st.replace(new RegExp(`^${from} `), `${to} `));
+      await f.setStat(to, (x) => {
+        x[1] = String(ppid);
+        x[19] = '7000';
+      });
+      await f.setTitle(to, title);
+    };
+    try {
+      await f.d.poll();
+      const master = 'nginx: master process /usr/sbin/nginx -p /srv/site/ -c conf/nginx.conf -g daemon on; worker_processes 2;';
+      await clone(100, 110, 100, master);
+      let r = await f.d.poll();
+      assert.deepEqual(r.events, [], 'a child wearing the master title, without workers: a worker being born');
+
+      await clone(101, 111, 110, 'nginx: worker process');
+      await clone(101, 112, 110, 'nginx: worker process');
+      r = await f.d.poll();
+      const h = r.events.find((e) => e.topic === 'nginx.instance.health')!;
+      assert.equal(h.data.instance.pid, 100, 'the original master stays the instance');
+      assert.equal(h.data.instance.health, 'DEGRADED');
+      assert.equal(h.data.instance.healthReason, 'binary upgrade in progress: a second master process 110 runs beside 100');
+
+      // The old master quits: the new one is the instance now (a new process: removed, then added).
+      for (const pid of [100, 101, 102, 103]) await rm(join(f.dir, String(pid)), { recursive: true });
+      await f.setStat(110, (x) => (x[1] = '1'));
+      r = await f.d.poll();
+      const mine = r.events.filter((e) => e.data.instance.id === h.data.instance.id);
+      assert.deepEqual(mine.map((e) => [e.topic, e.data.instance.pid]), [['nginx.instance.removed', 100], ['nginx.instance.added', 110]]);
+      assert.equal(mine[1].data.instance.health, 'HEALTHY');
+    } finally {
+      await f.cleanup();
+    }
+  });
+
   test('one crashed worker respawned by the master is no reload', async () => {
     const f = await fixture();
     try {
