@@ -76,6 +76,8 @@ export class NginxDiscovery {
   readonly #tracked = new Map<string, Tracked>();
   /** Identity of a master process (`pid:startTicks`), so a known master is not resolved again. */
   readonly #identities = new Map<string, Identity>();
+  /** Masters seen once without workers, announced at the next scan. */
+  readonly #pending = new Set<string>();
   /** Processes in the last scan and the ones rejected (named nginx, not nginx). */
   lastScan = { processes: 0, rejected: 0 };
 
@@ -127,6 +129,7 @@ export class NginxDiscovery {
     }
     const liveKeys = new Set(scan.masters.map((m) => key(m.master.stat.pid, m.master.stat.startTicks)));
     for (const k of this.#identities.keys()) if (!liveKeys.has(k)) this.#identities.delete(k);
+    for (const k of this.#pending) if (!liveKeys.has(k)) this.#pending.delete(k);
 
     for (const [id, list] of byId) {
       const pids = new Set(list.map((x) => x.scan.master.stat.pid));
@@ -141,6 +144,14 @@ export class NginxDiscovery {
       }
       const workers = chosen.scan.children.filter((c) => (c.role === 'worker' || c.role === 'worker-shutting-down') && c.stat.state !== 'Z');
       const usage = await Promise.all(workers.map((w) => this.#s.reader.usage(w.stat.pid)));
+      const starting = !t && !workers.some((w) => w.role === 'worker') && !['Z', 'T', 't'].includes(chosen.scan.master.stat.state);
+      const mk = key(chosen.scan.master.stat.pid, chosen.scan.master.stat.startTicks);
+      if (starting && !this.#pending.has(mk)) {
+        // A master seen before its first workers (nginx starting): announce it at the next scan.
+        this.#pending.add(mk);
+        continue;
+      }
+      this.#pending.delete(mk);
       if (!t) {
         t = this.#create(chosen.ident, chosen.scan.master.stat, now);
         this.#tracked.set(id, t);

@@ -281,6 +281,22 @@ describe('discovery over fixture /proc trees', () => {
     }
   });
 
+  test('a master without workers is announced at the second scan (not during start-up), then UNHEALTHY', async () => {
+    const f = await fixture();
+    try {
+      for (const pid of [101, 102]) await rm(join(f.dir, String(pid)), { recursive: true });
+      let r = await f.d.poll();
+      assert.ok(!r.events.some((e) => e.data.instance.pid === 100));
+      r = await f.d.poll();
+      const a = r.events.find((e) => e.data.instance.pid === 100)!;
+      assert.equal(a.topic, 'nginx.instance.added');
+      assert.equal(a.data.instance.health, 'UNHEALTHY');
+      assert.equal(a.data.instance.healthReason, 'master process 100 has no worker processes: nothing serves requests');
+    } finally {
+      await f.cleanup();
+    }
+  });
+
   test('one crashed worker respawned by the master is no reload', async () => {
     const f = await fixture();
     try {
