@@ -4,6 +4,7 @@
  * title say nginx. Unreadable files (a process that exited meanwhile, another user's `exe` or `fd`)
  * are expected and only narrow what is known; they never fail the scan.
  */
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { parseProcessTitle, parseStat, parseStatusRss, type NginxRole, type ProcStat } from './parse.js';
@@ -45,6 +46,18 @@ export interface ScanResult {
 export class ProcReader {
   constructor(readonly procRoot: string) {}
 
+  /**
+   * Synchronous read of a small /proc file: a few microseconds against ~100 µs for a round trip
+   * through libuv's thread pool, and a scan reads one `stat` per process. Used only for `stat`.
+   */
+  #textSync(pid: number, file: string): string | null {
+    try {
+      return readFileSync(join(this.procRoot, String(pid), file), 'utf8');
+    } catch {
+      return null;
+    }
+  }
+
   async #text(pid: number, file: string): Promise<string | null> {
     try {
       return await readFile(join(this.procRoot, String(pid), file), 'utf8');
@@ -77,8 +90,11 @@ export class ProcReader {
   async scan(): Promise<ScanResult> {
     const pids = await this.pids();
     const named: ProcStat[] = [];
-    for (const pid of pids) {
-      const text = await this.#text(pid, 'stat');
+    for (let i = 0; i < pids.length; i++) {
+      // Yield to the event loop every 256 processes so a host with thousands never blocks it long.
+      if (i > 0 && i % 256 === 0) await new Promise((r) => setImmediate(r));
+      const pid = pids[i];
+      const text = this.#textSync(pid, 'stat');
       const st = text === null ? null : parseStat(text);
       if (st && NGINX_NAMES.has(st.comm)) named.push(st);
     }
