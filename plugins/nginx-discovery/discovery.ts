@@ -27,8 +27,6 @@ export interface DiscoverySettings {
   binaries: BinaryInfoCache;
   /** Kernel clock ticks per second (USER_HZ), 100 on Linux for x86 and arm. */
   clockTicks?: number;
-  /** CPUs nginx sees, for `worker_processes auto`. */
-  cpus: number;
   /** How long workers of an older generation may run beside the new one before the instance is DEGRADED. */
   oldGenerationGraceMs: number;
   now?: () => number;
@@ -217,7 +215,7 @@ export class NginxDiscovery {
     t.oldSince = old.length ? (t.oldSince ?? now) : undefined;
     t.upgradePeer = upgradePeer;
 
-    const expected = parseWorkerProcesses(workerProcessesFromGlobals(t.instance.globalDirectives), this.#s.cpus) ?? t.configWorkers;
+    const expected = parseWorkerProcesses(workerProcessesFromGlobals(t.instance.globalDirectives)) ?? t.configWorkers;
     const [health, reason] = this.#health(master, current.length, old.length, expected, t, now);
     t.instance.health = health;
     if (reason) t.instance.healthReason = reason;

@@ -3,7 +3,6 @@
  * binary, and publishes `nginx.instance.*` events and per-instance worker metrics on an interval.
  * See README.md.
  */
-import { availableParallelism } from 'node:os';
 import { bool, duration, object, string, type Infer } from '../../core/config/schema.js';
 import { counter, gauge } from '../../core/metrics/model.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
@@ -63,7 +62,6 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     this.#discovery = new NginxDiscovery({
       reader: new ProcReader(ctx.config.proc_root),
       binaries: this.#binaries,
-      cpus: availableParallelism(),
       oldGenerationGraceMs: ctx.config.old_generation_grace,
     });
     this.#timer = setInterval(() => void this.poll(), ctx.config.interval);
@@ -153,7 +151,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     if (msg.topic !== 'nginx.config.changed') return;
     const main = msg.data.payload?.config?.[0];
     const d = main?.parsed?.find((x) => x.directive === 'worker_processes');
-    this.#discovery.setConfigWorkers(msg.data.instanceId, parseWorkerProcesses(d?.args?.[0], availableParallelism()));
+    this.#discovery.setConfigWorkers(msg.data.instanceId, parseWorkerProcesses(d?.args?.[0]));
   }
 
   status(): PluginStatus {

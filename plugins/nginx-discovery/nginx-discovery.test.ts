@@ -18,6 +18,7 @@ import {
   parseNginxV,
   parseProcessTitle,
   parseStat,
+  parseWorkerProcesses,
   parseStatusRss,
   resolveInstancePaths,
   splitShellWords,
@@ -117,8 +118,10 @@ describe('parsers', () => {
     assert.notEqual(a, nginxInstanceId('/usr/sbin/nginx-debug', '/etc/nginx/nginx.conf', '/usr/share/nginx'));
   });
 
-  test('worker_processes from -g', () => {
-    assert.equal(workerProcessesFromGlobals('daemon on; worker_processes 2;'), '2');
+  test('worker_processes from -g; auto is not checked', () => {
+    assert.equal(parseWorkerProcesses(workerProcessesFromGlobals('daemon on; worker_processes 2;')), 2);
+    assert.equal(parseWorkerProcesses('auto'), undefined);
+    assert.equal(parseWorkerProcesses(undefined), undefined);
     assert.equal(workerProcessesFromGlobals('daemon off;'), undefined);
   });
 });
@@ -137,7 +140,7 @@ async function fixture() {
     },
   });
   let now = 1_000_000;
-  const d = new NginxDiscovery({ reader: new ProcReader(dir), binaries, cpus: 4, oldGenerationGraceMs: 60_000, now: () => now });
+  const d = new NginxDiscovery({ reader: new ProcReader(dir), binaries, oldGenerationGraceMs: 60_000, now: () => now });
   return {
     dir,
     d,
@@ -416,6 +419,26 @@ describe('discovery of a real nginx (TestNginx)', () => {
       await h.waitFor(() => (h.metric('nginx.worker.count')?.points ?? []).some((p) => p.attributes['nginx.instance.id'] === inst.id && p.attributes.state === 'running' && 'value' in p && p.value === 2), 'two running workers in the store');
       const rss = h.metric('nginx.worker.memory.usage')!.points.find((p) => p.attributes['nginx.instance.id'] === inst.id)!;
       assert.ok('value' in rss && rss.value > 0);
+
+      // The parsed config asks for 3 workers, 2 run: DEGRADED; back to 2: HEALTHY.
+      const changed = (workers: string) =>
+        h.publish('nginx.config.changed', {
+          instanceId: inst.id,
+          confPath: n.confPath,
+          prefix: n.prefix,
+          version: workers,
+          files: [],
+          payload: { status: 'ok', errors: [], config: [{ file: n.confPath, status: 'ok', errors: [], parsed: [{ directive: 'worker_processes', line: 1, args: [workers] }] }] },
+          analysis: { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [] },
+          added: [],
+          removed: [],
+          changed: [],
+        });
+      changed('3');
+      await h.waitFor(() => eventsFor('nginx.instance.health').some((i) => i.health === 'DEGRADED'), 'DEGRADED with 2 of 3 workers');
+      assert.equal(eventsFor('nginx.instance.health').find((i) => i.health === 'DEGRADED')!.healthReason, '2 of 3 worker processes running (worker_processes 3)');
+      changed('2');
+      await h.waitFor(() => eventsFor('nginx.instance.health').at(-1)!.health === 'HEALTHY', 'HEALTHY again');
 
       await n.reload();
       await h.waitFor(() => eventsFor('nginx.instance.reloaded').length > 0, 'nginx.instance.reloaded');

@@ -252,11 +252,13 @@ export function nginxInstanceId(binary: string, confPath: string, prefix: string
   return createHash('sha256').update(`${binary}\0${confPath}\0${prefix}`).digest('hex').slice(0, 16);
 }
 
-/** `worker_processes N;` (or `auto` -> `cpus`) from `-g` directives or a config's main context; undefined when absent. */
-export function parseWorkerProcesses(value: string | undefined, cpus: number): number | undefined {
+/**
+ * The number in `worker_processes N`; undefined when absent or `auto`: `auto` means the CPUs nginx
+ * sees, which the agent (in another container, another cpuset) may not see alike, so it is not checked.
+ */
+export function parseWorkerProcesses(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const v = value.trim().replace(/;$/, '').trim();
-  if (v === 'auto') return cpus;
   const n = Number(v);
   return Number.isInteger(n) && n > 0 ? n : undefined;
 }
