@@ -153,6 +153,24 @@ describe('stub_status_url override, resets, and a page that is not stub_status',
   });
   after(() => new Promise<void>((r) => srv.close(() => r())));
 
+  test('an instance reported gone keeps nginx.up until forget_after, then its series leave the store', async () => {
+    const h = await startPlugin(plugin, { interval: '1h', forget_after: '0s' });
+    try {
+      const self = h.host.get('nginx-status') as NginxStatusPlugin;
+      body = 'Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n';
+      h.publish('nginx.instance.added', { instance: instance('goneinstance0001') });
+      h.publish('nginx.config.changed', configChanged('goneinstance0001', { stubStatus: [{ urls: [url], file: '/p/conf/nginx.conf', line: 3 }] }));
+      await h.waitFor(() => h.store.sources().includes('nginx-status:goneinstance0001'), 'the first read');
+      h.publish('nginx.instance.removed', { instance: instance('goneinstance0001') });
+      await h.bus.drain(2000);
+      await scrape(h, self);
+      assert.ok(!h.store.sources().includes('nginx-status:goneinstance0001'));
+      assert.deepEqual((self.status().details as { targets: unknown[] }).targets, []);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('a restarted nginx (counters going down) gets a new start time and no negative interval count', async () => {
     const h = await startPlugin(plugin, { interval: '1h', stub_status_url: url });
     try {
