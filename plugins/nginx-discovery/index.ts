@@ -122,6 +122,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
 
   #publishSelf(): void {
     const start = this.#startedAt;
+    const instances = this.#discovery.instances();
     this.#ctx.bus.publish('metrics', {
       source: this.name,
       time: Date.now(),
@@ -130,7 +131,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
         counter({ name: 'agent.nginx.discovery.errors', unit: '{error}', description: 'Scans of /proc that failed.' }, [{ attributes: {}, value: this.#errors, startTime: start }]),
         gauge(
           { name: 'agent.nginx.instances', unit: '{instance}', description: 'nginx instances found, by health.' },
-          (['HEALTHY', 'DEGRADED', 'UNHEALTHY'] as const).map((h) => ({ attributes: { health: h }, value: this.#discovery.instances().filter((i) => i.health === h).length })),
+          (['HEALTHY', 'DEGRADED', 'UNHEALTHY'] as const).map((h) => ({ attributes: { health: h }, value: instances.filter((i) => i.health === h).length })),
         ),
       ],
     });
