@@ -3,7 +3,8 @@
  * bus events (added, removed, reloaded, health) and one metric batch per instance. It holds no timer
  * and publishes nothing itself, so tests drive it poll by poll over fixture trees.
  */
-import { isAbsolute } from 'node:path';
+import { accessSync, constants } from 'node:fs';
+import { delimiter, isAbsolute, join } from 'node:path';
 import { counter, gauge, type Metric, type MetricBatch } from '../../core/metrics/model.js';
 import type { NginxHealth, NginxInstance, NginxInstanceEvent, NginxWorker } from '../../core/nginx/types.js';
 import type { BinaryInfoCache, BinaryInfoResult } from './binary-info.js';
@@ -101,7 +102,9 @@ export class NginxDiscovery {
     const known = this.#identities.get(k);
     if (known) return known;
     const args = parseMasterArgs(m.master.argv);
-    const binary = m.exe ?? (isAbsolute(args.binary) ? args.binary : args.binary || 'nginx');
+    // Without a readable exe (another user's master) argv[0] names the binary; a bare `nginx` is
+    // looked up in PATH so the id matches what a root agent computes from the exe link.
+    const binary = m.exe ?? (isAbsolute(args.binary) ? args.binary : findInPath(args.binary || 'nginx'));
     const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid));
     const { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
     const id = nginxInstanceId(binary, confPath, prefix);
@@ -307,6 +310,21 @@ export class NginxDiscovery {
       );
     return { source: SOURCE_PREFIX + t.instance.id, time: now, resource: { 'nginx.instance.id': t.instance.id }, metrics };
   }
+}
+
+/** `name` resolved through PATH (and the usual sbin directories), or `name` itself when not found. */
+export function findInPath(name: string, path = process.env.PATH ?? ''): string {
+  if (name.includes('/')) return name;
+  for (const dir of [...path.split(delimiter), '/usr/sbin', '/usr/local/sbin', '/usr/local/nginx/sbin']) {
+    if (!dir) continue;
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return join(dir, name);
+    } catch {
+      /* next */
+    }
+  }
+  return name;
 }
 
 function round(v: number): number {

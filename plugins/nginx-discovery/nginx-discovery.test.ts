@@ -10,7 +10,7 @@ import type { NginxInstanceEvent } from '../../core/nginx/types.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { TestNginx } from '../../core/testing/nginx.js';
 import { BinaryInfoCache } from './binary-info.js';
-import { NginxDiscovery } from './discovery.js';
+import { findInPath, NginxDiscovery } from './discovery.js';
 import { plugin, type NginxDiscoveryPlugin } from './index.js';
 import {
   nginxInstanceId,
@@ -116,6 +116,12 @@ describe('parsers', () => {
     assert.equal(a, nginxInstanceId('/usr/sbin/nginx', '/etc/nginx/nginx.conf', '/usr/share/nginx'));
     assert.notEqual(a, nginxInstanceId('/usr/sbin/nginx', '/etc/nginx/other.conf', '/usr/share/nginx'));
     assert.notEqual(a, nginxInstanceId('/usr/sbin/nginx-debug', '/etc/nginx/nginx.conf', '/usr/share/nginx'));
+  });
+
+  test('a bare argv[0] is looked up in PATH and the sbin directories', () => {
+    assert.equal(findInPath('nginx', '/nonexistent'), '/usr/sbin/nginx');
+    assert.equal(findInPath('no-such-binary-here', '/nonexistent'), 'no-such-binary-here');
+    assert.equal(findInPath('./nginx', '/usr/sbin'), './nginx');
   });
 
   test('worker_processes from -g; auto is not checked', () => {
