@@ -277,6 +277,28 @@ describe('NGINX Plus API (recorded responses served on 127.0.0.1)', () => {
     for (const x of ms) assert.ok(x.unit !== 'ms', `${x.name} in seconds, not ms`);
   });
 
+  test('a Plus API that does not answer falls back to stub_status', async () => {
+    const stub = createServer((_req, res) => res.end('Active connections: 2 \nserver accepts handled requests\n 9 9 40 \nReading: 0 Writing: 1 Waiting: 1 \n'));
+    await new Promise<void>((r) => stub.listen(0, '127.0.0.1', () => r()));
+    const addr = stub.address();
+    const stubUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/nginx_status`;
+    const h = await startPlugin(plugin, { interval: '1h' });
+    try {
+      const id = 'plusfallback0001';
+      h.publish('nginx.instance.added', { instance: instance(id, { plus: true }) });
+      h.publish(
+        'nginx.config.changed',
+        configChanged(id, { plusApi: [{ urls: [`${base}-missing`], file: '/p/conf/nginx.conf', line: 30, write: false }], stubStatus: [{ urls: [stubUrl], file: '/p/conf/nginx.conf', line: 40 }] }),
+      );
+      await h.waitFor(() => value(h.metric('nginx.http.requests'), { 'nginx.instance.id': id }) === 40, 'stub_status read after the API failed');
+      const self = h.host.get('nginx-status') as NginxStatusPlugin;
+      assert.equal((self.status().details!.targets as { mode?: string }[])[0].mode, 'stub_status');
+    } finally {
+      await h.close();
+      await new Promise<void>((r) => stub.close(() => r()));
+    }
+  });
+
   test('the plugin reads the Plus API of a Plus instance whose config has an api location', async () => {
     const h = await startPlugin(plugin, { interval: '1h' });
     try {
