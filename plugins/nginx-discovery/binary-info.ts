@@ -45,17 +45,24 @@ export class BinaryInfoCache {
 
   /**
    * Info for `binary`. When that path is not visible from here (nginx in another container sharing
-   * only the PID namespace) `fallbackExe` (`/proc/PID/exe`) is run instead.
+   * only the PID namespace), or `replaced` says the running file was replaced on disk, `fallbackExe`
+   * (`/proc/PID/exe`, which always opens the running file) is run instead.
    */
-  async get(binary: string, fallbackExe?: string): Promise<BinaryInfoResult> {
+  async get(binary: string, fallbackExe?: string, opts: { replaced?: boolean } = {}): Promise<BinaryInfoResult> {
     let key = binary;
     let file = binary;
-    try {
-      const st = await stat(binary);
-      key = `${binary}\0${st.ino}\0${st.mtimeMs}`;
-    } catch {
-      if (fallbackExe) file = fallbackExe;
-    }
+    if (opts.replaced && fallbackExe) {
+      // The file at `binary` is not what runs (upgraded on disk): ask the running executable itself.
+      const st = await stat(fallbackExe).catch(() => undefined);
+      key = `${binary}\0replaced\0${st?.ino ?? fallbackExe}`;
+      file = fallbackExe;
+    } else
+      try {
+        const st = await stat(binary);
+        key = `${binary}\0${st.ino}\0${st.mtimeMs}`;
+      } catch {
+        if (fallbackExe) file = fallbackExe;
+      }
     const hit = this.#cache.get(key);
     if (hit && !((await hit.p).error && Date.now() - hit.at > RETRY_FAILED_MS)) return hit.p;
     const p = this.#load(file);

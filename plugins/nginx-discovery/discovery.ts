@@ -105,7 +105,7 @@ export class NginxDiscovery {
     // Without a readable exe (another user's master) argv[0] names the binary; a bare `nginx` is
     // looked up in PATH so the id matches what a root agent computes from the exe link.
     const binary = m.exe ?? (isAbsolute(args.binary) ? args.binary : findInPath(args.binary || 'nginx'));
-    const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid));
+    const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid), { replaced: m.exeDeleted === true });
     const { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
     const id = nginxInstanceId(binary, confPath, prefix);
     const ident: Identity = { id, binary, prefix, confPath, ...(args.globals ? { globals: args.globals } : {}), info };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -301,6 +301,20 @@ describe('discovery over fixture /proc trees', () => {
       assert.equal(a.topic, 'nginx.instance.added');
       assert.equal(a.data.instance.health, 'UNHEALTHY');
       assert.equal(a.data.instance.healthReason, 'master process 100 has no worker processes: nothing serves requests');
+    } finally {
+      await f.cleanup();
+    }
+  });
+
+  test('a binary replaced on disk (exe "(deleted)"): -V runs the running executable through /proc/PID/exe', async () => {
+    const f = await fixture();
+    try {
+      await rm(join(f.dir, '100', 'exe'));
+      await symlink('/usr/sbin/nginx (deleted)', join(f.dir, '100', 'exe'));
+      const r = await f.d.poll();
+      const i = r.events.find((e) => e.data.instance.pid === 100)!.data.instance;
+      assert.equal(i.binary, '/usr/sbin/nginx', 'the id keeps the path');
+      assert.ok(f.runs.includes(join(f.dir, '100', 'exe')), `ran ${f.runs.join(', ')}`);
     } finally {
       await f.cleanup();
     }

@@ -23,6 +23,8 @@ export interface NginxMasterScan {
   master: ProcProcess;
   /** Readlink of /proc/PID/exe without ` (deleted)`; undefined when not readable (another user's process). */
   exe?: string;
+  /** The running executable was replaced or removed on disk (a package upgrade without restart). */
+  exeDeleted?: boolean;
   /** Readlink of /proc/PID/cwd; undefined when not readable. */
   cwd?: string;
   children: ProcProcess[];
@@ -66,12 +68,16 @@ export class ProcReader {
     }
   }
 
-  async #link(pid: number, file: string): Promise<string | undefined> {
+  async #rawLink(pid: number, file: string): Promise<string | undefined> {
     try {
-      return (await readlink(join(this.procRoot, String(pid), file))).replace(/ \(deleted\)$/, '');
+      return await readlink(join(this.procRoot, String(pid), file));
     } catch {
       return undefined;
     }
+  }
+
+  async #link(pid: number, file: string): Promise<string | undefined> {
+    return (await this.#rawLink(pid, file))?.replace(/ \(deleted\)$/, '');
   }
 
   /** Path to run a master's executable when its path is not visible here (another mount namespace). */
@@ -109,7 +115,8 @@ export class ProcReader {
     const masters: NginxMasterScan[] = [];
     for (const p of procs.values()) {
       if (p.role !== 'master') continue;
-      const exe = await this.#link(p.stat.pid, 'exe');
+      const rawExe = await this.#rawLink(p.stat.pid, 'exe');
+      const exe = rawExe?.replace(/ \(deleted\)$/, '');
       if (exe !== undefined && !NGINX_NAMES.has(basename(exe))) {
         rejected++; // a process that renamed itself `nginx` and set an nginx-like title
         continue;
@@ -118,7 +125,7 @@ export class ProcReader {
       // A worker just forked still wears its master's title for a moment: a "master" under a master
       // without children of its own is that, not a second master (a binary upgrade has workers).
       if (children.length === 0 && procs.get(p.stat.ppid)?.role === 'master') continue;
-      masters.push({ master: p, exe, cwd: await this.#link(p.stat.pid, 'cwd'), children });
+      masters.push({ master: p, exe, ...(rawExe?.endsWith(' (deleted)') ? { exeDeleted: true } : {}), cwd: await this.#link(p.stat.pid, 'cwd'), children });
     }
     masters.sort((a, b) => a.master.stat.pid - b.master.stat.pid);
     return { masters, rejected, processes: pids.length };
