@@ -151,7 +151,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     }
     if (msg.topic !== 'nginx.config.changed') return;
     const main = msg.data.payload?.config?.[0];
-    const d = main?.parsed?.find((x) => x.directive === 'worker_processes');
+    const d = Array.isArray(main?.parsed) ? main.parsed.find((x) => x?.directive === 'worker_processes') : undefined;
     this.#discovery.setConfigWorkers(msg.data.instanceId, parseWorkerProcesses(d?.args?.[0]));
   }
 

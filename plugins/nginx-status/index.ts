@@ -136,8 +136,8 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
       case 'nginx.config.changed': {
         const a = msg.data.analysis;
         const t = this.#target(msg.data.instanceId);
-        t.stubUrls = (a?.stubStatus ?? []).flatMap((s) => s.urls);
-        t.plusUrls = (a?.plusApi ?? []).flatMap((s) => s.urls);
+        t.stubUrls = urlsOf(a?.stubStatus);
+        t.plusUrls = urlsOf(a?.plusApi);
         t.workingUrl = undefined;
         if (t.stubUrls.length === 0 && t.plusUrls.length === 0 && !this.#config.stub_status_url && !this.#config.plus_api_url && !t.loggedNoUrl) {
           t.loggedNoUrl = true;
@@ -319,6 +319,12 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#timer = undefined;
     await this.#running;
   }
+}
+
+/** The URLs of status endpoints, best first; malformed entries are skipped, not thrown on. */
+function urlsOf(list: readonly { urls?: unknown }[] | undefined): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((s) => (Array.isArray(s?.urls) ? (s.urls as unknown[]).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u)) : []));
 }
 
 export const plugin = defineBuiltin({
