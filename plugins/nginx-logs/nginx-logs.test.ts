@@ -1,0 +1,246 @@
+/**
+ * The plugin against a real nginx: requests with known statuses must give exactly those counts,
+ * through a reload, a rename rotation with `nginx -s reopen`, and a copytruncate rotation.
+ */
+import assert from 'node:assert/strict';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, truncateSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import type { HistogramPoint, NumberPoint } from '../../core/metrics/model.js';
+import type { AccessLogInfo, ConfigAnalysis, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
+import { defaultConf, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
+import type { NginxErrorLogEvent } from '../../core/nginx/types.js';
+import { plugin } from './index.js';
+
+const cleanups: (() => Promise<unknown>)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+const INSTANCE = 'test-instance-1';
+
+function access(path: string, format = TIMED_FORMAT, formatName = 'timed'): AccessLogInfo {
+  return { path, file: 'nginx.conf', line: 1, tailable: true, formatName, format };
+}
+
+function changed(accessLogs: AccessLogInfo[], errorLogs: ErrorLogInfo[]): NginxConfigChanged {
+  const analysis: ConfigAnalysis = { servers: [], upstreams: [], accessLogs, errorLogs, logFormats: {}, stubStatus: [], plusApi: [], certificates: [] };
+  return {
+    instanceId: INSTANCE,
+    confPath: '/x/nginx.conf',
+    prefix: '/x',
+    version: 'v1',
+    files: [],
+    payload: { status: 'ok', errors: [], config: [] },
+    analysis,
+    added: [],
+    removed: [],
+    changed: [],
+  };
+}
+
+interface LogRow {
+  path: string;
+  open: boolean;
+  tailable: boolean;
+  lines: number;
+  malformed: number;
+  reason?: string;
+}
+
+function rows(h: PluginHarness): LogRow[] {
+  const st = h.host.report().find((r) => r.name === 'nginx-logs');
+  return ((st as { details?: { logs?: LogRow[] } } | undefined)?.details?.logs ?? []) as LogRow[];
+}
+
+/** Sum of `nginx.http.responses` points matching `attrs` for one log file. */
+function responses(h: PluginHarness, path: string, attrs: Record<string, string> = {}): number {
+  const m = h.metric('nginx.http.responses');
+  return ((m?.points ?? []) as NumberPoint[])
+    .filter((p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))
+    .reduce((a, p) => a + p.value, 0);
+}
+
+function counterValue(h: PluginHarness, name: string, path: string, attrs: Record<string, string> = {}): number {
+  const m = h.metric(name);
+  return ((m?.points ?? []) as NumberPoint[])
+    .filter((p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))
+    .reduce((a, p) => a + p.value, 0);
+}
+
+/**
+ * TestNginx's prefix is private (0700); when the tests run as root the workers run as nobody and
+ * could not reopen their logs after `nginx -s reopen` (they would keep writing the renamed file).
+ */
+function letWorkersIn(nginx: TestNginx): void {
+  for (const d of ['', 'logs', 'html']) chmodSync(join(nginx.prefix, d), 0o755);
+}
+
+async function start(nginx: TestNginx, cfg: Record<string, unknown> = {}) {
+  letWorkersIn(nginx);
+  const h = await startPlugin(plugin, { poll_interval: '20ms', rotation_drain: '300ms', ...cfg });
+  cleanups.push(() => h.close());
+  return h;
+}
+
+/** Requests with known statuses; returns the expected count per status range. */
+async function traffic(nginx: TestNginx, k = 1): Promise<Record<string, number>> {
+  assert.deepEqual(await nginx.get('/s/200', 5 * k), Array(5 * k).fill(200));
+  assert.deepEqual(await nginx.get('/s/204', 1 * k), Array(k).fill(204));
+  assert.deepEqual(await nginx.get('/s/301', 2 * k), Array(2 * k).fill(301));
+  assert.deepEqual(await nginx.get('/s/404', 3 * k), Array(3 * k).fill(404));
+  assert.deepEqual(await nginx.get('/s/500', 2 * k), Array(2 * k).fill(500));
+  assert.deepEqual(await nginx.get('/upstream-down', 2 * k), Array(2 * k).fill(502));
+  return { '2xx': 6 * k, '3xx': 2 * k, '4xx': 3 * k, '5xx': 4 * k };
+}
+
+function add(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+async function expectExact(h: PluginHarness, path: string, want: Record<string, number>): Promise<void> {
+  const total = Object.values(want).reduce((a, b) => a + b, 0);
+  await h.waitFor(() => responses(h, path) >= total, `${total} responses counted for ${path} (have ${responses(h, path)})`);
+  // Let a few more polls run: nothing may be counted twice.
+  await new Promise((r) => setTimeout(r, 150));
+  const got = Object.fromEntries(['1xx', '2xx', '3xx', '4xx', '5xx'].map((r) => [r, responses(h, path, { status_range: r })]).filter(([, v]) => v !== 0));
+  assert.deepEqual(got, want);
+}
+
+test('exact counts by status range and method, through a reload, a rename rotation and a copytruncate rotation', async () => {
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  const h = await start(nginx);
+  h.publish(
+    'nginx.config.changed',
+    changed(
+      [access(nginx.accessLog), { ...access('syslog:server=127.0.0.1:514'), tailable: false, reason: 'syslog destination' }],
+      [{ path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' }, { path: 'stderr', file: 'nginx.conf', line: 2, tailable: false, reason: 'stderr', level: 'error' }],
+    ),
+  );
+  await h.waitFor(() => rows(h).filter((r) => r.open).length === 2, 'both logs open');
+  const st = rows(h);
+  assert.deepEqual(
+    st.filter((r) => !r.tailable).map((r) => [r.path, r.reason]),
+    [
+      ['syslog:server=127.0.0.1:514', 'syslog destination'],
+      ['stderr', 'stderr'],
+    ],
+    'non-tailable destinations are listed in status with the reason',
+  );
+
+  let want = await traffic(nginx);
+  await expectExact(h, nginx.accessLog, want);
+  assert.equal(responses(h, nginx.accessLog, { 'http.request.method': 'GET' }), 15);
+  assert.equal(counterValue(h, 'nginx.upstream.errors', nginx.errorLog, { reason: 'connect_refused' }), 2);
+
+  // Reload in the middle.
+  await nginx.reload();
+  want = add(want, await traffic(nginx));
+  await expectExact(h, nginx.accessLog, want);
+
+  // logrotate `create` + postrotate `nginx -s reopen`, with traffic between the rename and the reopen.
+  renameSync(nginx.accessLog, `${nginx.accessLog}.1`);
+  want = add(want, await traffic(nginx));
+  await nginx.reopen();
+  await h.waitFor(() => existsSync(nginx.accessLog), 'nginx to reopen a new access.log');
+  const rotatedSize = async () => (await stat(`${nginx.accessLog}.1`)).size;
+  await h.waitFor(async () => {
+    const before = await rotatedSize();
+    await nginx.get('/s/200');
+    want = add(want, { '2xx': 1 });
+    return (await stat(nginx.accessLog)).size > 0 && (await rotatedSize()) === before;
+  }, 'the workers to write to the new access.log');
+  want = add(want, await traffic(nginx));
+  await expectExact(h, nginx.accessLog, want);
+  assert.ok(counterValue(h, 'nginx.log.rotations', nginx.accessLog, { kind: 'rename' }) >= 1);
+
+  // copytruncate.
+  copyFileSync(nginx.accessLog, `${nginx.accessLog}.2`);
+  truncateSync(nginx.accessLog, 0);
+  want = add(want, await traffic(nginx, 2));
+  await expectExact(h, nginx.accessLog, want);
+
+  // Error log: one connect() refused per /upstream-down request (2 + 2 + 2 + 2 + 4).
+  await h.waitFor(() => counterValue(h, 'nginx.upstream.errors', nginx.errorLog, { reason: 'connect_refused' }) === 12, '12 connect refused errors');
+  assert.equal(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'error' }), 12);
+  assert.ok(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'notice' }) > 0, 'reload and reopen write notice lines');
+  assert.equal(counterValue(h, 'nginx.log.lines.malformed', nginx.accessLog), 0);
+  assert.ok(counterValue(h, 'nginx.log.rotations', nginx.accessLog, { kind: 'truncate' }) >= 1);
+
+  // The request time histogram has one observation per response; upstream times one per try.
+  const rt = (h.metric('nginx.http.request.time')?.points ?? []) as HistogramPoint[];
+  const total = Object.values(want).reduce((a, b) => a + b, 0);
+  assert.equal(rt.find((p) => p.attributes['log.file.path'] === nginx.accessLog)?.count, total);
+  // A refused connect logs `-` as $upstream_connect_time and 0.000 as $upstream_response_time.
+  const hcount = (name: string) => ((h.metric(name)?.points ?? []) as HistogramPoint[]).find((p) => p.attributes['log.file.path'] === nginx.accessLog)?.count;
+  assert.equal(hcount('nginx.upstream.connect.time'), 0);
+  assert.equal(hcount('nginx.upstream.header.time'), 0);
+  assert.equal(hcount('nginx.upstream.response.time'), 12);
+  assert.equal(rt[0].attributes['nginx.instance.id'], INSTANCE);
+
+  // Malformed lines are counted, not thrown.
+  appendFileSync(nginx.accessLog, 'garbage line\nanother one\n');
+  await h.waitFor(() => counterValue(h, 'nginx.log.lines.malformed', nginx.accessLog) === 2, 'two malformed lines counted');
+  await expectExact(h, nginx.accessLog, want);
+
+  // The instance goes away: its series go with it.
+  h.publish('nginx.instance.removed', { instance: { id: INSTANCE } as never });
+  await h.waitFor(() => h.metric('nginx.http.responses') === undefined, 'the series removed with the instance');
+  assert.equal(rows(h).length, 0);
+});
+
+test('a log that does not exist yet is counted from its first line; emerg/alert/crit lines are published', async () => {
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  const later = join(nginx.prefix, 'logs', 'later.log');
+  // A unix socket in the document root: open() fails with ENXIO, which nginx logs at crit.
+  mkdirSync(join(nginx.prefix, 'html', 'crit'), { recursive: true });
+  letWorkersIn(nginx);
+  const sock: Server = createServer();
+  await new Promise<void>((r) => sock.listen(join(nginx.prefix, 'html', 'crit', 'sock'), r));
+  cleanups.push(() => new Promise((r) => sock.close(r)));
+
+  const h = await start(nginx);
+  h.publish('nginx.config.changed', changed([access(later)], [{ path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' }]));
+  await h.waitFor(() => rows(h).some((r) => r.path === nginx.errorLog && r.open), 'error log open');
+  assert.equal(rows(h).find((r) => r.path === later)?.open, false);
+
+  await nginx.writeConf(defaultConf({ port: nginx.port, prefix: nginx.prefix }, { serverExtra: `access_log ${later} timed;\n        location /crit/ { root ${nginx.prefix}/html; }` }));
+  await nginx.reload();
+  const want = await traffic(nginx);
+  await expectExact(h, later, want);
+
+  assert.deepEqual(await nginx.get('/crit/sock'), [500]);
+  await h.waitFor(() => h.published.some((e) => e.topic === 'nginx.log.error'), 'a crit line published on nginx.log.error');
+  const ev = h.published.find((e) => e.topic === 'nginx.log.error')!.data as NginxErrorLogEvent;
+  assert.equal(ev.level, 'crit');
+  assert.equal(ev.instanceId, INSTANCE);
+  assert.equal(ev.file, nginx.errorLog);
+  assert.match(ev.message, /open\(\) ".*crit\/sock" failed \(6: No such device or address\)/);
+  assert.equal(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'crit' }), 1);
+});
+
+test('static logs from the config; start_at beginning counts history; a bad format is reported in status', async () => {
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  const want = await traffic(nginx);
+  const h = await start(nginx, {
+    start_at: 'beginning',
+    logs: [
+      { path: nginx.accessLog, format: TIMED_FORMAT },
+      { path: join(nginx.prefix, 'logs', 'bad.log'), format: '$status ${broken' },
+    ],
+  });
+  await expectExact(h, nginx.accessLog, want);
+  const m = h.metric('nginx.http.responses')!;
+  assert.equal(m.points[0].attributes['nginx.instance.id'], undefined, 'static logs carry no instance id');
+  const st = h.host.report().find((r) => r.name === 'nginx-logs')!;
+  assert.equal(st.state, 'degraded');
+  assert.match(String(st.reason), /bad\.log: log_format cannot be used: .*no closing/);
+});
