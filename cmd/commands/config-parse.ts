@@ -3,7 +3,6 @@
  * parses the config of the nginx running here (found in /proc the way nginx-discovery does).
  * Exit code 1 when the payload status is `failed` (every error is in the JSON) or nothing can be parsed.
  */
-import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseNginxConfig } from '../../core/nginx/config/parse.js';
@@ -29,7 +28,6 @@ export async function findRunningInstances(procRoot: string): Promise<NginxInsta
   const d = new NginxDiscovery({
     reader: new ProcReader(procRoot),
     binaries: new BinaryInfoCache({ timeoutMs: 5000 }),
-    cpus: availableParallelism(),
     oldGenerationGraceMs: 60_000,
   });
   const { events } = await d.poll();
