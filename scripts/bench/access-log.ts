@@ -2,18 +2,25 @@
  * Access log benchmark: the agent's full path (chunked reads -> log_format scan -> metric fold) on a
  * generated combined log with `$request_time` appended, then GoAccess on the same file, in one run.
  * Run: node --import tsx scripts/bench/access-log.ts [--lines 1000000] [--runs 3] [--file /tmp/x.log] [--no-goaccess]
+ *      node --import tsx scripts/bench/access-log.ts --live 10 [--connections 32]
+ *
+ * `--live N`: a real nginx (TestNginx, its `timed` format, unbuffered access_log) under wrk for N
+ * seconds while this process follows the log as the plugin does (1 s poll), then reports wrk's
+ * requests/s, this process's CPU over the run (as a share of one core) and whether every logged line
+ * was counted.
  *
  * The agent side runs on one core (Node's main thread; reads are async but there is nothing else to
  * overlap with). Figures: wall time, lines/s and MB/s, and CPU time of this process. GoAccess gets
  * the same file with a format that includes the request time (%T) and writes a JSON report.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AccessLogFold } from '../../plugins/nginx-logs/access-fold.js';
 import { DEFAULT_LATENCY_BOUNDS } from '../../plugins/nginx-logs/histogram.js';
 import { compileLogFormat, COMBINED_FORMAT } from '../../plugins/nginx-logs/log-format.js';
+import { TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { LogTailer } from '../../plugins/nginx-logs/tailer.js';
 
 const argv = process.argv.slice(2);
@@ -152,4 +159,40 @@ async function main(): Promise<void> {
   console.log(`ratio agent/goaccess: ${(agentLps / gLps).toFixed(1)}x`);
 }
 
-await main();
+async function live(seconds: number): Promise<void> {
+  const conns = Number(arg('connections', '32'));
+  const nginx = await TestNginx.start({ workers: 1 });
+  try {
+    const fold = new AccessLogFold([compileLogFormat(TIMED_FORMAT)], { bounds: DEFAULT_LATENCY_BOUNDS });
+    const tailer = new LogTailer({ path: nginx.accessLog, startAt: 'end', onText: (t) => fold.consume(t) });
+    await tailer.poll();
+    const timer = setInterval(() => void tailer.poll(), 1000);
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const out = await new Promise<string>((resolve, reject) => {
+      const w = spawn('wrk', ['-t1', `-c${conns}`, `-d${seconds}s`, nginx.url('/s/200')]);
+      let text = '';
+      w.stdout.on('data', (d) => (text += d));
+      w.on('error', reject);
+      w.on('close', () => resolve(text));
+    });
+    const wallMs = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    clearInterval(timer);
+    // The last second of lines: one more poll, then compare with the file.
+    await new Promise((r) => setTimeout(r, 200));
+    await tailer.poll();
+    const logged = Number(spawnSync('wc', ['-l', nginx.accessLog], { encoding: 'utf8' }).stdout.trim().split(' ')[0]);
+    await tailer.close();
+    const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    console.log(`live: wrk -t1 -c${conns} ${seconds}s against one nginx worker: ${rps} requests/s`);
+    console.log(`live: agent CPU ${fmt(cpuMs)} ms over ${fmt(wallMs)} ms = ${((100 * cpuMs) / wallMs).toFixed(1)}% of one core; counted ${fmt(fold.lines)} of ${fmt(logged)} logged lines, ${fold.malformed} malformed`);
+  } finally {
+    await nginx.stop();
+  }
+}
+
+const liveSeconds = argv.includes('--live') ? Number(arg('live', '10')) : 0;
+if (liveSeconds > 0) await live(liveSeconds);
+else await main();
