@@ -73,6 +73,8 @@ interface Job {
   error?: ErrorLogFold;
   published: number;
   startTime: number;
+  /** The tailer error last logged (logged once until it changes). */
+  loggedError?: string;
 }
 
 interface Untailable {
@@ -127,6 +129,12 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
         await j.tailer.poll();
         if (this.#closed) return;
         if (this.#jobs.get(key(j.instanceId, j.path)) !== j) continue;
+        const err = j.tailer.stats.lastError;
+        if (err !== j.loggedError) {
+          if (err) this.#ctx.logger.warn({ path: j.path }, `cannot read ${j.type} log ${j.path}: ${readHint(err)}`);
+          else if (j.loggedError) this.#ctx.logger.info({ path: j.path }, `reading ${j.type} log ${j.path} again`);
+          j.loggedError = err;
+        }
         const lines = j.access?.lines ?? j.error?.lines ?? 0;
         if (j.published < 0 || lines !== j.published) this.#publish(j);
       }
@@ -291,7 +299,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
         malformed: f?.malformed ?? 0,
         rotations: st.rotations,
         truncations: st.truncations,
-        ...(st.lastError ? { error: st.lastError } : {}),
+        ...(st.lastError ? { error: readHint(st.lastError) } : {}),
       };
     });
     const notTailable = [...this.#untailable.values()].flat().map((u) => ({ instance_id: u.instanceId, type: u.type, path: u.path, tailable: false, reason: u.reason }));
@@ -307,6 +315,11 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     for (const j of this.#jobs.values()) await j.tailer.close();
     this.#jobs.clear();
   }
+}
+
+/** The error, with what to do about the usual one. */
+function readHint(err: string): string {
+  return err.includes('EACCES') ? `${err} (give the agent's user read access, e.g. membership of the group that owns the nginx logs, adm on Debian)` : err;
 }
 
 function key(instanceId: string, path: string): string {

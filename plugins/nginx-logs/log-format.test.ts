@@ -66,6 +66,9 @@ test('escape=default: \\xHH decoded (UTF-8 when valid), escape=json: JSON escape
   assert.equal(unescapeValue('a\\x22b', 'none'), 'a\\x22b');
   const j = compileLogFormat('{"ua":"$http_user_agent","status":$status}', { escape: 'json' });
   assert.deepEqual(j.parse('{"ua":"say \\"hi\\" \\u00e9\\\\","status":200}'), { http_user_agent: 'say "hi" é\\', status: '200' });
+  const lead = compileLogFormat('escape=json {"ua":"$http_user_agent"}');
+  assert.equal(lead.escape, 'json');
+  assert.deepEqual(lead.parse('{"ua":"a\\"b"}'), { http_user_agent: 'a"b' });
   const d = compileLogFormat('combined');
   const lines = readFileSync(join(testdata, 'combined.log'), 'utf8').split('\n');
   assert.equal(d.parse(lines[2])?.http_user_agent, 'Mozilla/5.0 "quoted"');

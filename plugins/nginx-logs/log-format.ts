@@ -53,11 +53,15 @@ export class LogFormatError extends Error {}
 
 /**
  * Compiles an nginx `log_format` string (`$var` and `${var}`; `escape=` as nginx has it).
- * A format name that nginx predefines (`combined`) is accepted in place of the string.
+ * A format name that nginx predefines (`combined`) is accepted in place of the string, and a
+ * leading `escape=json ` (the directive's parameter joined to the string) sets the escaping.
  */
 export function compileLogFormat(format: string, opts: { escape?: LogEscape } = {}): CompiledLogFormat {
-  const text = PREDEFINED_FORMATS[format] ?? format;
-  const escape = opts.escape ?? 'default';
+  // `escape=json '...'` as written in the directive: the parameter may arrive joined to the string.
+  const lead = /^escape=(default|json|none)\s+/.exec(format);
+  const body = lead ? format.slice(lead[0].length) : format;
+  const text = PREDEFINED_FORMATS[body] ?? body;
+  const escape = opts.escape ?? ((lead?.[1] as LogEscape | undefined) ?? 'default');
   const literals: string[] = [];
   const fields: string[] = [];
   let lit = '';

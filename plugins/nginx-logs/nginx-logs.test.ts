@@ -235,6 +235,7 @@ test('static logs from the config; start_at beginning counts history; a bad form
     logs: [
       { path: nginx.accessLog, format: TIMED_FORMAT },
       { path: join(nginx.prefix, 'logs', 'bad.log'), format: '$status ${broken' },
+      { path: join(nginx.prefix, 'html'), type: 'error' },
     ],
   });
   await expectExact(h, nginx.accessLog, want);
@@ -243,4 +244,5 @@ test('static logs from the config; start_at beginning counts history; a bad form
   const st = h.host.report().find((r) => r.name === 'nginx-logs')!;
   assert.equal(st.state, 'degraded');
   assert.match(String(st.reason), /bad\.log: log_format cannot be used: .*no closing/);
+  await h.waitFor(() => /html: EISDIR/.test(String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason)), 'the unreadable log named in the status');
 });
