@@ -3,7 +3,8 @@
  * through a reload, a rename rotation with `nginx -s reopen`, and a copytruncate rotation.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, truncateSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,7 +14,8 @@ import type { AccessLogInfo, ConfigAnalysis, ErrorLogInfo, NginxConfigChanged } 
 import { defaultConf, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import type { NginxErrorLogEvent } from '../../core/nginx/types.js';
-import { plugin } from './index.js';
+import { nullLogger } from '../../core/logging.js';
+import { NginxLogs, plugin, schema } from './index.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -245,4 +247,49 @@ test('static logs from the config; start_at beginning counts history; a bad form
   assert.equal(st.state, 'degraded');
   assert.match(String(st.reason), /bad\.log: log_format cannot be used: .*no closing/);
   await h.waitFor(() => /html: EISDIR/.test(String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason)), 'the unreadable log named in the status');
+});
+
+test('reconfigure: static logs follow the new list, new bounds restart the histograms, no restart of the plugin', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-logs-reconf-'));
+  const a = join(dir, 'a.log');
+  const b = join(dir, 'b.log');
+  writeFileSync(a, '');
+  writeFileSync(b, '');
+  const parse = (raw: Record<string, unknown>) => schema.parse(raw, ['nginx_logs'], []);
+  const batches: { source: string; final?: boolean; metrics: readonly { name: string; points: readonly unknown[] }[] }[] = [];
+  const p = new NginxLogs();
+  const ac = new AbortController();
+  p.init({
+    config: parse({ poll_interval: '1m', logs: [{ path: a, format: '$status $request_time' }] }),
+    bus: { publish: (topic: string, data: unknown) => void (topic === 'metrics' && batches.push(data as never)) } as never,
+    logger: nullLogger(),
+    signal: ac.signal,
+    api: { route() {} },
+    store: { snapshot: () => [], sources: () => [] },
+    agent: { version: 't', startedAt: 0, hostname: 'h' },
+  });
+  cleanups.push(async () => {
+    ac.abort();
+    await p.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const paths = () => ((p.status().details as { logs: { path: string }[] }).logs.map((l) => l.path));
+  assert.deepEqual(paths(), [a]);
+  appendFileSync(a, '200 0.2\n');
+  await p.tick();
+  const bounds = () => {
+    const last = batches.filter((x) => x.source.endsWith(a)).at(-1)!;
+    return (last.metrics.find((m) => m.name === 'nginx.http.request.time')!.points[0] as HistogramPoint).bounds;
+  };
+  assert.deepEqual(bounds().length, 15);
+
+  p.reconfigure(parse({ poll_interval: '1m', histogram_bounds: [0.5, 0.1], logs: [{ path: a, format: '$status $request_time' }, { path: b, type: 'error' }] }));
+  assert.deepEqual(paths(), [a, b]);
+  appendFileSync(a, '200 0.3\n');
+  await p.tick();
+  assert.deepEqual(bounds(), [0.1, 0.5], 'new bounds, sorted');
+
+  p.reconfigure(parse({ poll_interval: '1m', logs: [{ path: b, type: 'error' }] }));
+  assert.deepEqual(paths(), [b]);
+  assert.ok(batches.some((x) => x.source === `nginx-logs:static:${a}` && x.final), 'the removed log takes its series with it');
 });
