@@ -45,6 +45,7 @@ function plan(format: CompiledLogFormat): FieldPlan {
   };
 }
 
+/** Settings of an access-log fold. */
 export interface AccessFoldOptions {
   /** Histogram bounds in seconds for request and upstream times. */
   bounds: readonly number[];
@@ -52,6 +53,7 @@ export interface AccessFoldOptions {
   startTime?: number;
 }
 
+/** Cumulative access-log metrics of one file; `consume` chunks of lines, `metrics()` to publish. */
 export class AccessLogFold {
   #plans: FieldPlan[];
   #last = 0;

@@ -15,6 +15,7 @@ export const UPSTREAM_FAILURES: readonly { reason: string; match: (msg: string) 
   { reason: 'no_live_upstreams', match: (m) => m.includes('no live upstreams') },
 ];
 
+/** One parsed error log line. */
 export interface ErrorLogLine {
   /** Unix ms, from the line's local time. */
   time: number;
@@ -42,6 +43,7 @@ export function parseErrorLine(line: string): ErrorLogLine | null {
   return { time, level: level as ErrorLevel, pid, message: line.slice(colon + 2) };
 }
 
+/** Cumulative error-log metrics of one file. */
 export class ErrorLogFold {
   lines = 0;
   malformed = 0;

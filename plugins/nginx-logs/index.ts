@@ -15,6 +15,7 @@ import { DEFAULT_LATENCY_BOUNDS } from './histogram.js';
 import { compileLogFormat, type CompiledLogFormat, type LogEscape } from './log-format.js';
 import { LogTailer } from './tailer.js';
 
+/** The `nginx_logs` config section. */
 export const schema = object(
   {
     enabled: bool({ default: true, description: 'Follow the access and error logs of every discovered nginx instance.' }),
@@ -51,6 +52,7 @@ export const schema = object(
   { description: 'Access and error log metrics: responses by status range and method, bytes, request and upstream time histograms, error log levels.' },
 );
 
+/** Validated `nginx_logs` section. */
 export type NginxLogsConfig = Infer<typeof schema>;
 
 /** Instance id used for the `logs` of the config (no nginx.instance.id resource attribute). */
@@ -84,6 +86,7 @@ interface Untailable {
   reason: string;
 }
 
+/** The plugin: one tailer and one fold per log file, polled on one timer. */
 export class NginxLogs implements Plugin<NginxLogsConfig> {
   readonly name = 'nginx-logs';
   #ctx!: PluginContext<NginxLogsConfig>;

@@ -14,6 +14,7 @@
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 
+/** Settings of one tailer; sizes in bytes, times in ms. */
 export interface TailerOptions {
   path: string;
   /** Where to start in a file that exists when the tailer first looks. */
@@ -47,6 +48,7 @@ interface Reader {
   lastGrowth: number;
 }
 
+/** What the tailer has done so far, for the plugin status. */
 export interface TailerStats {
   path: string;
   /** True while a file is open at the path. */
@@ -62,6 +64,7 @@ export interface TailerStats {
   lastError?: string;
 }
 
+/** Follows one path; `poll()` on a timer, `close()` at the end. */
 export class LogTailer {
   readonly #o: Required<TailerOptions>;
   #cur: Reader | undefined;
