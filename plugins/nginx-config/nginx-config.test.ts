@@ -279,6 +279,26 @@ describe('nginx-config plugin defaults and static instances', () => {
     }
   });
 
+  it('reconfigure keeps the known instances: enabling apply makes PUT work without a new discovery event', async () => {
+    const h = await startPlugin(plugin, {});
+    try {
+      h.publish('nginx.instance.added', { instance: instanceOf(nginx, await nginx.masterPid()) });
+      await h.waitFor(() => of(h, 'nginx.config.validated').length > 0, 'the first validation');
+      const content = (await readFile(nginx.confPath, 'utf8')).replace('location = /ok {', 'location = /reconfigured { return 200 "yes\\n"; }\n        location = /ok {');
+      const put = () => h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content }] });
+      assert.equal((await put()).status, 403);
+      const issues: never[] = [];
+      const section = plugin.schema.parse({ apply_enabled: true, allowed_directories: [join(nginx.prefix, 'conf')], apply_confirm_period: '300ms' }, ['nginx_config'], issues);
+      assert.deepEqual(issues, []);
+      await h.host.reconfigure({ nginx_config: section } as never, ['nginx_config']);
+      const r = await put();
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.equal(await (await fetch(nginx.url('/reconfigured'))).text(), 'yes\n');
+    } finally {
+      await h.close();
+    }
+  });
+
   it('follows a static instance from its config path and pid file, and a discovered one replaces it', async () => {
     const h = await startPlugin(plugin, { static_instances: [{ conf_path: nginx.confPath, prefix: nginx.prefix, binary: NGINX_BIN, pid_file: nginx.pidFile }] });
     try {
