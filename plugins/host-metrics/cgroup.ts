@@ -1,10 +1,10 @@
 /**
  * Container limits and usage from the agent's own cgroup (v1 or v2), read from the cgroup files so
  * a sidecar reports its real limits and not the host's. Parsers are pure; `readCgroup` does the I/O
- * through injected roots.
+ * through injected roots, synchronously (see read.ts).
  */
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileReader } from './read.js';
 
 export interface CgroupStats {
   version: 1 | 2;
@@ -62,9 +62,9 @@ export function parseProcCgroup(text: string): { v2?: string; v1: Map<string, st
   return { v2, v1 };
 }
 
-async function text(path: string): Promise<string | undefined> {
+function text(files: FileReader, path: string): string | undefined {
   try {
-    return await readFile(path, 'utf8');
+    return files.read(path);
   } catch {
     return undefined;
   }
@@ -74,10 +74,10 @@ async function text(path: string): Promise<string | undefined> {
  * The directory of our cgroup under `base`: `base/<path>` when it exists (host view), else `base`
  * itself (inside a cgroup namespace the container's cgroup is mounted at the root).
  */
-async function dirFor(base: string, path: string | undefined, probe: string): Promise<string> {
+function dirFor(files: FileReader, base: string, path: string | undefined, probe: string): string {
   if (path && path !== '/') {
     const d = join(base, path);
-    if ((await text(join(d, probe))) !== undefined) return d;
+    if (text(files, join(d, probe)) !== undefined) return d;
   }
   return base;
 }
@@ -86,13 +86,11 @@ async function dirFor(base: string, path: string | undefined, probe: string): Pr
  * Reads the agent's cgroup. `procSelfCgroup` is the text of /proc/self/cgroup (so tests can pass a
  * fixture). Returns null when no cgroup file is readable (no cgroup fs mounted, or no permission).
  */
-export async function readCgroup(cgroupRoot: string, procSelfCgroup: string): Promise<CgroupStats | null> {
+export function readCgroup(cgroupRoot: string, procSelfCgroup: string, files: FileReader = new FileReader()): CgroupStats | null {
   const { v2, v1 } = parseProcCgroup(procSelfCgroup);
-  if ((await text(join(cgroupRoot, 'cgroup.controllers'))) !== undefined) {
-    const dir = await dirFor(cgroupRoot, v2, 'cpu.stat');
-    const [cpuStat, cpuMax, memCur, memMax, memEvents] = await Promise.all(
-      ['cpu.stat', 'cpu.max', 'memory.current', 'memory.max', 'memory.events'].map((f) => text(join(dir, f))),
-    );
+  if (text(files, join(cgroupRoot, 'cgroup.controllers')) !== undefined) {
+    const dir = dirFor(files, cgroupRoot, v2, 'cpu.stat');
+    const [cpuStat, cpuMax, memCur, memMax, memEvents] = ['cpu.stat', 'cpu.max', 'memory.current', 'memory.max', 'memory.events'].map((f) => text(files, join(dir, f)));
     if (cpuStat === undefined && memCur === undefined) return null;
     const s: CgroupStats = { version: 2 };
     if (cpuStat !== undefined) {
@@ -109,18 +107,18 @@ export async function readCgroup(cgroupRoot: string, procSelfCgroup: string): Pr
     return s;
   }
   // cgroup v1: one hierarchy per controller (cpu and cpuacct are often the same, `cpu,cpuacct`).
-  const cpuDir = await dirFor(join(cgroupRoot, 'cpu'), v1.get('cpu'), 'cpu.cfs_quota_us');
-  const acctDir = await dirFor(join(cgroupRoot, 'cpuacct'), v1.get('cpuacct'), 'cpuacct.usage');
-  const memDir = await dirFor(join(cgroupRoot, 'memory'), v1.get('memory'), 'memory.usage_in_bytes');
-  const [usage, quota, period, cpuStat, memUsage, memLimit, oomControl] = await Promise.all([
-    text(join(acctDir, 'cpuacct.usage')),
-    text(join(cpuDir, 'cpu.cfs_quota_us')),
-    text(join(cpuDir, 'cpu.cfs_period_us')),
-    text(join(cpuDir, 'cpu.stat')),
-    text(join(memDir, 'memory.usage_in_bytes')),
-    text(join(memDir, 'memory.limit_in_bytes')),
-    text(join(memDir, 'memory.oom_control')),
-  ]);
+  const cpuDir = dirFor(files, join(cgroupRoot, 'cpu'), v1.get('cpu'), 'cpu.cfs_quota_us');
+  const acctDir = dirFor(files, join(cgroupRoot, 'cpuacct'), v1.get('cpuacct'), 'cpuacct.usage');
+  const memDir = dirFor(files, join(cgroupRoot, 'memory'), v1.get('memory'), 'memory.usage_in_bytes');
+  const [usage, quota, period, cpuStat, memUsage, memLimit, oomControl] = [
+    join(acctDir, 'cpuacct.usage'),
+    join(cpuDir, 'cpu.cfs_quota_us'),
+    join(cpuDir, 'cpu.cfs_period_us'),
+    join(cpuDir, 'cpu.stat'),
+    join(memDir, 'memory.usage_in_bytes'),
+    join(memDir, 'memory.limit_in_bytes'),
+    join(memDir, 'memory.oom_control'),
+  ].map((p) => text(files, p));
   if (usage === undefined && memUsage === undefined) return null;
   const s: CgroupStats = { version: 1 };
   if (usage !== undefined) s.cpuSeconds = Number(usage.trim()) / 1e9;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { parseCpuMax, parseMemoryLimit, parseProcCgroup, readCgroup } from './cgroup.js';
 import { HostCollector, type CollectorSettings } from './collector.js';
 import { DEFAULT_EXCLUDE_FS_TYPES, DEFAULT_EXCLUDE_MOUNTPOINTS, plugin } from './index.js';
-import { cpuUtilization, memoryState, parseDiskstats, parseLoadavg, parseMeminfo, parseMounts, parseNetDev, parseNetTcp, parseProcStat } from './parsers.js';
+import { cpuUtilization, memoryState, parseDiskstats, parseLoadavg, parseMeminfo, parseMounts, parseNetDev, parseNetTcp, parseProcStat, parseSockstat } from './parsers.js';
 import { countSpawns } from './spawn-counter.js';
 
 const here = import.meta.dirname;
@@ -86,6 +86,12 @@ describe('parsers', () => {
     parseNetTcp(await readFile(td('host-swap', 'proc', 'net', 'tcp6'), 'utf8'), m);
     assert.equal(m.get('LISTEN'), 3);
   });
+  test('parseSockstat', () => {
+    const m = parseSockstat('sockets: used 19\nTCP: inuse 2 orphan 0 tw 5 alloc 2 mem 51\nFRAG: inuse 0 memory 0\n');
+    assert.equal(m.get('TCP.inuse'), 2);
+    assert.equal(m.get('TCP.tw'), 5);
+    assert.equal(m.get('sockets.used'), 19);
+  });
   test('cgroup parsers', () => {
     assert.equal(parseCpuMax('max 100000\n'), undefined);
     assert.equal(parseCpuMax('150000 100000\n'), 1.5);
@@ -113,11 +119,16 @@ describe('collector on recorded trees', () => {
       assert.equal(value(first, 'system.memory.limit'), 8000000 * 1024);
       assert.equal(value(first, 'system.memory.usage', { state: 'used' }), (8000000 - 1000000 - 200000 - 3300000) * 1024);
       assert.equal(value(first, 'system.memory.utilization', { state: 'free' }), 0.125);
+      // sockstat says TCP6 has a socket and TIME_WAIT has one: both files are read
+      assert.equal(value(first, 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' }), 3);
       await cp(join(dir, 'proc', 'stat.next'), join(dir, 'proc', 'stat'));
+      await writeFile(join(dir, 'proc', 'net', 'sockstat'), 'TCP: inuse 3 orphan 0 tw 0 alloc 4 mem 1\n');
+      await writeFile(join(dir, 'proc', 'net', 'sockstat6'), 'TCP6: inuse 0\n');
       const second = await c.collect();
       // deltas: user 100 nice 10 system 50 idle 700 iowait 20 irq 5 softirq 5 steal 10 = 900
       assert.equal(value(second, 'system.cpu.utilization', { state: 'idle' }), 700 / 900);
       assert.equal(value(second, 'system.cpu.utilization', { state: 'steal' }), 10 / 900);
+      assert.equal(value(second, 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' }), 2, 'tcp6 skipped: no IPv6 TCP socket, no TIME_WAIT');
       const sum = pts(second, 'system.cpu.utilization').reduce((a, p) => a + p.value, 0);
       assert.ok(Math.abs(sum - 1) < 1e-9);
     } finally {
@@ -179,7 +190,7 @@ describe('collector on recorded trees', () => {
   });
 
   test('readCgroup returns null without cgroup files', async () => {
-    assert.equal(await readCgroup(td('host-swap', 'nowhere'), '0::/\n'), null);
+    assert.equal(readCgroup(td('host-swap', 'nowhere'), '0::/\n'), null);
   });
 });
 

@@ -246,3 +246,14 @@ export function parseNetTcp(text: string, into: Map<string, number> = new Map())
   }
   return into;
 }
+
+/** /proc/net/sockstat{,6}: `TCP: inuse 2 orphan 0 tw 3 alloc 4 mem 1` lines as `TCP.inuse` -> 2. */
+export function parseSockstat(text: string, into: Map<string, number> = new Map()): Map<string, number> {
+  for (const line of text.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon < 0) continue;
+    const f = line.slice(colon + 1).trim().split(/\s+/);
+    for (let i = 0; i + 1 < f.length; i += 2) into.set(`${line.slice(0, colon)}.${f[i]}`, Number(f[i + 1]));
+  }
+  return into;
+}

@@ -1,0 +1,93 @@
+/**
+ * host-metrics benchmark.
+ * Run: node --import tsx scripts/bench/host-metrics.ts [--cycles 200] [--seconds 300] [--interval 15s]
+ *
+ * 1. Cycle cost: the collector on the live /proc, /sys and cgroup files (agent-process metrics
+ *    included), `--cycles` times back to back after 3 warm-up cycles. Prints CPU ms per cycle
+ *    (process.cpuUsage delta / cycles), wall ms per cycle, and child processes started per cycle
+ *    (every spawn, sync or async, is counted; see plugins/host-metrics/spawn-counter.ts).
+ * 2. Idle agent: the plugin through the real plugin host and bus at `--interval` for `--seconds`
+ *    (default 5 min). Prints the first cycle's child processes (systeminformation inventory), the
+ *    children started after it, the average CPU as % of one core, RSS at start and end, and the
+ *    RSS growth between them. The process is otherwise idle; tsx's loader is part of its RSS.
+ */
+import { parseDuration } from '../../core/config/schema.js';
+import type { MetricBatch } from '../../core/metrics/model.js';
+import { startPlugin } from '../../core/testing/plugin-harness.js';
+import { HostCollector } from '../../plugins/host-metrics/collector.js';
+import { DEFAULT_EXCLUDE_FS_TYPES, DEFAULT_EXCLUDE_MOUNTPOINTS, plugin } from '../../plugins/host-metrics/index.js';
+import { countSpawns } from '../../plugins/host-metrics/spawn-counter.js';
+
+const argv = process.argv.slice(2);
+const arg = (name: string, def: string): string => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : def;
+};
+const CYCLES = Math.max(1, Math.min(100_000, Number(arg('cycles', '200'))));
+const SECONDS = Math.max(1, Math.min(86_400, Number(arg('seconds', '300'))));
+const INTERVAL = arg('interval', '15s');
+const MB = (n: number): string => `${(n / 1048576).toFixed(1)} MB`;
+
+async function cycleCost(): Promise<void> {
+  const c = new HostCollector({
+    procRoot: '/proc',
+    sysRoot: '/sys',
+    cgroupRoot: '/sys/fs/cgroup',
+    excludeFsTypes: DEFAULT_EXCLUDE_FS_TYPES,
+    excludeMountpoints: DEFAULT_EXCLUDE_MOUNTPOINTS,
+    excludeDisks: [/^(z?ram|loop|fd)\d+$/],
+    excludeNetDevices: [],
+    self: true,
+  });
+  for (let i = 0; i < 3; i++) await c.collect();
+  const spawns = countSpawns();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let points = 0;
+  for (let i = 0; i < CYCLES; i++) {
+    const ms = await c.collect();
+    if (i === 0) points = ms.reduce((a, m) => a + m.points.length, 0);
+  }
+  const wall = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  spawns.restore();
+  c.close();
+  console.log(`cycle cost over ${CYCLES} cycles (${points} points a cycle):`);
+  console.log(`  CPU ${((cpu.user + cpu.system) / 1000 / CYCLES).toFixed(3)} ms/cycle (user ${(cpu.user / 1000 / CYCLES).toFixed(3)}, system ${(cpu.system / 1000 / CYCLES).toFixed(3)})`);
+  console.log(`  wall ${(wall / CYCLES).toFixed(3)} ms/cycle`);
+  console.log(`  child processes ${(spawns.files.length / CYCLES).toFixed(3)}/cycle (${spawns.files.length} in total)`);
+}
+
+async function idle(): Promise<void> {
+  const intervalMs = parseDuration(INTERVAL);
+  if (intervalMs === null) throw new Error(`--interval ${INTERVAL}: not a duration (e.g. 15s)`);
+  const spawns = countSpawns();
+  const h = await startPlugin(plugin, { interval: INTERVAL });
+  const batches = (): number => h.published.filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source === 'host-metrics').length;
+  await h.waitFor(() => batches() >= 1, 'first batch', 30_000);
+  const firstChildren = spawns.files.length;
+  global.gc?.();
+  const rss0 = process.memoryUsage.rss();
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  let rssMax = rss0;
+  const deadline = Date.now() + SECONDS * 1000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, Math.min(5000, deadline - Date.now())));
+    rssMax = Math.max(rssMax, process.memoryUsage.rss());
+  }
+  const cpu = process.cpuUsage(cpu0);
+  const wallMs = performance.now() - t0;
+  global.gc?.();
+  const rss1 = process.memoryUsage.rss();
+  const cycles = batches();
+  await h.close();
+  spawns.restore();
+  console.log(`idle agent, plugin at ${INTERVAL} for ${SECONDS} s (${cycles} batches published):`);
+  console.log(`  child processes: ${firstChildren} in the first cycle (inventory: ${[...new Set(spawns.files.slice(0, firstChildren))].join(', ') || 'none'}), ${spawns.files.length - firstChildren} after it`);
+  console.log(`  CPU ${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(4)} % of one core on average`);
+  console.log(`  RSS ${MB(rss0)} after the first cycle, ${MB(rss1)} at the end (max ${MB(rssMax)}), growth ${MB(rss1 - rss0)}`);
+}
+
+await cycleCost();
+await idle();
