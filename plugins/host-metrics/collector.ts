@@ -60,7 +60,10 @@ export class HostCollector {
   constructor(settings: CollectorSettings) {
     this.#s = settings;
     if (settings.self) {
-      this.#loop = monitorEventLoopDelay({ resolution: 20 });
+      // One sample a second: the sampler is a libuv timer that wakes the process. Measured idle at a
+      // 15 s interval: 20 ms resolution cost 0.33 % of a core, 1 s cost 0.14 % (no plugin: 0.05 %).
+      // Over a 15 s interval the p99 of ~15 samples is close to their maximum.
+      this.#loop = monitorEventLoopDelay({ resolution: 1000 });
       this.#loop.enable();
     }
   }
@@ -310,7 +313,6 @@ export class HostCollector {
       ]),
       gauge({ name: 'process.memory.usage', unit: 'By', description: 'Resident set size of the agent.' }, [{ attributes: {}, value: mem.rss }]),
       gauge({ name: 'process.runtime.nodejs.memory.heap.used', unit: 'By', description: 'V8 heap in use.' }, [{ attributes: {}, value: mem.heapUsed }]),
-      gauge({ name: 'process.runtime.nodejs.memory.heap.total', unit: 'By', description: 'V8 heap allocated.' }, [{ attributes: {}, value: mem.heapTotal }]),
     ];
     if (this.#loop && this.#loop.count > 0) {
       out.push(gauge({ name: 'nodejs.eventloop.delay.p99', unit: 's', description: 'Event-loop delay, 99th percentile since the previous cycle.' }, [{ attributes: {}, value: this.#loop.percentile(99) / 1e9 }]));

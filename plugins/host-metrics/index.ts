@@ -4,6 +4,7 @@
  * right away. See README.md.
  */
 import { bool, duration, list, object, string, type Infer } from '../../core/config/schema.js';
+import { gauge } from '../../core/metrics/model.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
 import { HostCollector } from './collector.js';
@@ -123,7 +124,12 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
       const metrics = await collector.collect();
       this.#cycles++;
       this.#lastError = undefined;
-      this.#ctx.bus.publish('metrics', { source: 'host-metrics', time: Date.now(), resource: this.#resource, metrics });
+      // Inventory as one info series (like node_exporter's node_os_info), not as resource attributes
+      // that would be copied onto every series.
+      if (this.#resource && Object.keys(this.#resource).length) {
+        metrics.push(gauge({ name: 'system.info', unit: '{info}', description: 'Always 1; the attributes describe the host (read once at start).' }, [{ attributes: this.#resource, value: 1 }]));
+      }
+      this.#ctx.bus.publish('metrics', { source: 'host-metrics', time: Date.now(), metrics });
     } catch (err) {
       // Every file read is guarded in the collector; this is a bug, logged once per distinct message.
       const msg = (err as Error).message;

@@ -6,11 +6,18 @@
  *    included), `--cycles` times back to back after 3 warm-up cycles. Prints CPU ms per cycle
  *    (process.cpuUsage delta / cycles), wall ms per cycle, and child processes started per cycle
  *    (every spawn, sync or async, is counted; see plugins/host-metrics/spawn-counter.ts).
- * 2. Idle agent: the plugin through the real plugin host and bus at `--interval` for `--seconds`
- *    (default 5 min). Prints the first cycle's child processes (systeminformation inventory), the
- *    children started after it, the average CPU as % of one core, RSS at start and end, and the
- *    RSS growth between them. The process is otherwise idle; tsx's loader is part of its RSS.
+ * 2. Idle agent: the plugin through the real plugin host, bus and store at `--interval` for
+ *    `--seconds` (default 5 min), in a child process under plain node: this file bundled by esbuild
+ *    (packages left external), because tsx alone costs ~0.43 % of a core in an idle process here,
+ *    four times the budget being measured. Prints the first cycle's child processes
+ *    (systeminformation inventory), the children started after it, the average CPU as % of one
+ *    core (process.cpuUsage, all threads), RSS after the first cycle and at the end, and the growth.
+ *    `--baseline` runs the same child without the plugin, for comparison.
  */
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../../core/config/schema.js';
 import type { MetricBatch } from '../../core/metrics/model.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
@@ -58,13 +65,13 @@ async function cycleCost(): Promise<void> {
   console.log(`  child processes ${(spawns.files.length / CYCLES).toFixed(3)}/cycle (${spawns.files.length} in total)`);
 }
 
-async function idle(): Promise<void> {
-  const intervalMs = parseDuration(INTERVAL);
-  if (intervalMs === null) throw new Error(`--interval ${INTERVAL}: not a duration (e.g. 15s)`);
+/** Runs in the bundled child: the idle agent. */
+async function idleChild(): Promise<void> {
+  const baseline = argv.includes('--baseline');
   const spawns = countSpawns();
-  const h = await startPlugin(plugin, { interval: INTERVAL });
-  const batches = (): number => h.published.filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source === 'host-metrics').length;
-  await h.waitFor(() => batches() >= 1, 'first batch', 30_000);
+  const h = baseline ? undefined : await startPlugin(plugin, { interval: INTERVAL });
+  const batches = (): number => (h?.published ?? []).filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source === 'host-metrics').length;
+  await h?.waitFor(() => batches() >= 1, 'first batch', 30_000);
   const firstChildren = spawns.files.length;
   global.gc?.();
   const rss0 = process.memoryUsage.rss();
@@ -81,13 +88,29 @@ async function idle(): Promise<void> {
   global.gc?.();
   const rss1 = process.memoryUsage.rss();
   const cycles = batches();
-  await h.close();
+  await h?.close();
   spawns.restore();
-  console.log(`idle agent, plugin at ${INTERVAL} for ${SECONDS} s (${cycles} batches published):`);
+  console.log(baseline ? `baseline: the same process without the plugin, ${SECONDS} s:` : `idle agent (plain node, bundled), plugin at ${INTERVAL} for ${SECONDS} s (${cycles} batches published):`);
   console.log(`  child processes: ${firstChildren} in the first cycle (inventory: ${[...new Set(spawns.files.slice(0, firstChildren))].join(', ') || 'none'}), ${spawns.files.length - firstChildren} after it`);
   console.log(`  CPU ${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(4)} % of one core on average`);
   console.log(`  RSS ${MB(rss0)} after the first cycle, ${MB(rss1)} at the end (max ${MB(rssMax)}), growth ${MB(rss1 - rss0)}`);
 }
 
-await cycleCost();
-await idle();
+async function idle(): Promise<void> {
+  if (parseDuration(INTERVAL) === null) throw new Error(`--interval ${INTERVAL}: not a duration (e.g. 15s)`);
+  const { build } = await import('esbuild');
+  const here = dirname(fileURLToPath(import.meta.url));
+  // Inside the repo so the external packages resolve from its node_modules.
+  const out = join(here, '..', '..', 'node_modules', '.cache', 'host-metrics-bench.mjs');
+  mkdirSync(dirname(out), { recursive: true });
+  await build({ entryPoints: [fileURLToPath(import.meta.url)], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'error' });
+  const args = [out, '--child', '--seconds', String(SECONDS), '--interval', INTERVAL, ...(argv.includes('--baseline') ? ['--baseline'] : [])];
+  const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['--expose-gc', ...args], { stdio: 'inherit' }).on('exit', resolve));
+  if (code !== 0) throw new Error(`idle child exited with ${code}`);
+}
+
+if (argv.includes('--child')) await idleChild();
+else {
+  await cycleCost();
+  await idle();
+}
