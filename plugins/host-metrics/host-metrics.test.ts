@@ -198,7 +198,7 @@ describe('live machine', () => {
   test('values are sane', async () => {
     const c = new HostCollector({ ...settings('/'), procRoot: '/proc', sysRoot: '/sys', cgroupRoot: '/sys/fs/cgroup', self: true });
     await c.collect();
-    await new Promise((r) => setTimeout(r, 1200)); // the event-loop delay sampler takes one sample a second
+    await new Promise((r) => setTimeout(r, 2500)); // the event-loop sampler's first sample comes ~2 s after start
     const ms = await c.collect();
     c.close();
     assert.equal(value(ms, 'system.cpu.logical.count'), cpus().length);
@@ -215,7 +215,7 @@ describe('live machine', () => {
     assert.ok(value(ms, 'process.cpu.time', { state: 'user' })! > 0);
     assert.ok(value(ms, 'process.open_file_descriptors')! >= 3);
     const p99 = value(ms, 'nodejs.eventloop.delay.p99');
-    assert.ok(p99 !== undefined && p99 > 0 && p99 < 5);
+    assert.ok(p99 !== undefined && p99 >= 0 && p99 < 0.5, `event-loop delay p99 ${p99} s (the resolution is taken off)`);
     assert.ok(value(ms, 'system.network.io', { device: 'lo', direction: 'receive' })! >= 0);
   });
 });
