@@ -232,6 +232,10 @@ describe('through the plugin host', () => {
     }
   });
 
+  test('a bad exclude regex stops the plugin at start with the key and index named', async () => {
+    await assert.rejects(startPlugin(plugin, { exclude_disks: ['ok', '(unclosed'] }), /host_metrics\.exclude_disks\[1\]: "\(unclosed" is not a valid regular expression/);
+  });
+
   test('batches arrive on the bus, the first right away; no child process after the first cycle', async () => {
     const s = countSpawns();
     const h = await startPlugin(plugin, { interval: '1s' });

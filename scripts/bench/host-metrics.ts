@@ -1,11 +1,12 @@
 /**
  * host-metrics benchmark.
- * Run: node --import tsx scripts/bench/host-metrics.ts [--cycles 200] [--seconds 300] [--interval 15s]
+ * Run: node --import tsx scripts/bench/host-metrics.ts [--cycles 200] [--seconds 300] [--interval 15s] [--baseline] [--no-connections]
  *
  * 1. Cycle cost: the collector on the live /proc, /sys and cgroup files (agent-process metrics
  *    included), `--cycles` times back to back after 3 warm-up cycles. Prints CPU ms per cycle
  *    (process.cpuUsage delta / cycles), wall ms per cycle, and child processes started per cycle
  *    (every spawn, sync or async, is counted; see plugins/host-metrics/spawn-counter.ts).
+ *    `--no-connections` measures it without system.network.connections.
  * 2. Idle agent: the plugin through the real plugin host, bus and store at `--interval` for
  *    `--seconds` (default 5 min), in a child process under plain node: this file bundled by esbuild
  *    (packages left external), because tsx alone costs ~0.43 % of a core in an idle process here,
@@ -45,6 +46,7 @@ async function cycleCost(): Promise<void> {
     excludeDisks: [/^(z?ram|loop|fd)\d+$/],
     excludeNetDevices: [],
     self: true,
+    connections: !argv.includes('--no-connections'),
   });
   for (let i = 0; i < 3; i++) await c.collect();
   const spawns = countSpawns();
@@ -59,7 +61,7 @@ async function cycleCost(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   spawns.restore();
   c.close();
-  console.log(`cycle cost over ${CYCLES} cycles (${points} points a cycle):`);
+  console.log(`cycle cost over ${CYCLES} cycles (${points} points a cycle${argv.includes('--no-connections') ? ', connections: false' : ''}):`);
   console.log(`  CPU ${((cpu.user + cpu.system) / 1000 / CYCLES).toFixed(3)} ms/cycle (user ${(cpu.user / 1000 / CYCLES).toFixed(3)}, system ${(cpu.system / 1000 / CYCLES).toFixed(3)})`);
   console.log(`  wall ${(wall / CYCLES).toFixed(3)} ms/cycle`);
   console.log(`  child processes ${(spawns.files.length / CYCLES).toFixed(3)}/cycle (${spawns.files.length} in total)`);
