@@ -5,9 +5,10 @@
  */
 import type { BuiltinPlugin } from '../core/plugin/builtin.js';
 import { plugin as hostMetrics } from './host-metrics/index.js';
+import { plugin as nginxConfig } from './nginx-config/index.js';
 import { plugin as nginxDiscovery } from './nginx-discovery/index.js';
 import { plugin as nginxLogs } from './nginx-logs/index.js';
 import { plugin as nginxStatus } from './nginx-status/index.js';
 import { plugin as otlpExporter } from './otlp-exporter/index.js';
 
-export const builtins: readonly BuiltinPlugin[] = [nginxDiscovery, nginxStatus, nginxLogs, hostMetrics, otlpExporter];
+export const builtins: readonly BuiltinPlugin[] = [nginxDiscovery, nginxConfig, nginxStatus, nginxLogs, hostMetrics, otlpExporter];
