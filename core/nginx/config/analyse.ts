@@ -89,7 +89,7 @@ interface Listen {
 }
 
 function parseListen(args: string[]): Listen {
-  return { addr: args[0] ?? '', ssl: args.includes('ssl') || args.includes('http2') && false };
+  return { addr: args[0] ?? '', ssl: args.includes('ssl') };
 }
 
 /** host:port for a URL from a listen address; null for unix sockets. */

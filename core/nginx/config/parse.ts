@@ -33,7 +33,7 @@ export interface ParsedText {
 
 const SP = 32, TAB = 9, NL = 10, CR = 13, FF = 12, VT = 11;
 const SEMI = 59, LBRACE = 123, RBRACE = 125, HASH = 35, DQ = 34, SQ = 39, BSL = 92, DOLLAR = 36;
-const DASH = 45, LBRACKET = 91, RBRACKET = 93;
+const DASH = 45, LBRACKET = 91;
 
 const T_WORD = 1, T_SEMI = 2, T_LBRACE = 3, T_RBRACE = 4, T_COMMENT = 5, T_EOF = 6;
 
@@ -190,7 +190,6 @@ class Scanner {
   }
 }
 
-void RBRACKET;
 
 /** crossplane strips the parentheses of `if (...)` from the first and last argument. */
 function prepareIfArgs(d: ConfigDirective): void {
