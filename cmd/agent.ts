@@ -8,6 +8,7 @@ import { createLogger } from '../core/logging.js';
 import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
 import { fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
+import { registerConfigParse } from './commands/config-parse.js';
 
 export function buildProgram(): Command {
   const program = new Command('agent')
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
         fail(err);
       }
     });
+  registerConfigParse(config);
 
   program
     .command('version')

@@ -2,7 +2,7 @@
 // Finds every *.test.ts under the source folders and runs them with Node's test runner through tsx.
 // (Node 20's `--test` does not expand globs, and does not look for .ts files by itself.)
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -18,6 +18,7 @@ function walk(dir, out) {
   return out;
 }
 const files = (roots.length ? roots : ['cmd', 'core', 'plugins', 'wasm-plugins', 'scripts'])
+  .filter((r) => roots.length || existsSync(r)) // a folder with no files yet is not in a clean clone
   .flatMap((r) => (statSync(r).isDirectory() ? walk(r, []) : [r]))
   .sort();
 if (files.length === 0) {
