@@ -1,7 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { bool, duration, int, object } from './schema.js';
+import { bool, duration, int, object, record, string } from './schema.js';
 import { defineBuiltin } from '../plugin/builtin.js';
 import { ConfigError, changedSections, displayConfig, loadConfig, rootSchema } from './load.js';
 
@@ -116,5 +116,11 @@ describe('config loading', () => {
     assert.equal(shown.demo_plugin.interval, '15s');
     assert.equal(shown.api.token, '<redacted>');
     assert.equal(shown.agent.shutdown_timeout, '5s');
+  });
+
+  test('displayConfig shows header names but not their values', () => {
+    const schema = object({ headers: record(string(), { default: {}, description: 'h' }) }, { description: 'x' });
+    const shown = displayConfig(schema, { headers: { Authorization: 'Bearer s3cret' } }) as { headers: Record<string, string> };
+    assert.deepEqual(shown.headers, { Authorization: '<redacted>' });
   });
 });

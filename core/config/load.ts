@@ -190,6 +190,10 @@ export function displayConfig(schema: Schema<unknown>, value: unknown): unknown 
       Object.entries(shape).map(([k, s]) => {
         const v = (value as Record<string, unknown>)[k];
         if (/token$/.test(k) && typeof v === 'string' && v !== '') return [k, '<redacted>'];
+        // Header values carry credentials (Authorization, API keys): show the names only.
+        if (k === 'headers' && s.kind.startsWith('mapping') && v && typeof v === 'object') {
+          return [k, Object.fromEntries(Object.keys(v).map((h) => [h, '<redacted>']))];
+        }
         return [k, displayConfig(s, v)];
       }),
     );

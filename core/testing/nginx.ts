@@ -3,7 +3,7 @@
  * started as a daemon and stopped by the PID in its pid file. Used by every test that needs nginx.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -100,6 +100,8 @@ export class TestNginx {
   /** Writes the config, checks it with `nginx -t` and starts nginx; throws with nginx's output on failure. */
   static async start(opts: TestNginxOptions = {}): Promise<TestNginx> {
     const prefix = await mkdtemp(join(tmpdir(), 'agent-nginx-'));
+    // mkdtemp makes the prefix 0700: workers (user nobody) could not reopen logs after a rotation.
+    await chmod(prefix, 0o755);
     for (const d of ['conf', 'logs', 'tmp', 'html']) await mkdir(join(prefix, d), { recursive: true });
     const port = await freePort();
     const parts = { port, prefix };
