@@ -167,7 +167,11 @@ async function main(): Promise<void> {
         : { ok: false, reason: `nginx_http_requests_total=${req} (want >= 25), nginx_http_connections_total{outcome="accepted"}=${acc}` };
     });
 
+    // The access log is followed from its end once the instance's config is parsed (lines written
+    // before that are history, not counted), so traffic goes on until the counts show up.
     await check('access log metrics', async () => {
+      await nginx.get('/ok', 4);
+      await nginx.get('/s/404', 1);
       const t = (await get(`${api}/metrics`)).text;
       const r4 = sample(t, 'nginx_http_responses_total', { status_range: '4xx' }) ?? 0;
       const r2 = sample(t, 'nginx_http_responses_total', { status_range: '2xx' }) ?? 0;
