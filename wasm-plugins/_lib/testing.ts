@@ -48,10 +48,10 @@ export function readManifest(dir: string): Manifest {
 }
 
 /** The built .wasm of the plugin in `dir`; throws saying how to build it when it is missing. */
-export function wasmOf(dir: string, m = readManifest(dir)): Buffer {
+export function wasmOf(dir: string, m = readManifest(dir)): Uint8Array<ArrayBuffer> {
   const path = join(dir, m.wasm);
   if (!existsSync(path)) throw new Error(`${path} is missing: build the Wasm plugins first with \`npm run build:wasm\``);
-  return readFileSync(path);
+  return new Uint8Array(readFileSync(path));
 }
 
 /** Loads the plugin in `dir` with its manifest's config, overridden by `config`. */
