@@ -92,6 +92,8 @@ describe('config-lint', () => {
       ].sort(),
     );
     assert.deepEqual(l.counts, { info: 2, warning: 5 });
+    const order = l.findings.map((f) => [f.file, f.line]);
+    assert.deepEqual(order, [...order].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : (a[1] as number) - (b[1] as number))), 'sorted by file and line');
     assert.equal(l.instance_id, 'inst-1');
     assert.equal(l.conf_path, confPath);
     const byRule = Object.fromEntries(l.findings.map((f) => [f.rule, f.message]));

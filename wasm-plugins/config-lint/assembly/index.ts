@@ -130,10 +130,18 @@ class Scope {
   }
 }
 
+class Finding {
+  constructor(
+    public file: string,
+    public line: i32,
+    public json: string,
+  ) {}
+}
+
 /** One lint run over one config. */
 class Linter {
   files: Array<JValue>;
-  findings: Array<string> = [];
+  findings: Array<Finding> = [];
   counts: Map<string, i32> = new Map();
   /** Directives already reported by a rule (an http-level setting inherited by many servers). */
   reported: Set<string> = new Set();
@@ -148,9 +156,8 @@ class Linter {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     this.counts.set(severity, (this.counts.has(severity) ? this.counts.get(severity) : 0) + 1);
-    this.findings.push(
-      '{"rule":' + quote(rule) + ',"severity":' + quote(severity) + ',"message":' + quote(message) + ',"file":' + quote(d.file) + ',"line":' + d.line.toString() + "}",
-    );
+    const json = '{"rule":' + quote(rule) + ',"severity":' + quote(severity) + ',"message":' + quote(message) + ',"file":' + quote(d.file) + ',"line":' + d.line.toString() + "}";
+    this.findings.push(new Finding(d.file, d.line, json));
   }
 
   /** The directives of a block with `include`s replaced by the directives of the files they pulled in. */
@@ -271,12 +278,16 @@ class Linter {
     for (let i = 0; i < keys.length; i++) {
       counts += (i > 0 ? "," : "") + quote(keys[i]) + ":" + this.counts.get(keys[i]).toString();
     }
+    // Stable order for readers and diffs: by file, then line.
+    this.findings.sort((a: Finding, b: Finding): i32 => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line));
+    const list = new Array<string>(this.findings.length);
+    for (let i = 0; i < this.findings.length; i++) list[i] = this.findings[i].json;
     return (
       '{"topic":' + quote(TOPIC) +
       ',"data":{"instance_id":' + quote(instance) +
       ',"version":' + quote(version) +
       ',"conf_path":' + quote(confPath) +
-      ',"findings":[' + this.findings.join(",") +
+      ',"findings":[' + list.join(",") +
       '],"counts":{' + counts + "}}}"
     );
   }
