@@ -92,6 +92,10 @@ export async function loadTestPlugin(dir: string, config: Record<string, string>
     logs: lines,
     async process(messages) {
       current = [];
+      // The JS SDK never recycles its memory blocks between calls: past 32768 of them an offset has
+      // its top bit set, arrives in host functions as a negative BigInt and reads as nothing. The
+      // agent's host resets between calls; so does this helper (plugin globals are untouched).
+      await plugin.reset();
       const input = JSON.stringify({ messages: messages.map((m) => ({ topic: m.topic, time: m.time ?? Date.now(), data: m.data })) });
       const out = await plugin.call('process', input);
       const text = out?.text() ?? '';

@@ -110,6 +110,17 @@ describe('nginx-down-alert', () => {
     assert.deepEqual(await p.process([recovered]), [], 'and a small call after it still works');
   });
 
+  it('publishes every alert across more than 32768 Extism memory blocks (the host resets between calls)', async () => {
+    // Each publish allocates a block; the JS SDK's block offsets turn negative past 32768 of them
+    // unless the plugin is reset between calls (see _lib/testing.ts). Reset leaves the module's
+    // own memory alone, so nothing is lost.
+    const p = await load();
+    const batch = Array.from({ length: 50 }, (_, i) => variant(`i${i}`, 'UNHEALTHY', 'r'));
+    for (let call = 0; call < 700; call++) await p.process(batch);
+    assert.equal(p.published.length, 35_000);
+    assert.equal(p.published.at(-1)!.data.instance_id, 'i49');
+  });
+
   it('carries on when the host refuses the publish', async () => {
     const p = await load({ refuse: true });
     assert.deepEqual(await p.process([unhealthy]), []);
