@@ -124,6 +124,19 @@ describe('error-budget', () => {
     assert.deepEqual(await p.process([batch(T0 + 80_000, { ok: 800, err5xx: 30 })]), []);
   });
 
+  it('resolves a log that went quiet, on the clock of other metrics batches (nginx-logs sends nothing without new lines)', async () => {
+    const p = await load({ window_s: '60' });
+    await p.process([batch(T0, { ok: 0, err5xx: 0 })]);
+    await p.process([batch(T0 + 10_000, { ok: 0, err5xx: 30 })]);
+    assert.equal(alerts(p).length, 1);
+    const host = (t: number) => ({ topic: 'metrics', time: t, data: { source: 'host-metrics', time: t, metrics: [] } });
+    assert.deepEqual(await p.process([host(T0 + 60_000)]), [], 'the burst is still in the window');
+    const resolved = await p.process([host(T0 + 71_000)]);
+    assert.equal(resolved.length, 1);
+    assert.deepEqual([resolved[0].data.status, resolved[0].data.rule, resolved[0].data.message], ['resolved', '5xx_ratio', 'no requests in the last 60 s']);
+    assert.deepEqual(await p.process([host(T0 + 80_000)]), [], 'once');
+  });
+
   it('takes a counter reset (new startTime, or values going down) as a restart from zero', async () => {
     const p = await load();
     await p.process([batch(T0, { ok: 5000, err5xx: 100 })]);

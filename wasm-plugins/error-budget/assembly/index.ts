@@ -98,13 +98,17 @@ export function process(): i32 {
   if (input === null) return fail("error-budget: input is not JSON: " + lastJsonError());
   const events = new Array<string>();
   const messages = input.list("messages");
+  let latest: f64 = 0;
   for (let i = 0; i < messages.length; i++) {
     const m = messages[i];
     if (m.getString("topic") != "metrics") continue;
     const data = m.get("data");
     if (data === null || !data.isObject()) continue;
-    batch(data, m.getNumber("time"), events);
+    const now = data.getNumber("time", m.getNumber("time"));
+    if (now > latest) latest = now;
+    batch(data, now, events);
   }
+  if (latest > 0) idle(latest, events);
   if (events.length > 0) Host.outputString('{"publish":[' + events.join(",") + "]}");
   return 0;
 }
@@ -117,10 +121,9 @@ function findMetric(data: JValue, name: string): JValue | null {
   return null;
 }
 
-function batch(data: JValue, envelopeTime: f64, events: Array<string>): void {
+function batch(data: JValue, now: f64, events: Array<string>): void {
   const source = data.getString("source");
   if (!source.startsWith("nginx-logs:")) return;
-  const now = data.getNumber("time", envelopeTime);
   if (data.getBool("final")) {
     if (series.has(source)) {
       const s = series.get(source);
@@ -187,11 +190,37 @@ function batch(data: JValue, envelopeTime: f64, events: Array<string>): void {
   if (firstSight && dTotal == 0 && dBuckets === null) return;
 
   s.samples.push(new Sample(now, dTotal, dErrors, dBuckets));
-  // Slide the window.
+  slide(s, now);
+  evaluate(s, events);
+}
+
+/** Drops the samples that left the window ending at `now` (and any beyond MAX_SAMPLES). */
+function slide(s: Series, now: f64): void {
   let drop = 0;
   while (drop < s.samples.length && (s.samples[drop].time <= now - windowMs || s.samples.length - drop > MAX_SAMPLES)) drop++;
   if (drop > 0) s.samples.splice(0, drop);
-  evaluate(s, events);
+}
+
+/**
+ * nginx-logs publishes only when a log has new lines, so a log that went quiet sends nothing.
+ * Every metrics batch (host metrics, discovery...) moves the clock: a firing log with no request
+ * left in its window resolves, as a rate over an empty window would.
+ */
+function idle(now: f64, events: Array<string>): void {
+  const all = series.values();
+  for (let i = 0; i < all.length; i++) {
+    const s = all[i];
+    if (!s.ratioFiring && !s.p95Firing) continue;
+    slide(s, now);
+    let requests: f64 = 0;
+    for (let j = 0; j < s.samples.length; j++) requests += s.samples[j].requests;
+    if (requests > 0) continue;
+    const msg = "no requests in the last " + num(windowMs / 1000) + " s";
+    if (s.ratioFiring) events.push(event(s, "resolved", "5xx_ratio", 0, max5xxRatio, 0, 0, msg));
+    if (s.p95Firing) events.push(event(s, "resolved", "p95", 0, maxP95Ms, 0, 0, msg));
+    s.ratioFiring = false;
+    s.p95Firing = false;
+  }
 }
 
 /** Bucket deltas of the request-time histogram since the previous batch; updates the series. */
