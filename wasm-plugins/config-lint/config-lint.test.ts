@@ -130,6 +130,16 @@ describe('config-lint', () => {
     assert.deepEqual(l.findings, []);
   });
 
+  it('carries file names and arguments with quotes, backslashes and non-ASCII through unchanged', async () => {
+    const file = '/etc/nginx/sites/café "main" \\ 🚀.conf';
+    const text = 'http { access_log /l; server { listen 80; location / { proxy_pass "http://up\\"x\\"/é"; } } }';
+    const l = await lint(await load(), parseNginxText(text, file), file);
+    assert.equal(l.findings.length, 1);
+    assert.equal(l.findings[0].file, file);
+    assert.equal(l.conf_path, file);
+    assert.match(l.findings[0].message, /^proxy_pass http:\/\/up"x"\/é has no/);
+  });
+
   it('skips the rules named in disabled_rules, and init refuses an unknown rule id', async () => {
     const confPath = join(risky, 'nginx.conf');
     const l = await lint(await load({ disabled_rules: 'server-tokens-on, autoindex-on' }), await parseNginxConfig(confPath), confPath);
