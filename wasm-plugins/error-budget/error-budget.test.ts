@@ -191,6 +191,16 @@ describe('error-budget', () => {
     assert.deepEqual(await p.process([batch(T0, { ok: 1, err5xx: 0 })]), []);
   });
 
+  it('never traps on a truncated batch or on nesting 10,000 deep: each is an error naming the byte', async () => {
+    const p = await load();
+    const text = JSON.stringify({ messages: [batch(T0, { ok: 1, err5xx: 0 })] });
+    for (let cut = 1; cut < text.length; cut += 7) {
+      await assert.rejects(p.plugin.call('process', text.slice(0, cut)), /^Error: Plugin-originated error: error-budget: input is not JSON: .* at byte \d+$/, `cut at ${cut}`);
+    }
+    await assert.rejects(p.plugin.call('process', '{"messages":' + '['.repeat(10_000)), /nested too deep at byte/);
+    assert.deepEqual(await p.process([batch(T0 + 1000, { ok: 2, err5xx: 0 })]), [], 'still answers');
+  });
+
   describe('live: a real nginx, its access log followed by nginx-logs, batches into the plugin', () => {
     let nginx: TestNginx;
     before(async () => {
