@@ -140,6 +140,17 @@ describe('config-lint', () => {
     assert.match(l.findings[0].message, /^proxy_pass http:\/\/up"x"\/é has no/);
   });
 
+  it('follows files that include each other only so deep, and reports a finding in them once', async () => {
+    const files: Record<string, string> = {
+      '/etc/nginx/nginx.conf': 'http { include a.conf; }\n',
+      '/etc/nginx/a.conf': 'include b.conf; include b.conf;\nautoindex on;\n',
+      '/etc/nginx/b.conf': 'include a.conf;\n',
+    };
+    const payload = await parseNginxConfig('/etc/nginx/nginx.conf', { readFile: async (f) => files[f] ?? Promise.reject(new Error(`ENOENT ${f}`)) });
+    const l = await lint(await load(), payload, '/etc/nginx/nginx.conf');
+    assert.deepEqual(brief(l.findings), ['/etc/nginx/a.conf:2 autoindex-on warning']);
+  });
+
   it('skips the rules named in disabled_rules, and init refuses an unknown rule id', async () => {
     const confPath = join(risky, 'nginx.conf');
     const l = await lint(await load({ disabled_rules: 'server-tokens-on, autoindex-on' }), await parseNginxConfig(confPath), confPath);

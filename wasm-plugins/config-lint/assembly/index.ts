@@ -10,7 +10,7 @@ import { abortWith, fail } from "../../_lib/extism";
 import { JValue, lastJsonError, parseJson, quote } from "../../_lib/json";
 
 const TOPIC = "lint.nginx.config";
-/** Includes nested deeper than this are not followed (nginx itself refuses include loops). */
+/** Includes nested deeper than this are not followed (bounds the walk when files include each other). */
 const MAX_INCLUDE_DEPTH: i32 = 16;
 
 @external("extism:host/user", "publish")
