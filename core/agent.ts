@@ -19,6 +19,7 @@ import type { ApiRouter } from './api/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
+import { WasmManager } from './wasm/manager.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -38,6 +39,8 @@ export class Agent {
   readonly store = new MetricStore();
   readonly info: AgentInfo;
   readonly host: PluginHost;
+  /** Wasm plugins (absent when `wasm.enabled` is false). */
+  readonly wasm: WasmManager | undefined;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
@@ -68,6 +71,11 @@ export class Agent {
     }, { queueSize: Math.max(cfg.bus.queue_size, 1000) });
     this.store.addCollector(() => busMetrics(this.bus.stats(), this.info.startedAt));
     this.store.addCollector(() => this.host.metrics());
+    if (cfg.wasm.enabled) {
+      const wasm = new WasmManager({ config: cfg.wasm, host: this.host, bus: this.bus, logger: s.logger });
+      this.wasm = wasm;
+      this.store.addCollector(() => wasm.metrics());
+    }
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
@@ -92,6 +100,7 @@ export class Agent {
       this.#log.info({ api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` }, `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`);
     }
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    await this.wasm?.start();
     this.#state = 'running';
     this.#log.info({ version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' }, `agent ${VERSION} running`);
   }
@@ -116,7 +125,7 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus');
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info({ changed }, changed.length ? `config reloaded; changed: ${changed.join(', ')}` : 'config reloaded; nothing changed');
@@ -132,9 +141,11 @@ export class Agent {
     const end = Date.now() + timeout;
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
     await this.host.closeAll(Math.max(0, end - Date.now()));
+    await this.wasm?.close();
     await this.#api?.close();
     this.#state = 'stopped';
     this.#log.info('agent stopped');

@@ -2,7 +2,7 @@
  * The agent's own config sections. Plugin sections are added from each built-in's schema
  * (see rootSchema in load.ts). Defaults live here, next to the keys, and in config/agent.yaml.
  */
-import { bool, duration, int, object, oneOf, record, string } from './schema.js';
+import { bool, duration, int, list, object, oneOf, record, string } from './schema.js';
 
 /** NGINX Agent v3's label rule: applies to keys and values of `agent.labels`. */
 export const LABEL_PATTERN = /^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,254}[a-zA-Z0-9])?$/;
@@ -61,5 +61,32 @@ export const coreShape = {
       }),
     },
     { description: 'Agent-wide settings.' },
+  ),
+  wasm: object(
+    {
+      enabled: bool({ default: true, description: 'Load Extism Wasm plugins from the directories below (see wasm-plugins/README.md).' }),
+      dirs: list(string(), {
+        default: [],
+        description:
+          'Directories of Wasm plugins; each folder directly inside one (with a plugin.yaml) is a plugin. [] = the checkout\'s wasm-plugins folder when it exists. --plugins-dir DIR (repeatable) sets it.',
+      }),
+      watch: bool({ default: true, description: 'Hot reload: load a changed .wasm or plugin.yaml beside the running version and swap it in; a bad new version is refused.' }),
+      reload_debounce: duration({ default: '200ms', min: '0s', max: '1m', description: 'Quiet time after the last file event in a plugin folder before it is reloaded.' }),
+      batch_size: int({ default: 256, min: 1, max: 100_000, description: 'Messages per call of a plugin: a batch is sent when it is full or batch_wait after its first message.' }),
+      batch_wait: duration({ default: '10ms', min: '0s', max: '10s', description: 'Longest a message waits for its batch to fill.' }),
+      max_batches_in_flight: int({
+        default: 4,
+        min: 1,
+        max: 1000,
+        description: "Batches per plugin waiting in the worker; beyond it the plugin's bus queue holds messages (bus.overflow applies, drops counted).",
+      }),
+      timeout_ms: int({ default: 1000, min: 1, max: 600_000, description: 'Default limit of one call (plugin.yaml timeout_ms wins); past it the worker is restarted and the call counted as a timeout.' }),
+      memory_mb: int({ default: 64, min: 1, max: 2048, description: "Default cap on a plugin's linear memory (plugin.yaml memory_mb wins); a plugin that ends a call above it is stopped." }),
+      failures_before_quarantine: int({ default: 3, min: 1, max: 1000, description: 'Failed calls in a row (traps, errors, timeouts) that put a plugin in quarantine.' }),
+      quarantine_backoff: duration({ default: '5s', min: '0s', max: '1h', description: 'First quarantine length; it doubles with each quarantine until a call succeeds.' }),
+      quarantine_backoff_max: duration({ default: '5m', min: '0s', max: '24h', description: 'Longest quarantine.' }),
+      max_publishes_per_call: int({ default: 10_000, min: 1, max: 1_000_000, description: 'Messages one call may publish; the rest are refused and counted.' }),
+    },
+    { description: 'Extism WebAssembly plugins: sandboxed, in one worker thread, hot-reloaded.' },
   ),
 };

@@ -1,0 +1,270 @@
+/**
+ * Finds the Wasm plugin folders in the configured directories, adds each to the plugin host,
+ * watches them for hot reload, and reports per-plugin metrics. Owns the one plugin worker.
+ */
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, relative, resolve, sep } from 'node:path';
+import { watch, type FSWatcher } from 'chokidar';
+import type { Logger } from 'pino';
+import type { Bus } from '../bus/bus.js';
+import { PACKAGE_ROOT, type CoreConfig } from '../config/load.js';
+import { counter, gauge, histogram, type Metric } from '../metrics/model.js';
+import type { PluginHost } from '../plugin/host.js';
+import { MANIFEST_FILE } from './manifest.js';
+import { checkPluginDir } from './module.js';
+import { CALL_BOUNDS, WasmPlugin, type WasmLimits } from './plugin.js';
+import { WasmRuntime } from './runtime.js';
+
+export type WasmConfig = CoreConfig['wasm'];
+
+export interface WasmManagerSettings {
+  config: WasmConfig;
+  host: PluginHost;
+  bus: Bus;
+  logger: Logger;
+}
+
+/** The directories to scan: `wasm.dirs`, or the checkout's `wasm-plugins` when none is set and it exists. */
+export function pluginDirs(cfg: WasmConfig, packageRoot = PACKAGE_ROOT): string[] {
+  if (cfg.dirs.length) return cfg.dirs.map((d) => resolve(d));
+  const def = join(packageRoot, 'wasm-plugins');
+  return existsSync(def) ? [def] : [];
+}
+
+/** Folders directly inside `dir` that hold a plugin.yaml (folders named `_x` or `.x` are skipped). */
+export function pluginFolders(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('_') && !e.name.startsWith('.') && existsSync(join(dir, e.name, MANIFEST_FILE)))
+    .map((e) => join(dir, e.name))
+    .sort();
+}
+
+export function limitsOf(cfg: WasmConfig): WasmLimits {
+  return {
+    batchSize: cfg.batch_size,
+    batchWaitMs: cfg.batch_wait,
+    maxBatchesInFlight: cfg.max_batches_in_flight,
+    timeoutMs: cfg.timeout_ms,
+    memoryMb: cfg.memory_mb,
+    failuresBeforeQuarantine: cfg.failures_before_quarantine,
+    quarantineBackoffMs: cfg.quarantine_backoff,
+    quarantineBackoffMaxMs: cfg.quarantine_backoff_max,
+    maxPublishesPerCall: cfg.max_publishes_per_call,
+  };
+}
+
+const LOG_LINES_PER_MINUTE = 100;
+
+export class WasmManager {
+  readonly runtime: WasmRuntime;
+  readonly #s: WasmManagerSettings;
+  readonly #log: Logger;
+  readonly #limits: WasmLimits;
+  /** By folder. */
+  readonly #plugins = new Map<string, WasmPlugin>();
+  readonly #timers = new Map<string, NodeJS.Timeout>();
+  #watcher: FSWatcher | undefined;
+  #dirs: string[] = [];
+  /** Reloads run one at a time, in order. */
+  #chain: Promise<void> = Promise.resolve();
+  readonly #logBudget = new Map<string, { minute: number; lines: number; suppressed: number }>();
+  #stopped = false;
+
+  constructor(s: WasmManagerSettings) {
+    this.#s = s;
+    this.#log = s.logger.child({ component: 'wasm' });
+    this.#limits = limitsOf(s.config);
+    this.runtime = new WasmRuntime({ logger: this.#log, onLog: (id, level, message) => this.#pluginLog(id, level, message) });
+  }
+
+  get dirs(): readonly string[] {
+    return this.#dirs;
+  }
+
+  plugins(): WasmPlugin[] {
+    return [...this.#plugins.values()];
+  }
+
+  /** Loads every plugin folder, then starts watching (when `wasm.watch`). */
+  async start(): Promise<void> {
+    this.#dirs = pluginDirs(this.#s.config);
+    for (const dir of this.#dirs) {
+      if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+        this.#log.error({ dir }, `Wasm plugin directory ${dir} does not exist (from wasm.dirs or --plugins-dir); no plugins loaded from it`);
+        continue;
+      }
+      for (const folder of pluginFolders(dir)) await this.#sync(folder);
+    }
+    if (this.#s.config.watch && this.#dirs.length) this.#watch();
+    if (this.#plugins.size) this.#log.info({ dirs: this.#dirs, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${this.#dirs.join(', ')}`);
+  }
+
+  /** Stops watching (plugins are closed by the host; the worker by close()). */
+  async stopWatching(): Promise<void> {
+    this.#stopped = true;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    await this.#watcher?.close();
+    this.#watcher = undefined;
+  }
+
+  async close(): Promise<void> {
+    await this.stopWatching();
+    await this.#chain;
+    await this.runtime.close();
+  }
+
+  /** Re-reads one plugin folder now (what the watcher does after its debounce). */
+  reloadFolder(folder: string): Promise<void> {
+    this.#chain = this.#chain.then(() => this.#sync(folder)).catch((err: unknown) => this.#log.error({ err }, `Wasm plugin reload of ${folder} failed: ${(err as Error).message}`));
+    return this.#chain;
+  }
+
+  metrics(): Metric[] {
+    const ps = this.plugins();
+    const bus = new Map(this.#s.bus.stats().subscribers.map((s) => [s.name, s]));
+    const per = (f: (p: WasmPlugin) => number) => ps.map((p) => ({ attributes: { plugin: p.name }, value: f(p), startTime: p.startTime }));
+    return [
+      counter({ name: 'agent.wasm.plugin.calls', unit: '{call}', description: 'Calls of the Wasm plugin (one call carries a batch of messages).' }, per((p) => p.counters.calls)),
+      counter({ name: 'agent.wasm.plugin.messages', unit: '{message}', description: 'Messages delivered to the Wasm plugin.' }, per((p) => p.counters.messages)),
+      counter({ name: 'agent.wasm.plugin.errors', unit: '{error}', description: 'Failed calls: traps, Extism errors, non-zero returns, timeouts, memory over the cap.' }, per((p) => p.counters.errors)),
+      counter({ name: 'agent.wasm.plugin.timeouts', unit: '{timeout}', description: 'Calls stopped at timeout_ms (the plugin worker was restarted).' }, per((p) => p.counters.timeouts)),
+      counter({ name: 'agent.wasm.plugin.quarantines', unit: '{quarantine}', description: 'Times the plugin was quarantined after repeated failures.' }, per((p) => p.counters.quarantines)),
+      counter({ name: 'agent.wasm.plugin.published', unit: '{message}', description: 'Messages the plugin published that the host accepted.' }, per((p) => p.counters.published)),
+      counter({ name: 'agent.wasm.plugin.refused', unit: '{message}', description: "Messages the plugin tried to publish outside its manifest's publishes or the open topics, or malformed." }, per((p) => p.counters.refused)),
+      counter(
+        { name: 'agent.wasm.plugin.dropped', unit: '{message}', description: 'Messages never delivered: queue overflow on the bus, or discarded while quarantined or stopped.' },
+        per((p) => p.counters.dropped + (bus.get(p.name)?.dropped ?? 0)),
+      ),
+      gauge(
+        { name: 'agent.wasm.plugin.queue.depth', unit: '{message}', description: 'Messages waiting for the plugin: in its bus queue, its next batch, or in flight.' },
+        ps.map((p) => ({ attributes: { plugin: p.name }, value: p.queued + (bus.get(p.name)?.queueDepth ?? 0) })),
+      ),
+      histogram(
+        { name: 'agent.wasm.plugin.call.duration', unit: 's', description: 'Time of one call inside the plugin worker.' },
+        ps.map((p) => ({
+          attributes: { plugin: p.name },
+          count: p.counters.durationCount,
+          sum: p.counters.durationSum,
+          bounds: CALL_BOUNDS,
+          buckets: [...p.counters.durationBuckets],
+          startTime: p.startTime,
+        })),
+      ),
+      counter({ name: 'agent.wasm.worker.restarts', unit: '{restart}', description: 'Restarts of the Wasm plugin worker after a timeout or a crash.' }, [
+        { attributes: {}, value: this.runtime.restarts, startTime: this.#startTime },
+      ]),
+    ];
+  }
+
+  readonly #startTime = Date.now();
+
+  async #sync(folder: string): Promise<void> {
+    if (this.#stopped) return;
+    const existing = this.#plugins.get(folder);
+    if (!existsSync(join(folder, MANIFEST_FILE))) {
+      if (existing) {
+        this.#plugins.delete(folder);
+        await this.#s.host.remove(existing.name);
+        this.#log.info({ plugin: existing.name }, `Wasm plugin ${existing.name} unloaded: ${folder} no longer holds ${MANIFEST_FILE}`);
+      }
+      return;
+    }
+    let checked;
+    try {
+      checked = checkPluginDir(folder);
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (existing?.loaded) {
+        existing.refuseReload(msg);
+        this.#log.error({ plugin: existing.name }, `new version of Wasm plugin ${existing.name} refused; the running version stays: ${msg}`);
+        return;
+      }
+      if (existing) {
+        this.#plugins.delete(folder);
+        await this.#s.host.remove(existing.name);
+      }
+      // Added anyway so /health and /v1/plugins show the folder as failed with the reason.
+      const p = new WasmPlugin(basename(folder), folder, e as Error, this.runtime, this.#limits);
+      if (await this.#add(p)) return;
+      this.#plugins.set(folder, p);
+      return;
+    }
+    if (existing?.loaded && existing.name === checked.manifest.name) {
+      if (existing.fingerprint === `${checked.sha256}:${JSON.stringify(checked.manifest)}`) return;
+      try {
+        if (await existing.reload(checked)) this.#s.host.resubscribe(existing.name);
+      } catch (e) {
+        this.#log.error({ plugin: existing.name }, `new version of Wasm plugin ${existing.name} refused; the running version stays: ${(e as Error).message}`);
+      }
+      return;
+    }
+    if (existing) {
+      this.#plugins.delete(folder);
+      await this.#s.host.remove(existing.name);
+    }
+    const p = new WasmPlugin(checked.manifest.name, folder, checked, this.runtime, this.#limits);
+    await this.#add(p);
+    this.#plugins.set(folder, p);
+  }
+
+  /** Adds to the host; true when the host refused it outright (duplicate name). */
+  async #add(p: WasmPlugin): Promise<boolean> {
+    if (this.#s.host.get(p.name)) {
+      this.#log.error({ plugin: p.name, dir: p.dir }, `Wasm plugin in ${p.dir} is named ${p.name}, like a plugin already running; it is left out (rename it in ${MANIFEST_FILE})`);
+      return true;
+    }
+    await this.#s.host.add(p, null);
+    return false;
+  }
+
+  #watch(): void {
+    const w = watch(this.#dirs, {
+      ignoreInitial: true,
+      depth: 2,
+      ignored: (path: string) => /(^|[/\\])(\.[^/\\]*|[^/\\]*~|[^/\\]*\.sw[px]|[^/\\]*\.tmp)$/.test(path),
+    });
+    w.on('all', (_event: string, path: string) => {
+      const folder = this.#folderOf(path);
+      if (!folder) return;
+      clearTimeout(this.#timers.get(folder));
+      this.#timers.set(
+        folder,
+        setTimeout(() => {
+          this.#timers.delete(folder);
+          if (!this.#stopped) void this.reloadFolder(folder);
+        }, this.#s.config.reload_debounce),
+      );
+    });
+    w.on('error', (err) => this.#log.warn({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
+    this.#watcher = w;
+  }
+
+  /** The plugin folder (directly inside a watched dir) that `path` belongs to. */
+  #folderOf(path: string): string | undefined {
+    for (const dir of this.#dirs) {
+      const rel = relative(dir, path);
+      if (rel === '' || rel.startsWith('..')) continue;
+      const first = rel.split(sep)[0];
+      if (first.startsWith('_') || first.startsWith('.')) return undefined;
+      return join(dir, first);
+    }
+    return undefined;
+  }
+
+  #pluginLog(id: string, level: 'error' | 'warn' | 'info' | 'debug', message: string): void {
+    const name = id.slice(0, id.lastIndexOf('#'));
+    const minute = Math.floor(Date.now() / 60_000);
+    let b = this.#logBudget.get(name);
+    if (!b || b.minute !== minute) {
+      if (b?.suppressed) this.#log.warn({ plugin: name }, `Wasm plugin ${name}: ${b.suppressed} log lines suppressed in the last minute (more than ${LOG_LINES_PER_MINUTE})`);
+      b = { minute, lines: 0, suppressed: 0 };
+      this.#logBudget.set(name, b);
+    }
+    if (++b.lines > LOG_LINES_PER_MINUTE) {
+      b.suppressed++;
+      return;
+    }
+    this.#log[level]({ plugin: name }, message);
+  }
+}

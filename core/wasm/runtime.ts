@@ -1,0 +1,191 @@
+/**
+ * The agent's side of the plugin worker: one worker thread runs every Wasm plugin; requests are
+ * queued here and sent one at a time, each with a timer. A call past its limit, or a worker that
+ * dies, ends in `terminate()`: a new worker is started, every loaded plugin is loaded again into it,
+ * and the queue goes on (requests not yet sent are not lost). The agent's event loop never runs
+ * plugin code.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker } from './protocol.js';
+
+export interface WasmRuntimeSettings {
+  logger: Logger;
+  /** Plugin log lines (Extism `log`), tagged with the loaded plugin id. */
+  onLog?: (id: string, level: 'error' | 'warn' | 'info' | 'debug', message: string) => void;
+  /** V8 heap limit of the worker (Wasm memories are capped per plugin by memory_mb). */
+  heapMb?: number;
+}
+
+export type CallResult = (CallReply & { timeout?: false; crashed?: false }) | { ok: false; timeout: boolean; crashed: boolean; error: string; publishes: []; refused: []; memBytes: 0; ms: number };
+
+interface Op {
+  msg: ToWorker;
+  timeoutMs: number;
+  resolve: (r: FromWorker | { failed: 'timeout' | 'crash'; error: string; ms: number }) => void;
+  /** Re-sent after a worker restart (loads of already loaded plugins). */
+  sentAt?: number;
+}
+
+export class WasmRuntime {
+  readonly #s: WasmRuntimeSettings;
+  #worker: Worker | undefined;
+  #ready: Promise<void> | undefined;
+  readonly #queue: Op[] = [];
+  #current: Op | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #seq = 0;
+  /** Specs of plugins loaded in the live worker, to bring back after a restart. */
+  readonly #loaded = new Map<string, LoadSpec>();
+  #closed = false;
+  /** Worker restarts after a timeout or a crash. */
+  restarts = 0;
+
+  constructor(s: WasmRuntimeSettings) {
+    this.#s = s;
+  }
+
+  /** Ids of the plugins loaded in the worker. */
+  get loadedIds(): string[] {
+    return [...this.#loaded.keys()];
+  }
+
+  /** Instantiates a plugin (and runs its `init`). Rejects with the reason when it cannot. */
+  async load(spec: LoadSpec, timeoutMs: number): Promise<LoadReply> {
+    const r = await this.#enqueue({ type: 'load', seq: 0, spec }, timeoutMs);
+    if ('failed' in r) throw new Error(r.failed === 'timeout' ? `init did not return within ${timeoutMs} ms (the worker was restarted)` : `the plugin worker died while loading: ${r.error}`);
+    const reply = r as LoadReply;
+    if (!reply.ok) throw new Error(reply.error ?? 'load failed');
+    this.#loaded.set(spec.id, spec);
+    return reply;
+  }
+
+  /** Calls `process` of a loaded plugin with one batch (JSON input). Never rejects. */
+  async call(id: string, input: string, timeoutMs: number): Promise<CallResult> {
+    const r = await this.#enqueue({ type: 'call', seq: 0, id, input }, timeoutMs);
+    if ('failed' in r) return { ok: false, timeout: r.failed === 'timeout', crashed: r.failed === 'crash', error: r.error, publishes: [], refused: [], memBytes: 0, ms: r.ms };
+    return r as CallReply;
+  }
+
+  /** Drops a loaded plugin (after the requests queued before this one). */
+  async unload(id: string): Promise<void> {
+    if (!this.#loaded.has(id)) return;
+    this.#loaded.delete(id);
+    await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
+  }
+
+  /** Terminates the worker; queued requests end as crashed. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    const w = this.#worker;
+    this.#worker = undefined;
+    const pending = [...(this.#current ? [this.#current] : []), ...this.#queue.splice(0)];
+    this.#current = undefined;
+    for (const op of pending) op.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
+    this.#loaded.clear();
+    await w?.terminate();
+  }
+
+  #enqueue(msg: ToWorker, timeoutMs: number): Promise<FromWorker | { failed: 'timeout' | 'crash'; error: string; ms: number }> {
+    if (this.#closed) return Promise.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
+    return new Promise((resolve) => {
+      this.#queue.push({ msg, timeoutMs, resolve });
+      this.#pump();
+    });
+  }
+
+  #spawn(): void {
+    // From source (tests, tsx) the worker is TypeScript: load it through tsx's API. Built, it is plain JS.
+    const fromSource = import.meta.url.endsWith('.ts');
+    const target = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+    const resourceLimits = { maxOldGenerationSizeMb: this.#s.heapMb ?? 256 };
+    const w = fromSource
+      ? new Worker(`import(${JSON.stringify(tsxApi())}).then((m) => m.tsImport(${JSON.stringify(target.href)}, ${JSON.stringify(import.meta.url)}))`, { eval: true, resourceLimits, execArgv: NO_WARNINGS })
+      : new Worker(target, { resourceLimits, execArgv: NO_WARNINGS });
+    w.unref();
+    this.#worker = w;
+    this.#ready = new Promise<void>((resolve) => {
+      const onReady = (m: FromWorker) => {
+        if (m.type === 'ready') {
+          w.off('message', onReady);
+          resolve();
+        }
+      };
+      w.on('message', onReady);
+      w.once('exit', () => resolve());
+    });
+    w.on('message', (m: FromWorker) => this.#onMessage(w, m));
+    w.on('error', (err) => this.#s.logger.error({ err }, `Wasm plugin worker failed: ${err.message}`));
+    w.on('exit', (code) => {
+      if (this.#worker !== w || this.#closed) return;
+      this.#restart('crash', `the worker exited with code ${code}`);
+    });
+  }
+
+  #pump(): void {
+    if (this.#current || this.#closed) return;
+    const op = this.#queue.shift();
+    if (!op) return;
+    if (!this.#worker) this.#spawn();
+    this.#current = op;
+    const w = this.#worker!;
+    const seq = ++this.#seq;
+    op.msg.seq = seq;
+    void this.#ready!.then(() => {
+      if (this.#current !== op || this.#worker !== w) return;
+      op.sentAt = performance.now();
+      this.#timer = setTimeout(() => this.#restart('timeout', `no answer within ${op.timeoutMs} ms`), op.timeoutMs);
+      w.postMessage(op.msg);
+    });
+  }
+
+  #onMessage(w: Worker, m: FromWorker): void {
+    if (w !== this.#worker) return;
+    if (m.type === 'log') {
+      this.#s.onLog?.(m.id, m.level, m.message);
+      return;
+    }
+    if (m.type !== 'reply') return;
+    const op = this.#current;
+    if (!op || op.msg.seq !== m.seq) return;
+    clearTimeout(this.#timer);
+    this.#current = undefined;
+    op.resolve(m);
+    this.#pump();
+  }
+
+  /** Ends the current request as failed, replaces the worker, reloads the plugins, goes on with the queue. */
+  #restart(failed: 'timeout' | 'crash', why: string): void {
+    clearTimeout(this.#timer);
+    const op = this.#current;
+    this.#current = undefined;
+    const old = this.#worker;
+    this.#worker = undefined;
+    void old?.terminate();
+    this.restarts++;
+    const offender = op ? (op.msg.type === 'load' ? op.msg.spec.id : op.msg.id) : undefined;
+    this.#s.logger.warn({ plugin: offender, restarts: this.restarts }, `Wasm plugin worker restarted: ${offender ? `${offender} ` : ''}${why}; the other plugins are loaded again`);
+    // Reload every plugin first, in load order, ahead of the queued requests.
+    const reloads: Op[] = [...this.#loaded.values()].map((spec) => ({
+      msg: { type: 'load', seq: 0, spec },
+      timeoutMs: 10_000,
+      resolve: (r) => {
+        if ('failed' in r || !(r as LoadReply).ok) {
+          this.#loaded.delete(spec.id);
+          this.#s.logger.error({ plugin: spec.name }, `Wasm plugin ${spec.name} could not be loaded again after a worker restart: ${'failed' in r ? r.error : (r as LoadReply).error}`);
+        }
+      },
+    }));
+    this.#queue.unshift(...reloads);
+    op?.resolve({ failed, error: why, ms: op.sentAt ? performance.now() - op.sentAt : 0 });
+    this.#pump();
+  }
+}
+
+/** The SDK imports node:wasi even with WASI off, which prints an ExperimentalWarning per worker. */
+const NO_WARNINGS = ['--no-warnings'];
+
+function tsxApi(): string {
+  return import.meta.resolve('tsx/esm/api');
+}
