@@ -9,6 +9,7 @@ import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
 import { fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
 import { registerConfigParse } from './commands/config-parse.js';
+import { registerPlugins } from './commands/plugins.js';
 
 export function buildProgram(): Command {
   const program = new Command('agent')
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
       }
     });
   registerConfigParse(config);
+  registerPlugins(program);
 
   program
     .command('version')
