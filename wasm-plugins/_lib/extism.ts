@@ -20,3 +20,12 @@ export function abortWith(message: string | null, fileName: string | null, line:
   fail(text);
   unreachable();
 }
+
+/**
+ * Sets the call's output to `s` as UTF-8. (`Host.outputString` of @extism/as-pdk 1.0.0 allocates
+ * `s.length` bytes, the UTF-16 length: any non-ASCII character makes it write past the block and
+ * fail the call.)
+ */
+export function outputString(s: string): void {
+  Host.output(Uint8Array.wrap(String.UTF8.encode(s)));
+}

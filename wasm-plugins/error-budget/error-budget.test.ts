@@ -171,6 +171,19 @@ describe('error-budget', () => {
     assert.ok((resolved[0].data.value as number) < 5);
   });
 
+  it('publishes non-ASCII log paths intact (the PDK\'s outputString would fail the call on them)', async () => {
+    const p = await load();
+    const path = '/var/log/nginx/café-ü-日本.log';
+    const at = (t: number, ok: number, err5xx: number) => {
+      const b = batch(t, { ok, err5xx, source: `nginx-logs:inst-1:${path}` });
+      (b.data.resource as Record<string, string>)['log.file.path'] = path;
+      return b;
+    };
+    await p.process([at(T0, 0, 0)]);
+    const [a] = await p.process([at(T0 + 1000, 10, 30)]);
+    assert.equal(a.data.log, path);
+  });
+
   it('keeps logs apart, ignores error-log and other batches, and resolves a log that goes away', async () => {
     const p = await load();
     const other = 'nginx-logs:inst-2:/var/log/nginx/other.log';

@@ -6,7 +6,7 @@
  * so a consumer can clear what it showed for the previous version.
  */
 import { Config, Host, LogLevel, Memory } from "@extism/as-pdk";
-import { abortWith, fail } from "../../_lib/extism";
+import { abortWith, fail, outputString } from "../../_lib/extism";
 import { JValue, lastJsonError, parseJson, quote } from "../../_lib/json";
 
 const TOPIC = "lint.nginx.config";
@@ -22,7 +22,7 @@ function abortHandler(message: string | null, fileName: string | null, line: u32
 
 export function describe(): i32 {
   const out = '{"version":"1.0.0","description":"Lints every nginx config the agent parses: server_tokens, autoindex, TLS protocols, access logs, proxy timeouts; findings with file and line on lint.nginx.config."}';
-  Host.outputString(out);
+  outputString(out);
   return 0;
 }
 

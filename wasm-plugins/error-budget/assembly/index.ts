@@ -8,7 +8,7 @@
  * Events are returned in the output (`{"publish":[...]}`), one per state transition.
  */
 import { Config, Host } from "@extism/as-pdk";
-import { abortWith, fail } from "../../_lib/extism";
+import { abortWith, fail, outputString } from "../../_lib/extism";
 import { JValue, J_NUM, lastJsonError, num, parseJson, quote } from "../../_lib/json";
 
 const TOPIC = "alert.nginx.error_budget";
@@ -86,7 +86,7 @@ export function init(): i32 {
 }
 
 export function describe(): i32 {
-  Host.outputString(
+  outputString(
     '{"version":"1.0.0","description":"Alerts when the 5xx ratio or p95 request time of an nginx access log crosses its threshold over a sliding window, and when it recovers."}',
   );
   return 0;
@@ -109,7 +109,7 @@ export function process(): i32 {
     batch(data, now, events);
   }
   if (latest > 0) idle(latest, events);
-  if (events.length > 0) Host.outputString('{"publish":[' + events.join(",") + "]}");
+  if (events.length > 0) outputString('{"publish":[' + events.join(",") + "]}");
   return 0;
 }
 
