@@ -108,6 +108,8 @@ class Parser {
   pos: i32 = 0;
   failed: bool = false;
   error: string = "";
+  interned: Map<u32, string> = new Map();
+  shapes: Map<u32, Array<string>> = new Map();
   constructor(public buf: Uint8Array) {}
 
   fail(what: string): JValue {
@@ -183,7 +185,7 @@ class Parser {
     while (!this.failed) {
       this.ws();
       if (this.pos >= this.buf.length || this.buf[this.pos] != 0x22) return this.fail("expected a key");
-      keys.push(this.string());
+      keys.push(this.key());
       this.ws();
       if (this.pos >= this.buf.length || this.buf[this.pos] != 0x3a) return this.fail("expected ':'");
       this.pos++;
@@ -191,10 +193,37 @@ class Parser {
       this.ws();
       if (this.pos >= this.buf.length) return this.fail("unexpected end in object");
       const c = this.buf[this.pos++];
-      if (c == 0x7d) return v;
+      if (c == 0x7d) {
+        v.keys = this.shareKeys(keys);
+        return v;
+      }
       if (c != 0x2c) return this.fail("expected ',' or '}'");
     }
     return v;
+  }
+
+  /**
+   * One key list for every object with the same (interned) keys in the same order: the objects of
+   * a parsed config or a metric batch share a handful of shapes.
+   */
+  shareKeys(keys: Array<string>): Array<string> {
+    let hash: u32 = <u32>keys.length;
+    for (let i = 0; i < keys.length; i++) hash = (hash ^ <u32>changetype<usize>(keys[i])) * 16777619;
+    if (this.shapes.has(hash)) {
+      const known = this.shapes.get(hash);
+      if (known.length == keys.length) {
+        let same = true;
+        for (let i = 0; i < keys.length; i++) {
+          if (changetype<usize>(known[i]) != changetype<usize>(keys[i])) {
+            same = false;
+            break;
+          }
+        }
+        if (same) return known;
+      }
+    }
+    this.shapes.set(hash, keys);
+    return keys;
   }
 
   array(depth: i32): JValue {
@@ -218,6 +247,46 @@ class Parser {
       if (c != 0x2c) return this.fail("expected ',' or ']'");
     }
     return v;
+  }
+
+  /**
+   * Reads an object key. Short plain ASCII keys are interned: a parsed config repeats
+   * "directive", "line", "args" and "block" for every directive, and one copy of each keeps the
+   * tree (and so the plugin's memory) much smaller.
+   */
+  key(): string {
+    const b = this.buf;
+    const start = this.pos + 1;
+    let end = start;
+    let hash: u32 = 2166136261;
+    while (end < b.length && end - start <= 64) {
+      const c = b[end];
+      if (c == 0x22 || c == 0x5c || c >= 0x80 || c < 0x20) break;
+      hash = (hash ^ c) * 16777619;
+      end++;
+    }
+    if (end >= b.length || b[end] != 0x22 || end - start > 64) return this.string();
+    const len = end - start;
+    if (this.interned.has(hash)) {
+      const k = this.interned.get(hash);
+      if (k.length == len) {
+        let same = true;
+        for (let i = 0; i < len; i++) {
+          if (<i32>b[start + i] != k.charCodeAt(i)) {
+            same = false;
+            break;
+          }
+        }
+        if (same) {
+          this.pos = end + 1;
+          return k;
+        }
+      }
+    }
+    const k = this.slice(start, end);
+    this.interned.set(hash, k);
+    this.pos = end + 1;
+    return k;
   }
 
   /** Reads a string starting at the opening quote; decodes escapes. */

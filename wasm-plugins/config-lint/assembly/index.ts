@@ -192,7 +192,7 @@ class Linter {
   }
 
   /** Lints one block: its own settings first (they apply wherever they stand), then its children. */
-  block(b: Dir, scope: Scope, level: string): void {
+  block(b: Dir, scope: Scope, level: string): Array<Dir> {
     const items = this.flatten(b.d.list("block"), b.file, [], 0);
     for (let i = 0; i < items.length; i++) {
       const d = items[i];
@@ -216,12 +216,12 @@ class Linter {
       if (!d.d.get("block")) continue;
       if (level == "http" && name == "server") {
         const s = new Scope(scope);
-        this.block(d, s, "server");
-        this.server(d, s);
+        this.server(d, this.block(d, s, "server"), s);
       } else if (level != "http" && (name == "location" || name == "if" || name == "limit_except")) {
         this.block(d, new Scope(scope), name);
       }
     }
+    return items;
   }
 
   proxyPass(d: Dir, scope: Scope): void {
@@ -238,8 +238,7 @@ class Linter {
   }
 
   /** Rules that look at a whole server: TLS protocols and its access log. */
-  server(srv: Dir, scope: Scope): void {
-    const own = this.flatten(srv.d.list("block"), srv.file, [], 0);
+  server(srv: Dir, own: Array<Dir>, scope: Scope): void {
     let tls = false;
     for (let i = 0; i < own.length; i++) {
       const d = own[i];
@@ -311,6 +310,8 @@ export function process(): i32 {
     const mem = Memory.allocateString(l.json(data.getString("instanceId"), data.getString("version"), data.getString("confPath")));
     if (hostPublish(mem.offset) != 0) refused++;
     mem.free();
+    // Free this config's tree before the next: memory never shrinks, so the peak is what counts.
+    __collect();
   }
   // A refusal is the host's policy, not a plugin failure: say it once per call and carry on.
   if (refused > 0) Host.log(LogLevel.Warn, "config-lint: the host refused " + refused.toString() + " message(s) on " + TOPIC + " (is it in the manifest's publishes?)");
