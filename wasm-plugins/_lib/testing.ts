@@ -6,20 +6,7 @@
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse } from 'yaml';
-
-export interface Manifest {
-  name: string;
-  wasm: string;
-  sha256?: string;
-  subscriptions: string[];
-  publishes: string[];
-  config?: Record<string, string>;
-  timeout_ms?: number;
-  memory_mb?: number;
-  allowed_hosts?: string[];
-  allowed_paths?: unknown;
-}
+import { parseManifest, type Manifest } from '../../core/wasm/manifest.js';
 
 export interface Published {
   topic: string;
@@ -43,8 +30,10 @@ export interface TestPlugin {
   close(): Promise<void>;
 }
 
+/** The plugin's manifest, validated by the agent's own parser (throws listing every problem). */
 export function readManifest(dir: string): Manifest {
-  return parse(readFileSync(join(dir, 'plugin.yaml'), 'utf8')) as Manifest;
+  const file = join(dir, 'plugin.yaml');
+  return parseManifest(readFileSync(file, 'utf8'), file);
 }
 
 /** The built .wasm of the plugin in `dir`; throws saying how to build it when it is missing. */
@@ -67,7 +56,7 @@ export async function loadTestPlugin(dir: string, config: Record<string, string>
     { wasm: [{ data }] },
     {
       useWasi: false,
-      config: { ...(manifest.config ?? {}), ...config },
+      config: { ...manifest.config, ...config },
       logger: logs as unknown as Console,
       functions: {
         'extism:host/user': {
