@@ -1,0 +1,112 @@
+/**
+ * The shipped plugins inside a real Agent (bus, plugin host, the Wasm worker of core/wasm, API on
+ * port 0), loaded from this folder as `agent start --plugins-dir wasm-plugins` loads them: each
+ * answers the payloads of the topics it subscribes to on the bus, and /v1/plugins and /metrics show
+ * them.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { Agent } from '../core/agent.js';
+import { loadConfig } from '../core/config/load.js';
+import type { MetricBatch } from '../core/metrics/model.js';
+import { parseNginxConfig } from '../core/nginx/config/parse.js';
+import type { NginxConfigChanged, NginxInstanceEvent } from '../core/nginx/types.js';
+import { waitFor } from '../core/testing/nginx.js';
+import type { Envelope } from '../core/topics.js';
+
+const root = dirname(fileURLToPath(import.meta.url));
+const json = <T>(path: string) => JSON.parse(readFileSync(join(root, path), 'utf8')) as T;
+
+describe('the shipped plugins in a running agent', () => {
+  let agent: Agent;
+  let url: string;
+  const seen: Envelope[] = [];
+  const on = (topic: string) => seen.filter((e) => e.topic === topic);
+
+  before(async () => {
+    const loaded = loadConfig({
+      builtins: [],
+      flags: [
+        { path: 'api.port', flag: '--api-port', value: 0 },
+        { path: 'wasm.dirs', flag: '--plugins-dir', value: [root] },
+        { path: 'wasm.watch', flag: 'test', value: false },
+      ],
+      env: {},
+      searchPaths: [],
+    });
+    agent = new Agent({ loaded, builtins: [], logger: pino({ level: 'silent' }) });
+    agent.bus.subscribe('test-recorder', ['alert.*', 'lint.*', 'agent.plugin.state'], (m) => void seen.push(m));
+    await agent.start();
+    url = `http://127.0.0.1:${agent.apiAddress!.port}`;
+  });
+  after(async () => {
+    await agent?.stop();
+  });
+
+  it('loads the three plugins, running, with the versions their describe returns', async () => {
+    const body = (await (await fetch(`${url}/v1/plugins`)).json()) as { plugins: { name: string; state: string; details: Record<string, unknown> }[] };
+    const wasm = body.plugins.filter((p) => p.details?.kind === 'wasm').map((p) => [p.name, p.state, p.details.version]);
+    assert.deepEqual(wasm.sort(), [
+      ['config-lint', 'running', '1.0.0'],
+      ['error-budget', 'running', '1.0.0'],
+      ['nginx-down-alert', 'running', '1.0.0'],
+    ]);
+  });
+
+  it('nginx-down-alert answers an UNHEALTHY instance on the bus', async () => {
+    const ev = json<{ data: NginxInstanceEvent }>('nginx-down-alert/testdata/health-unhealthy.json');
+    agent.bus.publish('nginx.instance.health', ev.data);
+    await waitFor(() => on('alert.nginx.down').length === 1, 'alert.nginx.down');
+    assert.equal((on('alert.nginx.down')[0].data as Record<string, unknown>).instance_id, ev.data.instance.id);
+  });
+
+  it('config-lint answers nginx.config.changed with its findings', async () => {
+    const confPath = join(root, 'config-lint', 'testdata', 'risky', 'nginx.conf');
+    const change: NginxConfigChanged = {
+      instanceId: 'inst-1',
+      confPath,
+      prefix: dirname(confPath),
+      version: 'v1',
+      files: [],
+      payload: await parseNginxConfig(confPath),
+      analysis: { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [] },
+      added: [],
+      removed: [],
+      changed: [],
+    };
+    agent.bus.publish('nginx.config.changed', change);
+    await waitFor(() => on('lint.nginx.config').length === 1, 'lint.nginx.config');
+    const lint = on('lint.nginx.config')[0].data as { instance_id: string; findings: unknown[] };
+    assert.equal(lint.instance_id, 'inst-1');
+    assert.equal(lint.findings.length, 7);
+  });
+
+  it('error-budget answers a 5xx burst in nginx-logs batches (its output path), and /metrics counts the calls', async () => {
+    const tpl = json<{ data: MetricBatch }>('error-budget/testdata/nginx-logs-batch.json').data;
+    const at = (time: number, ok: number, err: number): MetricBatch => ({
+      ...tpl,
+      time,
+      metrics: tpl.metrics.map((m) =>
+        m.name === 'nginx.http.responses'
+          ? { ...m, points: [{ attributes: { status_range: '2xx' }, value: ok, startTime: 1 }, { attributes: { status_range: '5xx' }, value: err, startTime: 1 }] }
+          : m,
+      ),
+    });
+    const now = Date.now();
+    agent.bus.publish('metrics', at(now - 20_000, 1000, 0));
+    agent.bus.publish('metrics', at(now - 10_000, 1100, 50));
+    await waitFor(() => on('alert.nginx.error_budget').length === 1, 'alert.nginx.error_budget');
+    assert.equal((on('alert.nginx.error_budget')[0].data as Record<string, unknown>).status, 'firing');
+    const text = await (await fetch(`${url}/metrics`)).text();
+    for (const name of ['config-lint', 'error-budget', 'nginx-down-alert']) {
+      const m = new RegExp(`^agent_wasm_plugin_calls_total\\{plugin="${name}"\\} (\\d+)`, 'm').exec(text);
+      assert.ok(m && Number(m[1]) >= 1, `agent_wasm_plugin_calls_total for ${name} in /metrics`);
+      assert.match(text, new RegExp(`^agent_wasm_plugin_errors_total\\{plugin="${name}"\\} 0$`, 'm'));
+    }
+    assert.deepEqual(on('agent.plugin.state').filter((e) => (e.data as { state: string }).state !== 'running'), [], 'no plugin left the running state (quarantine, failure)');
+  });
+});
