@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { Agent } from '../core/agent.js';
 import { loadConfig } from '../core/config/load.js';
-import type { MetricBatch } from '../core/metrics/model.js';
+import type { Metric, MetricBatch } from '../core/metrics/model.js';
 import { parseNginxConfig } from '../core/nginx/config/parse.js';
 import type { NginxConfigChanged, NginxInstanceEvent } from '../core/nginx/types.js';
 import { waitFor } from '../core/testing/nginx.js';
@@ -90,8 +90,8 @@ describe('the shipped plugins in a running agent', () => {
     const at = (time: number, ok: number, err: number): MetricBatch => ({
       ...tpl,
       time,
-      metrics: tpl.metrics.map((m) =>
-        m.name === 'nginx.http.responses'
+      metrics: tpl.metrics.map((m): Metric =>
+        m.type === 'counter' && m.name === 'nginx.http.responses'
           ? { ...m, points: [{ attributes: { status_range: '2xx' }, value: ok, startTime: 1 }, { attributes: { status_range: '5xx' }, value: err, startTime: 1 }] }
           : m,
       ),
