@@ -5,7 +5,8 @@
  * them.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
@@ -108,5 +109,41 @@ describe('the shipped plugins in a running agent', () => {
       assert.match(text, new RegExp(`^agent_wasm_plugin_errors_total\\{plugin="${name}"\\} 0$`, 'm'));
     }
     assert.deepEqual(on('agent.plugin.state').filter((e) => (e.data as { state: string }).state !== 'running'), [], 'no plugin left the running state (quarantine, failure)');
+  });
+});
+
+describe('a shipped plugin with a bad config value, in a running agent', () => {
+  it("fails its load with init's message naming the key, shown in /health, while the others run", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wasm-plugins-'));
+    try {
+      for (const name of ['error-budget', 'nginx-down-alert']) {
+        mkdirSync(join(dir, name));
+        copyFileSync(join(root, name, `${name}.wasm`), join(dir, name, `${name}.wasm`));
+        const yaml = readFileSync(join(root, name, 'plugin.yaml'), 'utf8');
+        writeFileSync(join(dir, name, 'plugin.yaml'), name === 'error-budget' ? yaml.replace('max_5xx_ratio: "0.05"', 'max_5xx_ratio: "5%"') : yaml);
+      }
+      const loaded = loadConfig({
+        builtins: [],
+        flags: [
+          { path: 'api.port', flag: '--api-port', value: 0 },
+          { path: 'wasm.dirs', flag: '--plugins-dir', value: [dir] },
+          { path: 'wasm.watch', flag: 'test', value: false },
+        ],
+        env: {},
+        searchPaths: [],
+      });
+      const agent = new Agent({ loaded, builtins: [], logger: pino({ level: 'silent' }) });
+      await agent.start();
+      try {
+        const health = (await (await fetch(`http://127.0.0.1:${agent.apiAddress!.port}/health`)).json()) as { plugins: Record<string, { state: string; reason?: string }> };
+        assert.equal(health.plugins['nginx-down-alert'].state, 'running');
+        assert.equal(health.plugins['error-budget'].state, 'failed');
+        assert.match(health.plugins['error-budget'].reason ?? '', /init failed: .*max_5xx_ratio must be a number from 0 to 1, got "5%"/);
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
