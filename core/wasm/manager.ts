@@ -95,7 +95,7 @@ export class WasmManager {
       }
       for (const folder of pluginFolders(dir)) await this.#sync(folder);
     }
-    if (this.#s.config.watch && this.#dirs.length) this.#watch();
+    if (this.#s.config.watch && this.#dirs.length) await this.#watch();
     if (this.#plugins.size) this.#log.info({ dirs: this.#dirs, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${this.#dirs.join(', ')}`);
   }
 
@@ -218,14 +218,16 @@ export class WasmManager {
     return false;
   }
 
-  #watch(): void {
+  /** Resolves once the watcher's first scan is done (changes before that are not seen). */
+  async #watch(): Promise<void> {
     const w = watch(this.#dirs, {
       ignoreInitial: true,
       depth: 2,
       ignored: (path: string) => /(^|[/\\])(\.[^/\\]*|[^/\\]*~|[^/\\]*\.sw[px]|[^/\\]*\.tmp)$/.test(path),
     });
-    w.on('all', (_event: string, path: string) => {
+    w.on('all', (event: string, path: string) => {
       const folder = this.#folderOf(path);
+      this.#log.debug({ event, path, folder }, 'Wasm plugin file event');
       if (!folder) return;
       clearTimeout(this.#timers.get(folder));
       this.#timers.set(
@@ -238,6 +240,12 @@ export class WasmManager {
     });
     w.on('error', (err) => this.#log.warn({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
     this.#watcher = w;
+    let timer: NodeJS.Timeout | undefined;
+    await new Promise<void>((resolve) => {
+      w.once('ready', resolve);
+      timer = setTimeout(resolve, 10_000);
+    });
+    clearTimeout(timer);
   }
 
   /** The plugin folder (directly inside a watched dir) that `path` belongs to. */

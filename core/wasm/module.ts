@@ -86,7 +86,7 @@ export function checkAbi(mod: WebAssembly.Module, allowWasi = false): string[] {
  * Returns a copy of `bytes` whose defined memories have a maximum of at most `maxBytes`.
  * Throws when a memory's initial size is already above it. Modules without a memory are returned as is.
  */
-export function capMemory(bytes: Uint8Array, maxBytes: number): Uint8Array {
+export function capMemory(bytes: Uint8Array<ArrayBuffer>, maxBytes: number): Uint8Array<ArrayBuffer> {
   const maxPages = Math.max(1, Math.floor(maxBytes / PAGE));
   if (bytes.length < 8) return bytes;
   let pos = 8;

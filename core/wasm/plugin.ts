@@ -149,10 +149,20 @@ export class WasmPlugin implements Plugin {
       this.#log?.info(`Wasm plugin ${this.name} leaves quarantine and gets the next batch`);
     }
     this.#pending.push(msg);
-    if (this.#pending.length >= this.#limits.batchSize) this.#flush();
-    else this.#timer ??= setTimeout(() => this.#flush(), this.#limits.batchWaitMs);
-    // Back-pressure: while enough batches are in flight the bus queue holds the rest (its overflow policy applies).
-    if (this.#inflight >= this.#limits.maxBatchesInFlight) return new Promise((r) => this.#waiters.push(r));
+    if (this.#pending.length < this.#limits.batchSize) {
+      this.#timer ??= setTimeout(() => {
+        this.#timer = undefined;
+        // With enough batches in flight this one keeps filling; it goes when a call completes.
+        if (this.#inflight < this.#limits.maxBatchesInFlight) this.#flush();
+      }, this.#limits.batchWaitMs);
+      return;
+    }
+    if (this.#inflight < this.#limits.maxBatchesInFlight) {
+      this.#flush();
+      return;
+    }
+    // Back-pressure: the batch is full and enough are in flight; the bus queue holds what follows (its overflow policy applies).
+    return new Promise((r) => this.#waiters.push(r));
   }
 
   /**
@@ -272,6 +282,11 @@ export class WasmPlugin implements Plugin {
     this.#inflight--;
     this.#inflightMessages -= n;
     const c = this.counters;
+    if ('cancelled' in r && r.cancelled) {
+      c.dropped += n;
+      this.#wake();
+      return;
+    }
     c.calls++;
     c.messages += n;
     const s = r.ms / 1000;
@@ -299,8 +314,12 @@ export class WasmPlugin implements Plugin {
         this.#streak = 0;
       } else this.#failed(v, r);
     } else if (!r.ok) c.errors++;
-    const w = this.#waiters.shift();
-    w?.();
+    this.#wake();
+  }
+
+  #wake(): void {
+    if (this.#pending.length && this.#inflight < this.#limits.maxBatchesInFlight && (this.#pending.length >= this.#limits.batchSize || !this.#timer)) this.#flush();
+    this.#waiters.shift()?.();
     if (this.#inflight === 0) for (const i of this.#idle.splice(0)) i();
   }
 
@@ -341,7 +360,7 @@ export class WasmPlugin implements Plugin {
     this.#setState('failed', reason);
     this.#log?.error(`Wasm plugin ${this.name} stopped: ${reason}`);
     // Unloaded from the worker but kept as the running version, so the next change of its files reloads it.
-    if (v) void this.#runtime.unload(v.instanceId);
+    if (v) void this.#runtime.unload(v.instanceId, true);
   }
 
   #setState(state: PluginState, reason?: string): void {

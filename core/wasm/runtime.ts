@@ -17,12 +17,20 @@ export interface WasmRuntimeSettings {
   heapMb?: number;
 }
 
-export type CallResult = (CallReply & { timeout?: false; crashed?: false }) | { ok: false; timeout: boolean; crashed: boolean; error: string; publishes: []; refused: []; memBytes: 0; ms: number };
+export type CallResult =
+  | (CallReply & { timeout?: false; crashed?: false; cancelled?: false })
+  | { ok: false; timeout: boolean; crashed: boolean; cancelled: boolean; error: string; publishes: []; refused: []; memBytes: 0; ms: number };
+
+interface Failed {
+  failed: 'timeout' | 'crash' | 'cancelled';
+  error: string;
+  ms: number;
+}
 
 interface Op {
   msg: ToWorker;
   timeoutMs: number;
-  resolve: (r: FromWorker | { failed: 'timeout' | 'crash'; error: string; ms: number }) => void;
+  resolve: (r: FromWorker | Failed) => void;
   /** Re-sent after a worker restart (loads of already loaded plugins). */
   sentAt?: number;
 }
@@ -31,7 +39,12 @@ export class WasmRuntime {
   readonly #s: WasmRuntimeSettings;
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
-  readonly #queue: Op[] = [];
+  /** Requests by lane (one lane per loaded plugin id), served round-robin so a slow plugin delays the others by one call at most. */
+  readonly #lanes = new Map<string, Op[]>();
+  /** Lanes with requests, in serving order. */
+  #turns: string[] = [];
+  /** Reloads after a restart: served before any lane. */
+  readonly #urgent: Op[] = [];
   #current: Op | undefined;
   #timer: NodeJS.Timeout | undefined;
   #seq = 0;
@@ -63,14 +76,23 @@ export class WasmRuntime {
   /** Calls `process` of a loaded plugin with one batch (JSON input). Never rejects. */
   async call(id: string, input: string, timeoutMs: number): Promise<CallResult> {
     const r = await this.#enqueue({ type: 'call', seq: 0, id, input }, timeoutMs);
-    if ('failed' in r) return { ok: false, timeout: r.failed === 'timeout', crashed: r.failed === 'crash', error: r.error, publishes: [], refused: [], memBytes: 0, ms: r.ms };
+    if ('failed' in r) return { ok: false, timeout: r.failed === 'timeout', crashed: r.failed === 'crash', cancelled: r.failed === 'cancelled', error: r.error, publishes: [], refused: [], memBytes: 0, ms: r.ms };
     return r as CallReply;
   }
 
-  /** Drops a loaded plugin (after the requests queued before this one). */
-  async unload(id: string): Promise<void> {
+  /**
+   * Drops a loaded plugin after the calls queued for it, or, with `cancelQueued`, at once: its queued
+   * calls then end as cancelled (a stopped plugin runs nothing more).
+   */
+  async unload(id: string, cancelQueued = false): Promise<void> {
     if (!this.#loaded.has(id)) return;
     this.#loaded.delete(id);
+    if (cancelQueued) {
+      const lane = this.#lanes.get(id) ?? [];
+      for (const op of lane.splice(0)) op.resolve({ failed: 'cancelled', error: 'the plugin was stopped', ms: 0 });
+      this.#lanes.delete(id);
+      this.#turns = this.#turns.filter((k) => k !== id);
+    }
     await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
   }
 
@@ -80,19 +102,38 @@ export class WasmRuntime {
     clearTimeout(this.#timer);
     const w = this.#worker;
     this.#worker = undefined;
-    const pending = [...(this.#current ? [this.#current] : []), ...this.#queue.splice(0)];
+    const pending = [...(this.#current ? [this.#current] : []), ...this.#urgent.splice(0), ...[...this.#lanes.values()].flatMap((l) => l.splice(0))];
+    this.#lanes.clear();
+    this.#turns = [];
     this.#current = undefined;
     for (const op of pending) op.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
     this.#loaded.clear();
     await w?.terminate();
   }
 
-  #enqueue(msg: ToWorker, timeoutMs: number): Promise<FromWorker | { failed: 'timeout' | 'crash'; error: string; ms: number }> {
+  #enqueue(msg: ToWorker, timeoutMs: number): Promise<FromWorker | Failed> {
     if (this.#closed) return Promise.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
+    const key = msg.type === 'load' ? msg.spec.id : msg.id;
     return new Promise((resolve) => {
-      this.#queue.push({ msg, timeoutMs, resolve });
+      let lane = this.#lanes.get(key);
+      if (!lane) this.#lanes.set(key, (lane = []));
+      if (lane.length === 0) this.#turns.push(key);
+      lane.push({ msg, timeoutMs, resolve });
       this.#pump();
     });
+  }
+
+  #next(): Op | undefined {
+    const u = this.#urgent.shift();
+    if (u) return u;
+    const key = this.#turns.shift();
+    if (key === undefined) return undefined;
+    const lane = this.#lanes.get(key);
+    if (!lane) return this.#next();
+    const op = lane.shift();
+    if (lane.length) this.#turns.push(key);
+    else this.#lanes.delete(key);
+    return op ?? this.#next();
   }
 
   #spawn(): void {
@@ -125,7 +166,7 @@ export class WasmRuntime {
 
   #pump(): void {
     if (this.#current || this.#closed) return;
-    const op = this.#queue.shift();
+    const op = this.#next();
     if (!op) return;
     if (!this.#worker) this.#spawn();
     this.#current = op;
@@ -177,7 +218,7 @@ export class WasmRuntime {
         }
       },
     }));
-    this.#queue.unshift(...reloads);
+    this.#urgent.push(...reloads);
     op?.resolve({ failed, error: why, ms: op.sentAt ? performance.now() - op.sentAt : 0 });
     this.#pump();
   }

@@ -14,7 +14,7 @@ export const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata'
 let wabt: Awaited<ReturnType<typeof initWabt>> | undefined;
 
 /** Compiles WebAssembly text to a module binary. */
-export async function compileWatText(text: string, name = 'plugin.wat'): Promise<Uint8Array> {
+export async function compileWatText(text: string, name = 'plugin.wat'): Promise<Uint8Array<ArrayBuffer>> {
   wabt ??= await initWabt();
   const mod = wabt.parseWat(name, text);
   try {
@@ -31,7 +31,7 @@ export function watText(name: string): string {
   return readFileSync(join(TESTDATA, `${name}.wat`), 'utf8');
 }
 
-export async function compileFixture(name: string): Promise<Uint8Array> {
+export async function compileFixture(name: string): Promise<Uint8Array<ArrayBuffer>> {
   return compileWatText(watText(name), `${name}.wat`);
 }
 
