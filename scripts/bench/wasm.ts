@@ -1,0 +1,136 @@
+/**
+ * Wasm plugin benchmark: messages/s through the bus into one plugin that reads every message
+ * (core/wasm/testdata/count.wat copies each batch into its memory and counts the messages),
+ * batched against one call per message; call latency p50/p99; load time and RSS per plugin.
+ *
+ *   node --expose-gc --import tsx scripts/bench/wasm.ts [--messages N]
+ */
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Agent } from '../../core/agent.js';
+import { loadConfig, PACKAGE_ROOT } from '../../core/config/load.js';
+import { capMemory } from '../../core/wasm/module.js';
+import type { LoadSpec } from '../../core/wasm/protocol.js';
+import { WasmRuntime } from '../../core/wasm/runtime.js';
+import { compileFixture, tempPluginsDir } from '../../core/wasm/testing.js';
+
+const arg = (name: string, def: number) => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : def;
+};
+const N = arg('--messages', 200_000);
+const logger = pino({ level: 'warn' });
+const wasm = await compileFixture('count');
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+
+/** Messages/s from bus publish to the plugin having counted them all. */
+async function throughput(batchSize: number, messages: number): Promise<{ rate: number; calls: number }> {
+  const dir = tempPluginsDir();
+  mkdirSync(join(dir, 'count'));
+  writeFileSync(join(dir, 'count', 'count.wasm'), wasm);
+  writeFileSync(join(dir, 'count', 'plugin.yaml'), 'name: count\nwasm: count.wasm\nsubscriptions: [event.in]\npublishes: [event.count]\n');
+  const loaded = loadConfig({
+    builtins: [],
+    env: {},
+    searchPaths: [],
+    flags: [
+      { path: 'api.enabled', flag: 'bench', value: false },
+      { path: 'bus.queue_size', flag: 'bench', value: 1_000_000 },
+      { path: 'wasm.dirs', flag: 'bench', value: [dir] },
+      { path: 'wasm.watch', flag: 'bench', value: false },
+      { path: 'wasm.batch_size', flag: 'bench', value: batchSize },
+      { path: 'wasm.batch_wait', flag: 'bench', value: '1ms' },
+    ],
+  });
+  const agent = new Agent({ loaded, builtins: [], logger });
+  let counted = 0;
+  let done: () => void = () => undefined;
+  const all = new Promise<void>((r) => (done = r));
+  agent.bus.subscribe('bench', ['event.count'], (m) => {
+    counted += (m.data as { n: number }).n;
+    if (counted >= messages) done();
+  });
+  await agent.start();
+  const t0 = performance.now();
+  // Published in slices so the bus queue (and its overflow policy) is never the limit.
+  for (let i = 0; i < messages; ) {
+    const end = Math.min(messages, i + 5000);
+    for (; i < end; i++) agent.bus.publish('event.in', { i, path: '/api/v1/items', status: 200, ms: 1.5 });
+    await new Promise((r) => setImmediate(r));
+  }
+  await all;
+  const s = (performance.now() - t0) / 1000;
+  const calls = agent.wasm!.plugins()[0].counters.calls;
+  await agent.stop();
+  return { rate: messages / s, calls };
+}
+
+function spec(id: string, module = wasm): LoadSpec {
+  return {
+    id,
+    name: id,
+    wasm: capMemory(module, 128 << 20),
+    config: {},
+    publishes: ['event.count'],
+    allowedHosts: [],
+    allowedPaths: {},
+    useWasi: false,
+    memoryBytes: 64 << 20,
+    maxPublishesPerCall: 1000,
+  };
+}
+
+async function latencyAndLoad(): Promise<void> {
+  const rt = new WasmRuntime({ logger });
+  const t0 = performance.now();
+  await rt.load(spec('p0'), 10_000);
+  const first = performance.now() - t0;
+  const one = JSON.stringify({ messages: [{ topic: 'event.in', time: Date.now(), data: { i: 1, path: '/api/v1/items', status: 200, ms: 1.5 } }] });
+  const rtt: number[] = [];
+  const inside: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const a = performance.now();
+    const r = await rt.call('p0', one, 1000);
+    rtt.push(performance.now() - a);
+    inside.push(r.ms);
+  }
+  const b256 = JSON.stringify({ messages: Array.from({ length: 256 }, (_, i) => ({ topic: 'event.in', time: Date.now(), data: { i, path: '/api/v1/items', status: 200, ms: 1.5 } })) });
+  const big: number[] = [];
+  for (let i = 0; i < 500; i++) big.push((await rt.call('p0', b256, 1000)).ms);
+  console.log(`call latency, 1 message:    round trip p50 ${(pct(rtt, 50) * 1000).toFixed(0)} us, p99 ${(pct(rtt, 99) * 1000).toFixed(0)} us; inside the worker p50 ${(pct(inside, 50) * 1000).toFixed(0)} us, p99 ${(pct(inside, 99) * 1000).toFixed(0)} us`);
+  console.log(`call latency, 256 messages: inside the worker p50 ${(pct(big, 50) * 1000).toFixed(0)} us, p99 ${(pct(big, 99) * 1000).toFixed(0)} us`);
+
+  console.log(`load: first plugin ${first.toFixed(0)} ms (includes starting the worker)`);
+  const K = 10;
+  const modules: [string, Uint8Array<ArrayBuffer>][] = [['count.wat', wasm]];
+  const as = join(PACKAGE_ROOT, 'wasm-plugins', 'config-lint', 'config-lint.wasm');
+  if (existsSync(as)) modules.push(['config-lint (AssemblyScript, ' + Math.round(statSync(as).size / 1024) + ' KB)', new Uint8Array(readFileSync(as))]);
+  for (const [label, mod] of modules) {
+    globalThis.gc?.();
+    await new Promise((r) => setTimeout(r, 200));
+    const rss0 = process.memoryUsage().rss;
+    const loads: number[] = [];
+    for (let i = 1; i <= K; i++) {
+      const a = performance.now();
+      await rt.load(spec(`${label}-${i}`, mod), 10_000);
+      loads.push(performance.now() - a);
+    }
+    // Every plugin called once, so its memory is touched.
+    for (let i = 1; i <= K; i++) await rt.call(`${label}-${i}`, b256, 1000);
+    globalThis.gc?.();
+    await new Promise((r) => setTimeout(r, 200));
+    const rss1 = process.memoryUsage().rss;
+    console.log(
+      `${label}: load median ${pct(loads, 50).toFixed(1)} ms, max ${Math.max(...loads).toFixed(1)} ms; RSS +${((rss1 - rss0) / 1048576 / K).toFixed(2)} MB per plugin (${K} loaded and called once: ${(rss0 / 1048576).toFixed(0)} -> ${(rss1 / 1048576).toFixed(0)} MB)`,
+    );
+  }
+  await rt.close();
+}
+
+console.log(`Node ${process.version}, @extism/extism 1.0.3, plugin core/wasm/testdata/count.wat (copies and scans every message)`);
+await latencyAndLoad();
+const batched = await throughput(256, N);
+console.log(`batched (batch_size 256): ${Math.round(batched.rate).toLocaleString('en')} messages/s (${N.toLocaleString('en')} messages in ${batched.calls} calls)`);
+const single = await throughput(1, Math.min(N, 20_000));
+console.log(`one call per message:     ${Math.round(single.rate).toLocaleString('en')} messages/s (${single.calls} calls)`);
