@@ -116,6 +116,21 @@ describe('Wasm plugins in the agent', () => {
     await h.stop();
   });
 
+  it('the host publish path holds over thousands of calls of mixed sizes (the SDK once returned null from read)', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
+    const h = await startAgent(dir, { batch_size: 1, max_batches_in_flight: 64 });
+    const N = 5000;
+    for (let i = 0; i < N; i++) h.agent.bus.publish('event.in.echo', { i, pad: 'x'.repeat(i % 700) });
+    await waitFor(() => echoed(h.seen, 'event.echo.host').length === N, 'every message echoed through the host function', 60_000);
+    assert.deepEqual(echoed(h.seen, 'event.echo.host'), range(0, N));
+    const p = await h.plugin('echo');
+    assert.equal(p.details.calls, N);
+    assert.equal(p.details.refused, 0);
+    assert.equal(p.details.errors, 0);
+    await h.stop();
+  });
+
   it('refuses publishes outside the manifest or on typed topics, counts them, and returns non-zero to the plugin', async () => {
     const dir = tempPluginsDir();
     writePlugin(dir, 'forbidden', { name: 'forbidden', wasm: 'f.wasm', subscriptions: ['event.go'], publishes: ['alert.allowed'] }, await compileFixture('forbidden'));
