@@ -99,8 +99,10 @@ export class Agent {
       this.#apiAddress = await this.#api.listen();
       this.#log.info({ api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` }, `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`);
     }
+    // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
+    // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
+    void this.wasm?.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
-    await this.wasm?.start();
     this.#state = 'running';
     this.#log.info({ version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' }, `agent ${VERSION} running`);
   }

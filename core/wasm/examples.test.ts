@@ -36,6 +36,7 @@ describe('shipped Wasm plugins', () => {
     agent.bus.subscribe('test', ['lint.*'], (m) => void seen.push(m));
     try {
       await agent.start();
+      await agent.wasm!.ready;
       assert.deepEqual(
         agent.wasm!.plugins().map((p) => [p.name, p.status().state]),
         [['config-lint', 'running'], ['error-budget', 'running'], ['nginx-down-alert', 'running']],

@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import pino from 'pino';
 import { Agent } from '../agent.js';
 import { loadConfig } from '../config/load.js';
+import { runAgent } from '../testing/agent-process.js';
 import { waitFor } from '../testing/nginx.js';
 import type { Envelope, Topic } from '../topics.js';
 import { compileFixture, compileWatText, tempPluginsDir, watText, writePlugin } from './testing.js';
@@ -43,6 +44,7 @@ async function startAgent(dir: string, wasm: Record<string, unknown> = {}, patte
   const seen: Envelope[] = [];
   agent.bus.subscribe('test-recorder', patterns, (m) => void seen.push(m), { queueSize: 1_000_000 });
   await agent.start();
+  await agent.wasm!.ready;
   const url = `http://127.0.0.1:${agent.apiAddress!.port}`;
   const get = async (path: string) => {
     const t0 = performance.now();
@@ -113,6 +115,9 @@ describe('Wasm plugins in the agent', () => {
     assert.match(metrics, /agent_wasm_plugin_queue_depth\{plugin="echo"\} 0/);
     const health = await h.get('/health');
     assert.deepEqual((health.body.plugins as Record<string, unknown>).echo, { state: 'running' });
+    const list = await runAgent(['plugins', 'list', '--api-port', String(h.agent.apiAddress!.port)], { NGINX_AGENT_API_TOKEN: '' });
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^NAME +KIND +STATE +CALLS +ERRORS +SUBSCRIPTIONS\necho +wasm +running +\d+ +0 +event\.in\.echo\n$/);
     await h.stop();
   });
 

@@ -85,19 +85,35 @@ export class WasmManager {
     return [...this.#plugins.values()];
   }
 
-  /** Loads every plugin folder, then starts watching (when `wasm.watch`). */
-  async start(): Promise<void> {
+  /**
+   * Subscribes every plugin folder's plugin on the bus at once (messages wait in its queue) and loads
+   * them in the worker in the background, then starts watching (when `wasm.watch`). Returns without
+   * waiting for the loads, so the agent's start-up is not held by the worker; `ready` resolves when
+   * every plugin is loaded (or failed) and the watcher runs.
+   */
+  start(): Promise<void> {
     this.#dirs = pluginDirs(this.#s.config);
+    const adds: Promise<void>[] = [];
     for (const dir of this.#dirs) {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) {
         this.#log.error({ dir }, `Wasm plugin directory ${dir} does not exist (from wasm.dirs or --plugins-dir); no plugins loaded from it`);
         continue;
       }
-      for (const folder of pluginFolders(dir)) await this.#sync(folder);
+      for (const folder of pluginFolders(dir)) {
+        adds.push(this.#sync(folder).catch((err: unknown) => this.#log.error({ err }, `Wasm plugin in ${folder} could not be added: ${(err as Error).message}`)));
+      }
     }
-    if (this.#s.config.watch && this.#dirs.length) await this.#watch();
-    if (this.#plugins.size) this.#log.info({ dirs: this.#dirs, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${this.#dirs.join(', ')}`);
+    this.ready = Promise.all(adds)
+      .then(async () => {
+        if (this.#s.config.watch && this.#dirs.length && !this.#stopped) await this.#watch();
+        if (this.#plugins.size) this.#log.info({ dirs: this.#dirs, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${this.#dirs.join(', ')}`);
+      })
+      .catch((err: unknown) => this.#log.error({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
+    return this.ready;
   }
+
+  /** Resolves when the plugins found at start are loaded (or failed) and the watcher runs. */
+  ready: Promise<void> = Promise.resolve();
 
   /** Stops watching (plugins are closed by the host; the worker by close()). */
   async stopWatching(): Promise<void> {
@@ -186,8 +202,8 @@ export class WasmManager {
       }
       // Added anyway so /health and /v1/plugins show the folder as failed with the reason.
       const p = new WasmPlugin(basename(folder), folder, e as Error, this.runtime, this.#limits);
-      if (await this.#add(p)) return;
       this.#plugins.set(folder, p);
+      if (await this.#add(p)) this.#plugins.delete(folder);
       return;
     }
     if (existing?.loaded && existing.name === checked.manifest.name) {
@@ -204,11 +220,14 @@ export class WasmManager {
       await this.#s.host.remove(existing.name);
     }
     const p = new WasmPlugin(checked.manifest.name, folder, checked, this.runtime, this.#limits);
-    await this.#add(p);
     this.#plugins.set(folder, p);
+    if (await this.#add(p)) this.#plugins.delete(folder);
   }
 
-  /** Adds to the host; true when the host refused it outright (duplicate name). */
+  /**
+   * Adds to the host (which subscribes it before its first await, then loads it through init);
+   * true when refused outright (duplicate name).
+   */
   async #add(p: WasmPlugin): Promise<boolean> {
     if (this.#s.host.get(p.name)) {
       this.#log.error({ plugin: p.name, dir: p.dir }, `Wasm plugin in ${p.dir} is named ${p.name}, like a plugin already running; it is left out (rename it in ${MANIFEST_FILE})`);
@@ -246,6 +265,11 @@ export class WasmManager {
       timer = setTimeout(resolve, 10_000);
     });
     clearTimeout(timer);
+    if (this.#stopped) {
+      // The agent stopped while the first scan ran.
+      this.#watcher = undefined;
+      await w.close();
+    }
   }
 
   /** The plugin folder (directly inside a watched dir) that `path` belongs to. */
