@@ -174,7 +174,7 @@ describe('Wasm plugins in the agent', () => {
     await h.stop();
   });
 
-  it('a plugin that loops forever is stopped at timeout_ms while /health answers and the other plugin loses nothing', async () => {
+  it('a plugin that loops forever is stopped at timeout_ms while /health answers and the other plugin loses nothing', async (t) => {
     const dir = tempPluginsDir();
     writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
     writePlugin(dir, 'loop', { name: 'loop', wasm: 'loop.wasm', subscriptions: ['event.in.*'], publishes: [], timeout_ms: 300 }, await compileFixture('loop'));
@@ -197,9 +197,10 @@ describe('Wasm plugins in the agent', () => {
     assert.ok(h.agent.wasm!.runtime.restarts >= 3);
     latencies.sort((a, b) => a - b);
     const max = latencies[latencies.length - 1];
+    t.diagnostic(`/health over ${latencies.length} polls while the loop ran: max ${max.toFixed(1)} ms, p50 ${latencies[latencies.length >> 1].toFixed(1)} ms; worker restarts ${h.agent.wasm!.runtime.restarts}`);
     // The loop never ends: had it run on the agent's event loop, /health would not have answered at all.
-    // The issue's bound is 100 ms; this machine is shared, so the assertion leaves room for a busy core.
-    assert.ok(max < 250, `max /health latency ${max.toFixed(1)} ms over ${latencies.length} polls (p50 ${latencies[latencies.length >> 1].toFixed(1)} ms)`);
+    // The bound is the issue's (measured here: max ~18 ms, p50 under 1 ms, with other jobs on both cores).
+    assert.ok(max < 100, `max /health latency ${max.toFixed(1)} ms over ${latencies.length} polls (p50 ${latencies[latencies.length >> 1].toFixed(1)} ms)`);
     await h.stop();
   });
 
