@@ -252,6 +252,19 @@ describe('Wasm plugins in the agent', () => {
     await h.stop();
   });
 
+  it('caps the Extism memory blocks a plugin allocates in one call (host-side, outside its linear memory)', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(dir, 'hog', { name: 'hog', wasm: 'hog.wasm', subscriptions: ['event.in.*'], publishes: [], memory_mb: 16 }, await compileFixture('hog'));
+    writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
+    const h = await startAgent(dir, { batch_size: 1 });
+    h.agent.bus.publish('event.in.echo', { i: 0 });
+    await waitFor(async () => (await h.plugin('hog')).state === 'failed', 'hog stopped', 10_000);
+    assert.match(String((await h.plugin('hog')).reason), /^Extism memory blocks over memory_mb in one call \(\d+ MiB\), above memory_mb 16; stopped until its files change$/);
+    h.agent.bus.publish('event.in.echo', { i: 1 });
+    await waitFor(() => echoed(h.seen, 'event.echo.output').length === 2, 'echo runs on', 5000);
+    await h.stop();
+  });
+
   it('hot reload swaps versions between batches without losing messages; a bad version is refused and the old one runs on', async () => {
     const dir = tempPluginsDir();
     const v1 = await compileFixture('echo');

@@ -327,7 +327,8 @@ export class WasmPlugin implements Plugin {
     const c = this.counters;
     if ('memoryCap' in r && r.memoryCap) {
       if (!r.ok) c.errors++;
-      this.#stop(`its memory reached ${(r.memBytes / 1_048_576).toFixed(1)} MiB, above memory_mb ${v.memoryMb}; stopped until its files change`);
+      const what = !r.ok && r.error?.startsWith('Extism memory blocks') ? r.error : `its memory reached ${(r.memBytes / 1_048_576).toFixed(1)} MiB`;
+      this.#stop(`${what}, above memory_mb ${v.memoryMb}; stopped until its files change`);
       return;
     }
     c.errors++;

@@ -19,8 +19,29 @@ const send = (m: FromWorker) => port.postMessage(m);
  */
 let lastReturn: unknown;
 const ABI_EXPORTS = new Set(['process', 'init', 'describe']);
+/**
+ * Extism's kernel `alloc` makes host-side ArrayBuffers, outside the plugin's linear memory and the
+ * worker's heap limit. Wrapped the same way: a plugin may allocate at most its memory cap per call.
+ */
+const allocBudget = { used: 0, limit: Infinity };
+class AllocLimitError extends Error {}
 const instantiate = WebAssembly.instantiate.bind(WebAssembly);
 (WebAssembly as { instantiate: unknown }).instantiate = async (src: unknown, imports?: WebAssembly.Imports) => {
+  const env = imports?.['extism:host/env'] as Record<string, (...a: unknown[]) => unknown> | undefined;
+  if (env?.alloc) {
+    const alloc = env.alloc;
+    imports = {
+      ...imports,
+      'extism:host/env': {
+        ...env,
+        alloc: (n: unknown) => {
+          allocBudget.used += Number(n);
+          if (allocBudget.used > allocBudget.limit) throw new AllocLimitError(`Extism memory blocks over memory_mb in one call (${Math.round(allocBudget.used / 1048576)} MiB)`);
+          return alloc(n);
+        },
+      },
+    };
+  }
   const r = await (instantiate as (s: unknown, i?: WebAssembly.Imports) => Promise<unknown>)(src, imports);
   if (!(r instanceof WebAssembly.Instance)) return r;
   const exports: Record<string, unknown> = {};
@@ -118,6 +139,8 @@ async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
   };
   holder.l = l;
   let describe: LoadReply['describe'];
+  allocBudget.used = 0;
+  allocBudget.limit = spec.memoryBytes;
   try {
     if (await plugin.functionExists('init')) {
       lastReturn = undefined;
@@ -142,6 +165,8 @@ async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
   } catch (e) {
     await plugin.close().catch(() => undefined);
     throw new Error(`init failed: ${(e as Error).message}`, { cause: e });
+  } finally {
+    allocBudget.limit = Infinity;
   }
   loaded.set(spec.id, l);
   return { type: 'reply', seq: 0, ok: true, ...(describe ? { describe } : {}), memBytes: l.memory?.buffer.byteLength ?? 0 };
@@ -157,12 +182,18 @@ async function call(id: string, input: string): Promise<Omit<CallReply, 'seq'>> 
   const t0 = performance.now();
   let error: string | undefined;
   let output: string | undefined;
+  let overAlloc = false;
+  allocBudget.used = 0;
+  allocBudget.limit = l.spec.memoryBytes;
   try {
     lastReturn = undefined;
     output = (await l.plugin.call('process', input))?.text();
     if (typeof lastReturn === 'number' && lastReturn !== 0) error = `process returned ${lastReturn}`;
   } catch (e) {
     error = (e as Error).message;
+    overAlloc = e instanceof AllocLimitError;
+  } finally {
+    allocBudget.limit = Infinity;
   }
   const ms = performance.now() - t0;
   l.call = null;
@@ -181,7 +212,7 @@ async function call(id: string, input: string): Promise<Omit<CallReply, 'seq'>> 
     }
   }
   const memBytes = l.memory?.buffer.byteLength ?? 0;
-  const memoryCap = memBytes > l.spec.memoryBytes;
+  const memoryCap = memBytes > l.spec.memoryBytes || overAlloc;
   return { type: 'reply', ok: error === undefined, ...(error ? { error } : {}), ...(memoryCap ? { memoryCap } : {}), publishes: c.publishes, refused: c.refused, memBytes, ms };
 }
 
