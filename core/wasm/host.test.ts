@@ -154,6 +154,19 @@ describe('Wasm plugins in the agent', () => {
     await h.stop();
   });
 
+  it('a plugin may publish a valid MetricBatch under its own source on metrics, served on /metrics', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(dir, 'meter', { name: 'meter', wasm: 'meter.wasm', subscriptions: ['event.go'], publishes: ['metrics'] }, await compileFixture('meter'));
+    const spoof = await compileWatText(watText('meter').replaceAll('wasm:meter', 'wasm:other'));
+    writePlugin(dir, 'spoof', { name: 'spoof', wasm: 'spoof.wasm', subscriptions: ['event.go'], publishes: ['metrics'] }, spoof);
+    const h = await startAgent(dir);
+    h.agent.bus.publish('event.go', {});
+    await waitFor(async () => /meter_calls_total\{kind="test"\} 7/.test(String((await h.get('/metrics')).body.text)), 'meter.calls on /metrics', 10_000);
+    await waitFor(async () => (await h.plugin('spoof')).details.refused === 1, 'the spoofed source refused', 10_000);
+    assert.ok(h.logs.some((l) => /publish refused: not a valid MetricBatch: source must be "wasm:spoof"/.test(String(l.msg))));
+    await h.stop();
+  });
+
   it('counts a trap and delivers the next batch; init failing leaves the plugin out, visibly', async () => {
     const dir = tempPluginsDir();
     const echo = await compileFixture('echo');

@@ -149,8 +149,11 @@ export function parseManifest(text: string, file: string): Manifest {
   const subscriptions = strList('subscriptions', true, pattern);
   const publishes = strList('publishes', true, (s, path) => {
     pattern(s, path);
-    if (!isOpenPattern(s)) {
-      at(path, `${JSON.stringify(s)} is not an open topic: a Wasm plugin may publish only under ${OPEN_TOPIC_PREFIXES.map((p) => `${p}*`).join(', ')} (for example "alert.my_plugin")`);
+    if (!isOpenPattern(s) && s !== 'metrics') {
+      at(
+        path,
+        `${JSON.stringify(s)} is not an open topic: a Wasm plugin may publish only under ${OPEN_TOPIC_PREFIXES.map((p) => `${p}*`).join(', ')} (for example "alert.my_plugin"), and MetricBatches on "metrics"`,
+      );
     }
   });
   const config = strMap('config');

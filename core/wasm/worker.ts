@@ -7,6 +7,7 @@ import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { parentPort } from 'node:worker_threads';
 import { compilePattern } from '../bus/pattern.js';
 import { isOpenTopic } from './manifest.js';
+import { metricBatchProblem } from './metric-batch.js';
 import type { CallReply, FromWorker, LoadReply, LoadSpec, Publish, ToWorker } from './protocol.js';
 
 const port = parentPort!;
@@ -66,7 +67,12 @@ function refuseReason(l: Loaded, m: unknown): string | undefined {
   if (m === null || typeof m !== 'object' || Array.isArray(m)) return 'not a JSON object {"topic","data"}';
   const { topic, data } = m as { topic?: unknown; data?: unknown };
   if (typeof topic !== 'string') return 'topic is not a string';
-  if (!isOpenTopic(topic)) return `"${topic}" is not an open topic (alert.*, lint.*, event.*)`;
+  if (topic === 'metrics') {
+    if (!l.spec.publishes.includes('metrics')) return `"metrics" is not in the manifest's publishes`;
+    const problem = metricBatchProblem(l.spec.name, data);
+    return problem ? `not a valid MetricBatch: ${problem}` : undefined;
+  }
+  if (!isOpenTopic(topic)) return `"${topic}" is not an open topic (alert.*, lint.*, event.*) nor metrics`;
   if (!l.publishes.some((p) => p(topic))) return `"${topic}" is not in the manifest's publishes`;
   if (data === null || typeof data !== 'object' || Array.isArray(data)) return 'data is not a JSON object';
   return undefined;
