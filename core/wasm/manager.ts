@@ -3,7 +3,7 @@
  * watches them for hot reload, and reports per-plugin metrics. Owns the one plugin worker.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { basename, join, relative, resolve, sep } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import type { Logger } from 'pino';
 import type { Bus } from '../bus/bus.js';
@@ -106,7 +106,8 @@ export class WasmManager {
     this.ready = Promise.all(adds)
       .then(async () => {
         if (this.#s.config.watch && this.#dirs.length && !this.#stopped) await this.#watch();
-        if (this.#plugins.size) this.#log.info({ dirs: this.#dirs, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${this.#dirs.join(', ')}`);
+        const from = [...new Set(this.plugins().map((p) => dirname(p.dir)))];
+        if (this.#plugins.size) this.#log.info({ dirs: from, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${from.join(', ')}`);
       })
       .catch((err: unknown) => this.#log.error({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
     return this.ready;
