@@ -43,6 +43,7 @@ export class WasmRuntime {
   readonly #lanes = new Map<string, Op[]>();
   /** Lanes with requests, in serving order. */
   #turns: string[] = [];
+  #lastKey: string | undefined;
   /** Reloads after a restart: served before any lane. */
   readonly #urgent: Op[] = [];
   #current: Op | undefined;
@@ -51,6 +52,8 @@ export class WasmRuntime {
   /** Specs of plugins loaded in the live worker, to bring back after a restart. */
   readonly #loaded = new Map<string, LoadSpec>();
   #closed = false;
+  /** Crashes since the last answer: past MAX_CRASHES the runtime gives up instead of looping. */
+  #crashes = 0;
   /** Worker restarts after a timeout or a crash. */
   restarts = 0;
 
@@ -126,8 +129,11 @@ export class WasmRuntime {
   #next(): Op | undefined {
     const u = this.#urgent.shift();
     if (u) return u;
+    // The lane served last goes behind the others even when it emptied and refilled meanwhile.
+    if (this.#turns.length > 1 && this.#turns[0] === this.#lastKey) this.#turns.push(this.#turns.shift()!);
     const key = this.#turns.shift();
     if (key === undefined) return undefined;
+    this.#lastKey = key;
     const lane = this.#lanes.get(key);
     if (!lane) return this.#next();
     const op = lane.shift();
@@ -190,6 +196,7 @@ export class WasmRuntime {
     if (m.type !== 'reply') return;
     const op = this.#current;
     if (!op || op.msg.seq !== m.seq) return;
+    this.#crashes = 0;
     clearTimeout(this.#timer);
     this.#current = undefined;
     op.resolve(m);
@@ -204,6 +211,13 @@ export class WasmRuntime {
     const old = this.#worker;
     this.#worker = undefined;
     void old?.terminate();
+    if (failed === 'crash' && ++this.#crashes > MAX_CRASHES) {
+      const error = `the Wasm plugin worker died ${this.#crashes} times in a row (last: ${why}); Wasm plugins stay stopped until the agent restarts`;
+      this.#s.logger.error(error);
+      op?.resolve({ failed, error, ms: 0 });
+      void this.close();
+      return;
+    }
     this.restarts++;
     const offender = op ? (op.msg.type === 'load' ? op.msg.spec.id : op.msg.id) : undefined;
     this.#s.logger.warn({ plugin: offender, restarts: this.restarts }, `Wasm plugin worker restarted: ${offender ? `${offender} ` : ''}${why}; the other plugins are loaded again`);
@@ -223,6 +237,8 @@ export class WasmRuntime {
     this.#pump();
   }
 }
+
+const MAX_CRASHES = 5;
 
 /** The SDK imports node:wasi even with WASI off, which prints an ExperimentalWarning per worker. */
 const NO_WARNINGS = ['--no-warnings'];

@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import pino from 'pino';
+import { capMemory } from './module.js';
+import type { LoadSpec } from './protocol.js';
+import { WasmRuntime } from './runtime.js';
+import { compileFixture } from './testing.js';
+
+const spec = (id: string, wasm: Uint8Array<ArrayBuffer>): LoadSpec => ({
+  id,
+  name: id,
+  wasm: capMemory(wasm, 32 << 20),
+  config: {},
+  publishes: ['event.echo.*'],
+  allowedHosts: [],
+  allowedPaths: {},
+  useWasi: false,
+  memoryBytes: 16 << 20,
+  maxPublishesPerCall: 100,
+});
+
+describe('WasmRuntime', () => {
+  it('a worker that keeps dying is given up after a few restarts instead of looping', async () => {
+    const logs: Record<string, unknown>[] = [];
+    // A 1 MB V8 heap cannot even load the SDK: every worker dies at start.
+    const rt = new WasmRuntime({ logger: pino({ level: 'warn' }, { write: (s: string) => void logs.push(JSON.parse(s)) }), heapMb: 1 });
+    const wasm = await compileFixture('echo');
+    // Each load dies with its worker; the sixth death in a row makes the runtime give up.
+    for (let i = 1; i <= 5; i++) await assert.rejects(rt.load(spec('echo', wasm), 10_000), /the plugin worker died while loading: the worker exited/);
+    await assert.rejects(rt.load(spec('echo', wasm), 10_000), /the Wasm plugin worker died 6 times in a row .*Wasm plugins stay stopped until the agent restarts/);
+    const r = await rt.call('echo', '{"messages":[]}', 1000);
+    assert.equal(r.ok, false);
+    assert.equal(r.crashed, true, 'later calls end at once');
+    assert.match(String(r.error), /the plugin runtime is closed/);
+    assert.ok(logs.some((l) => /died 6 times in a row/.test(String(l.msg))));
+  });
+
+  it('serves plugins in turn: calls queued behind a looping plugin wait one call, not its backlog', async () => {
+    const rt = new WasmRuntime({ logger: pino({ level: 'silent' }) });
+    await rt.load(spec('loop', await compileFixture('loop')), 10_000);
+    await rt.load(spec('echo', await compileFixture('echo')), 10_000);
+    const order: string[] = [];
+    const calls = [
+      ...[1, 2, 3].map(() => rt.call('loop', '{"messages":[]}', 200).then((r) => void order.push(r.ok ? 'loop ok' : 'loop timeout'))),
+      rt.call('echo', '{"messages":[]}', 1000).then((r) => void order.push(r.ok ? 'echo ok' : 'echo failed')),
+    ];
+    await Promise.all(calls);
+    assert.deepEqual(order, ['loop timeout', 'echo ok', 'loop timeout', 'loop timeout']);
+    assert.equal(rt.restarts, 3);
+    await rt.close();
+  });
+});
