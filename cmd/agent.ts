@@ -93,11 +93,16 @@ async function start(opts: ConfigFlags): Promise<void> {
   let agent: Agent;
   try {
     agent = new Agent({ loaded, builtins, logger, reload: () => loadFromFlags(opts) });
-    await agent.start();
   } catch (err) {
     logger.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
+  // The handlers go in before start: the API answers (and a supervisor may signal) while the
+  // plugins still start, and Node's default action for SIGHUP and SIGTERM is to die at once.
+  // A signal that arrives during start is acted on once start is over.
+  let started = false;
+  let reloadPending = false;
+  let stopPending: string | undefined;
   let signals = 0;
   const shutdown = (sig: string) => {
     signals++;
@@ -106,6 +111,10 @@ async function start(opts: ConfigFlags): Promise<void> {
       process.exit(1);
     }
     logger.info(`${sig} received`);
+    if (!started) {
+      stopPending = sig;
+      return;
+    }
     void agent.stop().then(() => process.exit(0), (err: unknown) => {
       logger.error({ err }, 'error during shutdown');
       process.exit(1);
@@ -113,7 +122,21 @@ async function start(opts: ConfigFlags): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
-  process.on('SIGHUP', () => void agent.reload());
+  process.on('SIGHUP', () => {
+    if (started) void agent.reload();
+    else reloadPending = true;
+  });
+  try {
+    await agent.start();
+  } catch (err) {
+    logger.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
+    process.exit(1);
+  }
+  started = true;
+  if (stopPending !== undefined) {
+    signals = 0;
+    shutdown(stopPending);
+  } else if (reloadPending) void agent.reload();
 }
 
 await buildProgram().parseAsync(process.argv);

@@ -42,6 +42,7 @@ describe('the shipped plugins in a running agent', () => {
     agent = new Agent({ loaded, builtins: [], logger: pino({ level: 'silent' }) });
     agent.bus.subscribe('test-recorder', ['alert.*', 'lint.*', 'agent.plugin.state'], (m) => void seen.push(m));
     await agent.start();
+    await agent.wasm!.ready;
     url = `http://127.0.0.1:${agent.apiAddress!.port}`;
   });
   after(async () => {
@@ -134,6 +135,7 @@ describe('a shipped plugin with a bad config value, in a running agent', () => {
       });
       const agent = new Agent({ loaded, builtins: [], logger: pino({ level: 'silent' }) });
       await agent.start();
+      await agent.wasm!.ready;
       try {
         const health = (await (await fetch(`http://127.0.0.1:${agent.apiAddress!.port}/health`)).json()) as { plugins: Record<string, { state: string; reason?: string }> };
         assert.equal(health.plugins['nginx-down-alert'].state, 'running');
