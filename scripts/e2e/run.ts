@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort, TestNginx } from '../../core/testing/nginx.js';
-import { builtins } from '../../plugins/registry.js';
 import { promtoolCheck, startPrometheus } from './tools.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -114,11 +113,9 @@ async function main(): Promise<void> {
   const exampleWasm = existsSync(pluginsDir)
     ? readdirSync(pluginsDir).filter((n) => existsSync(join(pluginsDir, n, 'plugin.yaml')))
     : [];
-  // --plugins-dir configures the wasm plugin's section: without that plugin the flag is a config error.
-  const wasmRegistered = builtins.some((b) => b.name === 'wasm');
   // As the README says (`npx agent start`, which runs bin/agent.js; started directly so signals reach
   // the agent and not npm), default settings; a free API port and the example Wasm plugins.
-  const args = [join(ROOT, 'bin', 'agent.js'), 'start', '--api-port', String(apiPort), ...(wasmRegistered ? ['--plugins-dir', pluginsDir] : [])];
+  const args = [join(ROOT, 'bin', 'agent.js'), 'start', '--api-port', String(apiPort), '--plugins-dir', pluginsDir];
   const agent = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, NGINX_AGENT_LOG_FORMAT: 'json' },
@@ -192,14 +189,16 @@ async function main(): Promise<void> {
     });
 
     await check('wasm plugins loaded', async () => {
-      if (!wasmRegistered) return { ok: false, reason: 'the wasm plugin is not in plugins/registry.ts (started without --plugins-dir)' };
       if (exampleWasm.length === 0) return { ok: false, reason: 'no example Wasm plugins (wasm-plugins/<name>/plugin.yaml)' };
       const r = await json(`${api}/v1/plugins`);
       const plugins = ((r.body as { plugins?: { name: string; kind: string; state: string }[] }).plugins ?? []).filter((p) => p.kind === 'external');
       const running = plugins.filter((p) => p.state === 'running');
-      return running.length >= exampleWasm.length
-        ? { ok: true }
-        : { ok: false, reason: `${running.length} of ${exampleWasm.length} example Wasm plugins running (${JSON.stringify(plugins)})` };
+      if (running.length < exampleWasm.length) {
+        return { ok: false, reason: `${running.length} of ${exampleWasm.length} example Wasm plugins running (${JSON.stringify(plugins)})` };
+      }
+      // config-lint subscribes to nginx.config.changed, which the edit above published: it was called.
+      const m = /^agent_wasm_plugin_messages_total\{plugin="config-lint"\} (\d+)/m.exec((await get(`${api}/metrics`)).text);
+      return m && Number(m[1]) > 0 ? { ok: true } : { ok: false, reason: `config-lint got no message (${m ? m[0] : 'no agent_wasm_plugin_messages_total for it'})` };
     });
 
     await check('promtool check metrics', async () => {
