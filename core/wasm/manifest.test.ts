@@ -52,14 +52,16 @@ subscriptions: [event.in]
 publishes: [nginx.instance.added]
 config:
   window: 300
+  unit: ""
 timeout_ms: -5
 colour: blue
 `);
     assert.deepEqual(p, [
-      '/p/plugin.yaml:8:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths)',
+      '/p/plugin.yaml:9:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths)',
       '/p/plugin.yaml:4:13: publishes.0: "nginx.instance.added" is not an open topic: a Wasm plugin may publish only under alert.*, lint.*, event.* (for example "alert.my_plugin"), and MetricBatches on "metrics"',
       '/p/plugin.yaml:6:3: config.window: must be a string (quote numbers and booleans: "300"), got number 300',
-      '/p/plugin.yaml:7:1: timeout_ms: must be an integer from 1 to 600000, got number -5',
+      '/p/plugin.yaml:7:3: config.unit: must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead',
+      '/p/plugin.yaml:8:1: timeout_ms: must be an integer from 1 to 600000, got number -5',
     ]);
   });
 

@@ -157,6 +157,10 @@ export function parseManifest(text: string, file: string): Manifest {
     }
   });
   const config = strMap('config');
+  for (const [k, item] of Object.entries(config)) {
+    // The Extism JS SDK traps config_get on an empty value, which would fail the plugin at its first read.
+    if (item === '') at(['config', k], 'must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead');
+  }
   const timeout_ms = posInt('timeout_ms', 600_000);
   const memory_mb = posInt('memory_mb', 4096);
   const allowed_hosts = strList('allowed_hosts', false);
