@@ -65,7 +65,7 @@ function cell(s: string): string {
 
 /** The README's table: every metric with its type, unit and attributes (docs/metrics.md has the rest). */
 export function renderReadmeTable(fams: FamilyDoc[]): string {
-  let out = '| metric (OpenTelemetry name) | type | unit | attributes |\n|---|---|---|---|\n';
+  let out = '| metric (OpenTelemetry name) | type | unit | labels on /metrics |\n|---|---|---|---|\n';
   for (const f of fams) {
     out += `| \`${f.otel || f.prom}\` | ${f.type} | ${f.unit ? `\`${cell(f.unit)}\`` : ''} | ${f.attributes.map((a) => `\`${a}\``).join(', ')} |\n`;
   }
