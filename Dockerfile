@@ -4,7 +4,8 @@
 #
 # Mount points:
 #   /etc/nginx-agent/nginx-agent.yaml   the config (else the embedded defaults in config/agent.yaml)
-#   /var/lib/nginx-agent/plugins        Wasm plugins, one folder each (plugin.yaml + .wasm)
+#   /var/lib/nginx-agent/plugins        Wasm plugins, one folder each (plugin.yaml + .wasm), loaded
+#                                       beside the shipped examples in /opt/nginx-agent/wasm-plugins
 # The image was written and checked for structure here, but not built in CI: no Docker engine runs there.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
@@ -64,4 +65,5 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.NGINX_AGENT_API_PORT||8039)+'/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 
 ENTRYPOINT ["node", "/opt/nginx-agent/bin/agent.js"]
-CMD ["start", "--plugins-dir", "/var/lib/nginx-agent/plugins"]
+# The shipped example plugins and the mounted ones (--plugins-dir replaces the default, so both are named).
+CMD ["start", "--plugins-dir", "/opt/nginx-agent/wasm-plugins", "--plugins-dir", "/var/lib/nginx-agent/plugins"]

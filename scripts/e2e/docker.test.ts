@@ -95,7 +95,7 @@ describe('Dockerfile', () => {
     assert.match(hc.args, /CMD .*node.*\/health/);
     assert.doesNotMatch(hc.args, /\bcurl\b|\bwget\b/, 'slim images have neither');
     assert.match(runtime.find((i) => i.op === 'ENTRYPOINT')!.args, /bin\/agent\.js/);
-    assert.match(runtime.find((i) => i.op === 'CMD')!.args, /"start".*"--plugins-dir", "\/var\/lib\/nginx-agent\/plugins"/);
+    assert.match(runtime.find((i) => i.op === 'CMD')!.args, /"start", "--plugins-dir", "\/opt\/nginx-agent\/wasm-plugins", "--plugins-dir", "\/var\/lib\/nginx-agent\/plugins"/);
     const env = runtime.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
     assert.match(env, /NGINX_AGENT_API_HOST=0\.0\.0\.0/);
   });
