@@ -6,11 +6,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { BuiltinPlugin } from '../plugin/builtin.js';
 import { sectionKey } from '../plugin/builtin.js';
 import { coreShape } from './core-schema.js';
 import { deepFreeze, leafPaths, object, type Infer, type Issue, type ObjectSchema, type Schema, type Shape } from './schema.js';
+import { yamlPosition } from './yaml-position.js';
 
 export const ENV_PREFIX = 'NGINX_AGENT_';
 export const SYSTEM_CONFIG_PATH = '/etc/nginx-agent/nginx-agent.yaml';
@@ -151,29 +152,11 @@ function locate(issue: Issue, origins: Map<string, Origin>, file: string | null,
     if (o) return o.kind === 'env' ? `environment variable ${o.name} (${key}): ${issue.message}` : `flag ${o.name} (${key}): ${issue.message}`;
   }
   if (file && doc) {
-    const pos = position(doc, issue.path, lines);
+    const pos = yamlPosition(doc, issue.path, lines);
     if (pos) return `${file}:${pos.line}:${pos.col}: ${key}: ${issue.message}`;
     return `${file}: ${key}: ${issue.message}`;
   }
   return `${key}: ${issue.message}`;
-}
-
-/** Line/column of the deepest node on `path`: the key's position for mappings, the item's for lists. */
-function position(doc: Document, path: (string | number)[], lines: LineCounter): { line: number; col: number } | undefined {
-  let node: unknown = doc.contents;
-  let offset: number | undefined = (node as Node | null)?.range?.[0];
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
-      if (!pair) break;
-      offset = (pair.key as Node).range?.[0] ?? offset;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-      offset = (node as Node | undefined)?.range?.[0] ?? offset;
-    } else break;
-  }
-  return offset === undefined ? undefined : lines.linePos(offset);
 }
 
 /** Top-level sections whose values differ (for SIGHUP reconfiguration). */

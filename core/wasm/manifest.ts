@@ -2,9 +2,10 @@
  * `plugin.yaml`: the manifest of a Wasm plugin folder. Parsing is a pure function of the text;
  * every problem is reported at once, each as `file:line:col: key: what is wrong`.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { compilePattern } from '../bus/pattern.js';
 import { OPEN_TOPIC_PREFIXES } from '../topics.js';
+import { yamlPosition } from '../config/yaml-position.js';
 
 /** A validated manifest. Limits left out are filled from the `wasm` config section by the caller. */
 export interface Manifest {
@@ -59,7 +60,7 @@ export function parseManifest(text: string, file: string): Manifest {
   const raw = doc.toJS() as unknown;
   const problems: string[] = [];
   const at = (path: (string | number)[], message: string) => {
-    const pos = position(doc, path, lines);
+    const pos = yamlPosition(doc, path, lines);
     problems.push(`${file}:${pos ? `${pos.line}:${pos.col}` : '1:1'}: ${path.length ? `${path.join('.')}: ` : ''}${message}`);
   };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
@@ -188,21 +189,4 @@ function show(v: unknown): string {
   if (typeof v === 'object') return 'a mapping';
   if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
   return `${typeof v} ${String(v)}`;
-}
-
-function position(doc: Document, path: (string | number)[], lines: LineCounter): { line: number; col: number } | undefined {
-  let node: unknown = doc.contents;
-  let offset: number | undefined = (node as Node | null)?.range?.[0];
-  for (const seg of path) {
-    if (isMap(node)) {
-      const pair = node.items.find((p) => (isScalar(p.key) ? String(p.key.value) : String(p.key)) === String(seg));
-      if (!pair) break;
-      offset = (pair.key as Node).range?.[0] ?? offset;
-      node = pair.value;
-    } else if (isSeq(node) && typeof seg === 'number') {
-      node = node.items[seg];
-      offset = (node as Node | undefined)?.range?.[0] ?? offset;
-    } else break;
-  }
-  return offset === undefined ? undefined : lines.linePos(offset);
 }
