@@ -7,7 +7,7 @@ import { displayConfig, rootSchema } from '../core/config/load.js';
 import { createLogger } from '../core/logging.js';
 import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
-import { fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
+import { askAgent, fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
 import { registerConfigParse } from './commands/config-parse.js';
 import { registerPlugins } from './commands/plugins.js';
 
@@ -63,18 +63,7 @@ export function buildProgram(): Command {
     .option('--api-port <port>', 'port of the agent API')
     .action(async (opts: ConfigFlags) => {
       try {
-        const cfg = loadFromFlags(opts).config;
-        const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}/v1/status`;
-        const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
-        let res: Response;
-        try {
-          res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
-        } catch (e) {
-          throw new Error(`no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`);
-        }
-        const text = await res.text();
-        if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.trim()}`);
-        process.stdout.write(text);
+        process.stdout.write(await askAgent(opts, '/v1/status'));
       } catch (err) {
         fail(err);
       }

@@ -20,6 +20,25 @@ export function loadFromFlags(opts: ConfigFlags): LoadedConfig {
   return loadConfig({ builtins, file: opts.config, flags });
 }
 
+/**
+ * GET `path` from the running agent's local API (the config's api.host, api.port and token) and
+ * return the body; an error that says what to do when no agent answers or it answers with an error.
+ */
+export async function askAgent(opts: ConfigFlags, path: string): Promise<string> {
+  const cfg = loadFromFlags(opts).config;
+  const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}${path}`;
+  const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
+  let res: Response;
+  try {
+    res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+  } catch (e) {
+    throw new Error(`no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`);
+  }
+  const text = await res.text();
+  if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.trim()}`);
+  return text;
+}
+
 /** Prints a config error and exits 2; other errors exit 1. */
 export function fail(err: unknown): never {
   if (err instanceof ConfigError) {

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { MANIFEST_FILE } from '../../core/wasm/manifest.js';
 import { pluginFolders } from '../../core/wasm/manager.js';
 import { checkPluginDir } from '../../core/wasm/module.js';
-import { fail, loadFromFlags, type ConfigFlags } from './common.js';
+import { askAgent, fail, type ConfigFlags } from './common.js';
 
 export interface PluginsIo {
   stdout(text: string): void;
@@ -88,17 +88,7 @@ export function registerPlugins(program: Command): void {
     .option('--json', 'print the API answer as JSON')
     .action(async (opts: ConfigFlags & { json?: boolean }) => {
       try {
-        const cfg = loadFromFlags(opts).config;
-        const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}/v1/plugins`;
-        const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
-        let res: Response;
-        try {
-          res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
-        } catch (e) {
-          throw new Error(`no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`);
-        }
-        const text = await res.text();
-        if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.trim()}`);
+        const text = await askAgent(opts, '/v1/plugins');
         process.stdout.write(opts.json ? text : formatPluginList((JSON.parse(text) as { plugins: Report[] }).plugins));
       } catch (err) {
         fail(err);
