@@ -31,7 +31,8 @@ interface Opts<T> {
   description?: string;
 }
 
-function describe(v: unknown): string {
+/** How a YAML value reads in an error: `the string "x"`, `number 3`, `a list`, `a mapping`, `null`. */
+export function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'a list';
   if (typeof v === 'object') return 'a mapping';
@@ -66,7 +67,7 @@ function leaf<T>(
 
 export function string(opts: Opts<string> & { pattern?: RegExp; patternHelp?: string } = {}): Schema<string> {
   return leaf('string', opts, (v) => {
-    if (typeof v !== 'string') return { ok: false, message: `must be a string, got ${describe(v)}` };
+    if (typeof v !== 'string') return { ok: false, message: `must be a string, got ${describeValue(v)}` };
     if (opts.pattern && v !== '' && !opts.pattern.test(v))
       return { ok: false, message: `${JSON.stringify(v)} is not valid: ${opts.patternHelp ?? `must match ${opts.pattern}`}` };
     return { ok: true, value: v };
@@ -77,7 +78,7 @@ export function oneOf<const V extends string>(values: readonly V[], opts: Opts<V
   return leaf(`one of ${values.join(', ')}`, opts, (v) =>
     typeof v === 'string' && (values as readonly string[]).includes(v)
       ? { ok: true, value: v as V }
-      : { ok: false, message: `must be one of ${values.join(', ')}, got ${describe(v)}` },
+      : { ok: false, message: `must be one of ${values.join(', ')}, got ${describeValue(v)}` },
   );
 }
 
@@ -86,7 +87,7 @@ export function int(opts: Opts<number> & { min?: number; max?: number } = {}): S
     'integer',
     opts,
     (v) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) return { ok: false, message: `must be an integer, got ${describe(v)}` };
+      if (typeof v !== 'number' || !Number.isInteger(v)) return { ok: false, message: `must be an integer, got ${describeValue(v)}` };
       if (opts.min !== undefined && v < opts.min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
       if (opts.max !== undefined && v > opts.max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
       return { ok: true, value: v };
@@ -100,7 +101,7 @@ export function number(opts: Opts<number> & { min?: number; max?: number } = {})
     'number',
     opts,
     (v) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) return { ok: false, message: `must be a number, got ${describe(v)}` };
+      if (typeof v !== 'number' || !Number.isFinite(v)) return { ok: false, message: `must be a number, got ${describeValue(v)}` };
       if (opts.min !== undefined && v < opts.min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
       if (opts.max !== undefined && v > opts.max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
       return { ok: true, value: v };
@@ -113,7 +114,7 @@ export function bool(opts: Opts<boolean> = {}): Schema<boolean> {
   return leaf(
     'boolean',
     opts,
-    (v) => (typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, message: `must be true or false, got ${describe(v)}` }),
+    (v) => (typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, message: `must be true or false, got ${describeValue(v)}` }),
     (t) => (/^(true|1|yes|on)$/i.test(t) ? true : /^(false|0|no|off)$/i.test(t) ? false : t),
   );
 }
@@ -136,7 +137,7 @@ export function duration(opts: { default?: string; description?: string; min?: s
   const max = opts.max === undefined ? undefined : parseDuration(opts.max)!;
   return leaf('duration', { default: def, description: opts.description }, (v) => {
     const ms = typeof v === 'string' ? parseDuration(v) : null;
-    if (ms === null) return { ok: false, message: `must be a duration with a unit like 500ms, 15s, 1m or 2h, got ${describe(v)}` };
+    if (ms === null) return { ok: false, message: `must be a duration with a unit like 500ms, 15s, 1m or 2h, got ${describeValue(v)}` };
     if (min !== undefined && ms < min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
     if (max !== undefined && ms > max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
     return { ok: true, value: ms };
@@ -152,7 +153,7 @@ export function list<T>(item: Schema<T>, opts: Opts<T[]> = {}): Schema<T[]> {
     parse(value, path, issues) {
       if (value === undefined || value === null) return [...(opts.default ?? [])];
       if (!Array.isArray(value)) {
-        issues.push({ path, message: `must be a list, got ${describe(value)}` });
+        issues.push({ path, message: `must be a list, got ${describeValue(value)}` });
         return [...(opts.default ?? [])];
       }
       return value.map((v, i) => item.parse(v, [...path, i], issues));
@@ -179,7 +180,7 @@ export function record<T>(item: Schema<T>, opts: Opts<Record<string, T>> & { key
     parse(value, path, issues) {
       if (value === undefined || value === null) return { ...(opts.default ?? {}) };
       if (typeof value !== 'object' || Array.isArray(value)) {
-        issues.push({ path, message: `must be a mapping, got ${describe(value)}` });
+        issues.push({ path, message: `must be a mapping, got ${describeValue(value)}` });
         return { ...(opts.default ?? {}) };
       }
       const out: Record<string, T> = {};
@@ -214,7 +215,7 @@ export function object<S extends Shape>(shape: S, opts: { description?: string }
     parse(value, path, issues) {
       const src = value ?? {};
       if (typeof src !== 'object' || Array.isArray(src)) {
-        issues.push({ path, message: `must be a mapping, got ${describe(value)}` });
+        issues.push({ path, message: `must be a mapping, got ${describeValue(value)}` });
         return object(shape).parse({}, path, []);
       }
       const out: Record<string, unknown> = {};

@@ -5,6 +5,7 @@
 import { LineCounter, parseDocument } from 'yaml';
 import { compilePattern } from '../bus/pattern.js';
 import { OPEN_TOPIC_PREFIXES } from '../topics.js';
+import { describeValue } from '../config/schema.js';
 import { yamlPosition } from '../config/yaml-position.js';
 
 /** A validated manifest. Limits left out are filled from the `wasm` config section by the caller. */
@@ -77,7 +78,7 @@ export function parseManifest(text: string, file: string): Manifest {
       return undefined;
     }
     if (typeof v !== 'string' || v === '') {
-      at([key], `must be a non-empty string, got ${show(v)}`);
+      at([key], `must be a non-empty string, got ${describeValue(v)}`);
       return undefined;
     }
     return v;
@@ -89,12 +90,12 @@ export function parseManifest(text: string, file: string): Manifest {
       return [];
     }
     if (!Array.isArray(v)) {
-      at([key], `must be a list of strings, got ${show(v)}`);
+      at([key], `must be a list of strings, got ${describeValue(v)}`);
       return [];
     }
     const out: string[] = [];
     v.forEach((item, i) => {
-      if (typeof item !== 'string' || item === '') at([key, i], `must be a non-empty string, got ${show(item)}`);
+      if (typeof item !== 'string' || item === '') at([key, i], `must be a non-empty string, got ${describeValue(item)}`);
       else {
         check?.(item, [key, i]);
         out.push(item);
@@ -106,12 +107,12 @@ export function parseManifest(text: string, file: string): Manifest {
     const v = r[key];
     if (v === undefined || v === null) return {};
     if (typeof v !== 'object' || Array.isArray(v)) {
-      at([key], `must be a mapping of strings, got ${show(v)}`);
+      at([key], `must be a mapping of strings, got ${describeValue(v)}`);
       return {};
     }
     const out: Record<string, string> = {};
     for (const [k, item] of Object.entries(v)) {
-      if (typeof item !== 'string') at([key, k], `must be a string (quote numbers and booleans: "300"), got ${show(item)}`);
+      if (typeof item !== 'string') at([key, k], `must be a string (quote numbers and booleans: "300"), got ${describeValue(item)}`);
       else {
         checkKey?.(k, [key, k]);
         out[k] = item;
@@ -123,7 +124,7 @@ export function parseManifest(text: string, file: string): Manifest {
     const v = r[key];
     if (v === undefined || v === null) return undefined;
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-      at([key], `must be an integer from 1 to ${max}, got ${show(v)}`);
+      at([key], `must be an integer from 1 to ${max}, got ${describeValue(v)}`);
       return undefined;
     }
     return v;
@@ -181,12 +182,4 @@ export function parseManifest(text: string, file: string): Manifest {
     allowed_hosts,
     allowed_paths,
   };
-}
-
-function show(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v)}`;
-  return `${typeof v} ${String(v)}`;
 }
