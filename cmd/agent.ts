@@ -91,8 +91,13 @@ async function start(opts: ConfigFlags): Promise<void> {
   // A signal that arrives during start is acted on once start is over.
   let started = false;
   let reloadPending = false;
-  let stopPending: string | undefined;
+  let stopPending = false;
   let signals = 0;
+  const stop = () =>
+    void agent.stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'error during shutdown');
+      process.exit(1);
+    });
   const shutdown = (sig: string) => {
     signals++;
     if (signals > 1) {
@@ -100,14 +105,8 @@ async function start(opts: ConfigFlags): Promise<void> {
       process.exit(1);
     }
     logger.info(`${sig} received`);
-    if (!started) {
-      stopPending = sig;
-      return;
-    }
-    void agent.stop().then(() => process.exit(0), (err: unknown) => {
-      logger.error({ err }, 'error during shutdown');
-      process.exit(1);
-    });
+    if (started) stop();
+    else stopPending = true;
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
@@ -122,10 +121,8 @@ async function start(opts: ConfigFlags): Promise<void> {
     process.exit(1);
   }
   started = true;
-  if (stopPending !== undefined) {
-    signals = 0;
-    shutdown(stopPending);
-  } else if (reloadPending) void agent.reload();
+  if (stopPending) stop();
+  else if (reloadPending) void agent.reload();
 }
 
 await buildProgram().parseAsync(process.argv);
