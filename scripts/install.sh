@@ -150,7 +150,13 @@ mkdir -p "$DESTDIR$CONFIG_DIR"
 if [ -e "$DESTDIR$CONFIG_DIR/nginx-agent.yaml" ]; then
   say "kept the existing $CONFIG_DIR/nginx-agent.yaml (the new defaults are in $PREFIX/config/agent.yaml)"
 else
-  install -m 0640 "$SRC/config/agent.yaml" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml"
+  # The defaults, with wasm.dirs naming the shipped example plugins and the state directory for the
+  # operator's own (the default [] would load only the examples).
+  sed "s#^  dirs: \[\]\$#  dirs: [$PREFIX/wasm-plugins, $STATE_DIR/plugins]#" "$SRC/config/agent.yaml" > "$DESTDIR$CONFIG_DIR/nginx-agent.yaml.new"
+  grep -q "^  dirs: \[$PREFIX/wasm-plugins, $STATE_DIR/plugins\]\$" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml.new" \
+    || die "config/agent.yaml has no 'wasm: dirs: []' line to point at $STATE_DIR/plugins"
+  chmod 0640 "$DESTDIR$CONFIG_DIR/nginx-agent.yaml.new"
+  mv "$DESTDIR$CONFIG_DIR/nginx-agent.yaml.new" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml"
   [ -z "$IDS" ] || chown "0:${IDS#*:}" "$DESTDIR$CONFIG_DIR/nginx-agent.yaml" || [ -n "$DESTDIR" ]
   say "wrote $CONFIG_DIR/nginx-agent.yaml"
 fi

@@ -130,7 +130,10 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     const unit = readFileSync(join(dest, 'etc/systemd/system/nginx-agent.service'), 'utf8');
     assert.match(unit, /^ExecStart=\/opt\/nginx-agent\/bin\/agent start --config \/etc\/nginx-agent\/nginx-agent\.yaml$/m);
     const cfg = join(dest, 'etc/nginx-agent/nginx-agent.yaml');
-    assert.equal(readFileSync(cfg, 'utf8'), readFileSync(join(REPO_ROOT, 'config', 'agent.yaml'), 'utf8'));
+    // The defaults, with the Wasm plugin directories of the installation: the examples and the state dir.
+    const defaults = readFileSync(join(REPO_ROOT, 'config', 'agent.yaml'), 'utf8');
+    assert.equal(readFileSync(cfg, 'utf8'), defaults.replace(/^  dirs: \[\]$/m, '  dirs: [/opt/nginx-agent/wasm-plugins, /var/lib/nginx-agent/plugins]'));
+    assert.notEqual(readFileSync(cfg, 'utf8'), defaults);
     assert.equal(statSync(cfg).mode & 0o777, 0o640);
     assert.ok(statSync(join(dest, 'var/lib/nginx-agent/plugins')).isDirectory());
     assert.ok(statSync(join(dest, 'var/log/nginx-agent')).isDirectory());
