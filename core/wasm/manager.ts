@@ -99,7 +99,14 @@ export class WasmManager {
         this.#log.error({ dir }, `Wasm plugin directory ${dir} does not exist (from wasm.dirs or --plugins-dir); no plugins loaded from it`);
         continue;
       }
-      for (const folder of pluginFolders(dir)) {
+      let folders: string[];
+      try {
+        folders = pluginFolders(dir);
+      } catch (err) {
+        this.#log.error({ dir, err }, `Wasm plugin directory ${dir} cannot be read (${(err as Error).message}); no plugins loaded from it`);
+        continue;
+      }
+      for (const folder of folders) {
         adds.push(this.#sync(folder).catch((err: unknown) => this.#log.error({ err }, `Wasm plugin in ${folder} could not be added: ${(err as Error).message}`)));
       }
     }
