@@ -146,7 +146,7 @@ function compiledFirstLoad(): void {
     import pino from 'pino';
     const { WasmRuntime } = await import(${JSON.stringify(runtime)});
     const wasm = readFileSync(${JSON.stringify(plugin)});
-    const spec = { id: 'a', name: 'a', wasm, config: {}, publishes: ['lint.x'], allowedHosts: [], allowedPaths: {}, useWasi: false, memoryBytes: 64 << 20, maxPublishesPerCall: 1000 };
+    const spec = { ...${JSON.stringify({ ...spec('first'), wasm: undefined })}, wasm };
     const rt = new WasmRuntime({ logger: pino({ level: 'silent' }) });
     const t0 = performance.now();
     await rt.load(spec, 10000);
