@@ -28,7 +28,10 @@ describe('agent CLI (real child process)', () => {
       assert.match(metrics, /# TYPE agent_bus_published_total counter\nagent_bus_published_total \d+/);
       assert.match(metrics, /agent_bus_delivered_total\{subscriber="metric-store"\}/);
 
-      const status = (await (await fetch(`${a.url}/v1/status`)).json()) as { version: string; config: { file: string } };
+      const status = (await (await fetch(`${a.url}/v1/status`)).json()) as {
+        version: string;
+        config: { file: string };
+      };
       assert.match(status.version, /^\d+\.\d+\.\d+/);
       assert.equal(status.config.file, file);
 
@@ -87,7 +90,10 @@ describe('agent CLI (real child process)', () => {
 
   test('config check prints the effective config; status asks a running agent', async () => {
     const file = await tempConfig(`${LIGHT}agent:\n  shutdown_timeout: 2s\n`);
-    const check = await runAgent(['config', 'check', '--config', file], { NGINX_AGENT_BUS_QUEUE_SIZE: '123', NGINX_AGENT_NOPE: 'x' });
+    const check = await runAgent(['config', 'check', '--config', file], {
+      NGINX_AGENT_BUS_QUEUE_SIZE: '123',
+      NGINX_AGENT_NOPE: 'x',
+    });
     assert.equal(check.code, 0, check.stderr);
     assert.match(check.stdout, /# config OK: /);
     assert.match(check.stdout, /queue_size: 123/);

@@ -17,7 +17,11 @@ export function buildProgram(): Command {
     .version(VERSION, '-v, --version', 'print the agent version')
     .showHelpAfterError();
 
-  const configOpt = () => new Option('-c, --config <file>', 'config file (default: /etc/nginx-agent/nginx-agent.yaml, then config/agent.yaml)');
+  const configOpt = () =>
+    new Option(
+      '-c, --config <file>',
+      'config file (default: /etc/nginx-agent/nginx-agent.yaml, then config/agent.yaml)',
+    );
 
   program
     .command('start')
@@ -26,7 +30,11 @@ export function buildProgram(): Command {
     .option('--log-level <level>', 'trace, debug, info, warn, error or fatal')
     .option('--api-host <host>', 'address the local API binds to')
     .option('--api-port <port>', 'port of the local API (0 = any free port)')
-    .option('--plugins-dir <dir>', 'directory of Wasm plugins, one folder each (repeatable)', (v: string, acc: string[] = []) => [...acc, v])
+    .option(
+      '--plugins-dir <dir>',
+      'directory of Wasm plugins, one folder each (repeatable)',
+      (v: string, acc: string[] = []) => [...acc, v],
+    )
     .action(async (opts: ConfigFlags) => start(opts));
 
   const config = program.command('config').description('check or inspect configuration');
@@ -57,7 +65,9 @@ export function buildProgram(): Command {
 
   program
     .command('status')
-    .description("ask a running agent for its status over the local API (uses the config's api.host, api.port and token)")
+    .description(
+      "ask a running agent for its status over the local API (uses the config's api.host, api.port and token)",
+    )
     .addOption(configOpt())
     .option('--api-host <host>', 'address of the agent API')
     .option('--api-port <port>', 'port of the agent API')
@@ -94,10 +104,13 @@ async function start(opts: ConfigFlags): Promise<void> {
   let stopPending = false;
   let signals = 0;
   const stop = () =>
-    void agent.stop().then(() => process.exit(0), (err: unknown) => {
-      logger.error({ err }, 'error during shutdown');
-      process.exit(1);
-    });
+    void agent.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        logger.error({ err }, 'error during shutdown');
+        process.exit(1);
+      },
+    );
   const shutdown = (sig: string) => {
     signals++;
     if (signals > 1) {

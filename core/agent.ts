@@ -61,14 +61,34 @@ export class Agent {
       instanceId: instanceId(readMachineId(), host, s.loaded.file),
       labels: Object.freeze({ ...cfg.agent.labels }),
     });
-    this.bus = new Bus({ queueSize: cfg.bus.queue_size, overflow: cfg.bus.overflow, logger: s.logger.child({ component: 'bus' }) });
+    this.bus = new Bus({
+      queueSize: cfg.bus.queue_size,
+      overflow: cfg.bus.overflow,
+      logger: s.logger.child({ component: 'bus' }),
+    });
     if (cfg.api.enabled) {
-      this.#api = new ApiServer({ host: cfg.api.host, port: cfg.api.port, token: readToken(cfg), logger: s.logger.child({ component: 'api' }) });
+      this.#api = new ApiServer({
+        host: cfg.api.host,
+        port: cfg.api.port,
+        token: readToken(cfg),
+        logger: s.logger.child({ component: 'api' }),
+      });
     }
-    this.host = new PluginHost({ bus: this.bus, logger: s.logger, api: this.#api ?? NO_API, store: this.store, agent: this.info });
-    this.bus.subscribe('metric-store', ['metrics'], (m) => {
-      if (m.topic === 'metrics') this.store.apply(m.data);
-    }, { queueSize: Math.max(cfg.bus.queue_size, 1000) });
+    this.host = new PluginHost({
+      bus: this.bus,
+      logger: s.logger,
+      api: this.#api ?? NO_API,
+      store: this.store,
+      agent: this.info,
+    });
+    this.bus.subscribe(
+      'metric-store',
+      ['metrics'],
+      (m) => {
+        if (m.topic === 'metrics') this.store.apply(m.data);
+      },
+      { queueSize: Math.max(cfg.bus.queue_size, 1000) },
+    );
     this.store.addCollector(() => busMetrics(this.bus.stats(), this.info.startedAt));
     this.store.addCollector(() => this.host.metrics());
     if (cfg.wasm.enabled) {
@@ -97,14 +117,20 @@ export class Agent {
     for (const w of this.#loaded.warnings) this.#log.warn(w);
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
-      this.#log.info({ api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` }, `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`);
+      this.#log.info(
+        { api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` },
+        `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`,
+      );
     }
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
     this.#state = 'running';
-    this.#log.info({ version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' }, `agent ${VERSION} running`);
+    this.#log.info(
+      { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
+      `agent ${VERSION} running`,
+    );
   }
 
   /** Adds a run-time plugin (Wasm) to the running agent. */
@@ -119,7 +145,10 @@ export class Agent {
     try {
       next = this.#s.reload();
     } catch (err) {
-      this.#log.error({ err: { message: (err as Error).message } }, `new config refused, the old one stays in force:\n${(err as Error).message}`);
+      this.#log.error(
+        { err: { message: (err as Error).message } },
+        `new config refused, the old one stays in force:\n${(err as Error).message}`,
+      );
       this.bus.publish('agent.config.reloaded', { ok: false, changedSections: [], error: (err as Error).message });
       return false;
     }
@@ -130,7 +159,10 @@ export class Agent {
     const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
-    this.#log.info({ changed }, changed.length ? `config reloaded; changed: ${changed.join(', ')}` : 'config reloaded; nothing changed');
+    this.#log.info(
+      { changed },
+      changed.length ? `config reloaded; changed: ${changed.join(', ')}` : 'config reloaded; nothing changed',
+    );
     this.bus.publish('agent.config.reloaded', { ok: true, changedSections: changed });
     return true;
   }
@@ -169,12 +201,16 @@ export class Agent {
 
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
-      const plugins = Object.fromEntries(this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]));
+      const plugins = Object.fromEntries(
+        this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
+      );
       return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
     });
     api.route('GET', '/metrics', () => ({
       status: 200,
-      body: this.#loaded.config.prometheus.exporter_compat ? renderWithExporterCompat(this.store.snapshot()) : renderPrometheus(this.store.snapshot()),
+      body: this.#loaded.config.prometheus.exporter_compat
+        ? renderWithExporterCompat(this.store.snapshot())
+        : renderPrometheus(this.store.snapshot()),
       contentType: 'text/plain; version=0.0.4; charset=utf-8',
     }));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));

@@ -12,10 +12,18 @@ export type LogConfig = CoreConfig['log'];
 export function createLogger(cfg: LogConfig, isTTY = process.stdout.isTTY === true): Logger {
   const usePretty = cfg.format === 'pretty' || (cfg.format === 'auto' && isTTY);
   const streams: pino.StreamEntry[] = [
-    { level: 'trace', stream: usePretty ? pretty({ destination: 1, sync: true, colorize: isTTY }) : pino.destination({ fd: 1, sync: true }) },
+    {
+      level: 'trace',
+      stream: usePretty
+        ? pretty({ destination: 1, sync: true, colorize: isTTY })
+        : pino.destination({ fd: 1, sync: true }),
+    },
   ];
   if (cfg.file) streams.push({ level: 'trace', stream: pino.destination({ dest: cfg.file, mkdir: true, sync: true }) });
-  return pino({ level: cfg.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime }, pino.multistream(streams));
+  return pino(
+    { level: cfg.level, base: { pid: process.pid }, timestamp: pino.stdTimeFunctions.isoTime },
+    pino.multistream(streams),
+  );
 }
 
 /** A silent logger for tests and tools. */

@@ -11,4 +11,11 @@ import { plugin as nginxLogs } from './nginx-logs/index.js';
 import { plugin as nginxStatus } from './nginx-status/index.js';
 import { plugin as otlpExporter } from './otlp-exporter/index.js';
 
-export const builtins: readonly BuiltinPlugin[] = [nginxDiscovery, nginxConfig, nginxStatus, nginxLogs, hostMetrics, otlpExporter];
+export const builtins: readonly BuiltinPlugin[] = [
+  nginxDiscovery,
+  nginxConfig,
+  nginxStatus,
+  nginxLogs,
+  hostMetrics,
+  otlpExporter,
+];

@@ -80,7 +80,7 @@ export function spliceReadme(readme: string, table: string): string {
   const a = readme.indexOf(README_BEGIN);
   const b = readme.indexOf(README_END);
   if (a < 0 || b < a) throw new Error(`README.md: markers "${README_BEGIN}" and "${README_END}" not found`);
-  return readme.slice(0, a + README_BEGIN.length) + '\n' + table + readme.slice(b);
+  return `${readme.slice(0, a + README_BEGIN.length)}\n${table}${readme.slice(b)}`;
 }
 
 export function renderDoc(fams: FamilyDoc[]): string {
@@ -115,7 +115,8 @@ histograms are cumulative. Units are UCUM as OpenTelemetry uses them.
   const rest = fams.filter((f) => !placed.has(f));
   if (rest.length) {
     out += `## Other\n\n| OpenTelemetry name | Prometheus name | type | unit | attributes | description |\n|---|---|---|---|---|---|\n`;
-    for (const f of rest) out += `| \`${f.otel}\` | \`${f.prom}\` | ${f.type} | ${f.unit ? `\`${cell(f.unit)}\`` : ''} | ${f.attributes.map((a) => `\`${a}\``).join(', ')} | ${cell(f.description)} |\n`;
+    for (const f of rest)
+      out += `| \`${f.otel}\` | \`${f.prom}\` | ${f.type} | ${f.unit ? `\`${cell(f.unit)}\`` : ''} | ${f.attributes.map((a) => `\`${a}\``).join(', ')} | ${cell(f.description)} |\n`;
     out += '\n';
   }
   out += `## nginx-prometheus-exporter compatibility
@@ -144,7 +145,10 @@ async function main(): Promise<void> {
   const nginx = await TestNginx.start();
   const dir = mkdtempSync(join(tmpdir(), 'metrics-doc-'));
   const cfg = join(dir, 'agent.yaml');
-  writeFileSync(cfg, `otlp_exporter:\n  enabled: true\n  endpoint: http://127.0.0.1:${await freePort()}/v1/metrics\n  interval: 1s\n  retry_max_elapsed: 1s\n`);
+  writeFileSync(
+    cfg,
+    `otlp_exporter:\n  enabled: true\n  endpoint: http://127.0.0.1:${await freePort()}/v1/metrics\n  interval: 1s\n  retry_max_elapsed: 1s\n`,
+  );
   const agent = await startAgent(['--config', cfg, '--api-port', '0']);
   try {
     const end = Date.now() + waitMs;

@@ -35,7 +35,7 @@ function signatures(bytes: Uint8Array): { imports: Map<string, string>; exports:
     p += n;
     return s;
   };
-  const VT: Record<number, string> = { 0x7f: 'i32', 0x7e: 'i64', 0x7d: 'f32', 0x7c: 'f64' };
+  const VT: Record<number, string> = { 127: 'i32', 126: 'i64', 125: 'f32', 124: 'f64' };
   const types: string[] = [];
   const funcTypes: number[] = [];
   const imports = new Map<string, string>();
@@ -56,7 +56,10 @@ function signatures(bytes: Uint8Array): { imports: Map<string, string>; exports:
         const key = `${name()}.${name()}`;
         const kind = bytes[p++];
         // A plugin imports functions only: its memory, tables and globals are its own.
-        if (kind !== 0) throw new Error(`${key} imports a ${['function', 'table', 'memory', 'global'][kind] ?? kind}; only functions are provided`);
+        if (kind !== 0)
+          throw new Error(
+            `${key} imports a ${['function', 'table', 'memory', 'global'][kind] ?? kind}; only functions are provided`,
+          );
         const t = u32();
         imports.set(key, types[t]);
         funcTypes.push(t);
@@ -97,7 +100,8 @@ describe('ABI v1 of the shipped plugins', () => {
         assert.deepEqual(c.manifest.allowed_hosts, []);
         assert.deepEqual(c.manifest.allowed_paths, {});
         assert.equal(c.wasi, false);
-        for (const [k, v] of Object.entries(c.manifest.config)) assert.notEqual(v, '', `config.${k}: the Extism JS SDK traps config_get on ""`);
+        for (const [k, v] of Object.entries(c.manifest.config))
+          assert.notEqual(v, '', `config.${k}: the Extism JS SDK traps config_get on ""`);
       });
 
       it('exports process, optional init/describe as () -> i32, and imports only Extism functions', () => {
@@ -112,7 +116,10 @@ describe('ABI v1 of the shipped plugins', () => {
         }
         // The module's own view agrees on the names.
         const mod = new WebAssembly.Module(bytes);
-        assert.deepEqual(new Set(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}`)), new Set(imports.keys()));
+        assert.deepEqual(
+          new Set(WebAssembly.Module.imports(mod).map((i) => `${i.module}.${i.name}`)),
+          new Set(imports.keys()),
+        );
       });
     });
   }

@@ -50,8 +50,12 @@ describe('the shipped plugins in a running agent', () => {
   });
 
   it('loads the three plugins, running, with the versions their describe returns', async () => {
-    const body = (await (await fetch(`${url}/v1/plugins`)).json()) as { plugins: { name: string; state: string; details: Record<string, unknown> }[] };
-    const wasm = body.plugins.filter((p) => p.details?.kind === 'wasm').map((p) => [p.name, p.state, p.details.version]);
+    const body = (await (await fetch(`${url}/v1/plugins`)).json()) as {
+      plugins: { name: string; state: string; details: Record<string, unknown> }[];
+    };
+    const wasm = body.plugins
+      .filter((p) => p.details?.kind === 'wasm')
+      .map((p) => [p.name, p.state, p.details.version]);
     assert.deepEqual(wasm.sort(), [
       ['config-lint', 'running', '1.0.0'],
       ['error-budget', 'running', '1.0.0'],
@@ -75,7 +79,16 @@ describe('the shipped plugins in a running agent', () => {
       version: 'v1',
       files: [],
       payload: await parseNginxConfig(confPath),
-      analysis: { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [] },
+      analysis: {
+        servers: [],
+        upstreams: [],
+        accessLogs: [],
+        errorLogs: [],
+        logFormats: {},
+        stubStatus: [],
+        plusApi: [],
+        certificates: [],
+      },
       added: [],
       removed: [],
       changed: [],
@@ -92,10 +105,17 @@ describe('the shipped plugins in a running agent', () => {
     const at = (time: number, ok: number, err: number): MetricBatch => ({
       ...tpl,
       time,
-      metrics: tpl.metrics.map((m): Metric =>
-        m.type === 'counter' && m.name === 'nginx.http.responses'
-          ? { ...m, points: [{ attributes: { status_range: '2xx' }, value: ok, startTime: 1 }, { attributes: { status_range: '5xx' }, value: err, startTime: 1 }] }
-          : m,
+      metrics: tpl.metrics.map(
+        (m): Metric =>
+          m.type === 'counter' && m.name === 'nginx.http.responses'
+            ? {
+                ...m,
+                points: [
+                  { attributes: { status_range: '2xx' }, value: ok, startTime: 1 },
+                  { attributes: { status_range: '5xx' }, value: err, startTime: 1 },
+                ],
+              }
+            : m,
       ),
     });
     const now = Date.now();
@@ -109,7 +129,11 @@ describe('the shipped plugins in a running agent', () => {
       assert.ok(m && Number(m[1]) >= 1, `agent_wasm_plugin_calls_total for ${name} in /metrics`);
       assert.match(text, new RegExp(`^agent_wasm_plugin_errors_total\\{plugin="${name}"\\} 0$`, 'm'));
     }
-    assert.deepEqual(on('agent.plugin.state').filter((e) => (e.data as { state: string }).state !== 'running'), [], 'no plugin left the running state (quarantine, failure)');
+    assert.deepEqual(
+      on('agent.plugin.state').filter((e) => (e.data as { state: string }).state !== 'running'),
+      [],
+      'no plugin left the running state (quarantine, failure)',
+    );
   });
 });
 
@@ -121,7 +145,10 @@ describe('a shipped plugin with a bad config value, in a running agent', () => {
         mkdirSync(join(dir, name));
         copyFileSync(join(root, name, `${name}.wasm`), join(dir, name, `${name}.wasm`));
         const yaml = readFileSync(join(root, name, 'plugin.yaml'), 'utf8');
-        writeFileSync(join(dir, name, 'plugin.yaml'), name === 'error-budget' ? yaml.replace('max_5xx_ratio: "0.05"', 'max_5xx_ratio: "5%"') : yaml);
+        writeFileSync(
+          join(dir, name, 'plugin.yaml'),
+          name === 'error-budget' ? yaml.replace('max_5xx_ratio: "0.05"', 'max_5xx_ratio: "5%"') : yaml,
+        );
       }
       const loaded = loadConfig({
         builtins: [],
@@ -137,10 +164,15 @@ describe('a shipped plugin with a bad config value, in a running agent', () => {
       await agent.start();
       await agent.wasm!.ready;
       try {
-        const health = (await (await fetch(`http://127.0.0.1:${agent.apiAddress!.port}/health`)).json()) as { plugins: Record<string, { state: string; reason?: string }> };
+        const health = (await (await fetch(`http://127.0.0.1:${agent.apiAddress!.port}/health`)).json()) as {
+          plugins: Record<string, { state: string; reason?: string }>;
+        };
         assert.equal(health.plugins['nginx-down-alert'].state, 'running');
         assert.equal(health.plugins['error-budget'].state, 'failed');
-        assert.match(health.plugins['error-budget'].reason ?? '', /init failed: .*max_5xx_ratio must be a number from 0 to 1, got "5%"/);
+        assert.match(
+          health.plugins['error-budget'].reason ?? '',
+          /init failed: .*max_5xx_ratio must be a number from 0 to 1, got "5%"/,
+        );
       } finally {
         await agent.stop();
       }

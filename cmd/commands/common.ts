@@ -14,7 +14,11 @@ export function loadFromFlags(opts: ConfigFlags): LoadedConfig {
   const flags: { path: string; flag: string; value: unknown }[] = [
     { path: 'log.level', flag: '--log-level', value: opts.logLevel },
     { path: 'api.host', flag: '--api-host', value: opts.apiHost },
-    { path: 'api.port', flag: '--api-port', value: opts.apiPort === undefined ? undefined : /^\d+$/.test(opts.apiPort) ? Number(opts.apiPort) : opts.apiPort },
+    {
+      path: 'api.port',
+      flag: '--api-port',
+      value: opts.apiPort === undefined ? undefined : /^\d+$/.test(opts.apiPort) ? Number(opts.apiPort) : opts.apiPort,
+    },
   ];
   if (opts.pluginsDir?.length) flags.push({ path: 'wasm.dirs', flag: '--plugins-dir', value: opts.pluginsDir });
   return loadConfig({ builtins, file: opts.config, flags });
@@ -32,7 +36,9 @@ export async function askAgent(opts: ConfigFlags, path: string): Promise<string>
   try {
     res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
   } catch (e) {
-    throw new Error(`no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`);
+    throw new Error(
+      `no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`,
+    );
   }
   const text = await res.text();
   if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.trim()}`);

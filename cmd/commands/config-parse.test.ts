@@ -29,7 +29,10 @@ describe('agent config parse', () => {
     assert.match(out.stdout, /^\{\n {2}"status": "ok"/);
     const p = JSON.parse(out.stdout) as ConfigPayload;
     assert.equal(p.status, 'ok');
-    assert.deepEqual(p.config.map((c) => c.file), [join(dir, 'good.conf'), join(dir, 'extra.conf')]);
+    assert.deepEqual(
+      p.config.map((c) => c.file),
+      [join(dir, 'good.conf'), join(dir, 'extra.conf')],
+    );
     assert.equal(out.stderr, '');
   });
 
@@ -45,7 +48,10 @@ describe('agent config parse', () => {
   it('says clearly when no nginx runs', async () => {
     const { out, io: sink } = io();
     assert.equal(await configParse(undefined, { procRoot: dir }, sink), 1);
-    assert.match(out.stderr, /no running nginx found in .*; pass the config file: agent config parse \/etc\/nginx\/nginx\.conf/);
+    assert.match(
+      out.stderr,
+      /no running nginx found in .*; pass the config file: agent config parse \/etc\/nginx\/nginx\.conf/,
+    );
     assert.equal(out.stdout, '');
   });
 

@@ -35,7 +35,11 @@ export async function findRunningInstances(procRoot: string): Promise<NginxInsta
 }
 
 /** Does the work of the command; resolves with the exit code. */
-export async function configParse(file: string | undefined, opts: ConfigParseOptions, io: ConfigParseIo): Promise<number> {
+export async function configParse(
+  file: string | undefined,
+  opts: ConfigParseOptions,
+  io: ConfigParseIo,
+): Promise<number> {
   let confPath: string;
   let prefix = opts.prefix;
   if (file) {
@@ -46,7 +50,9 @@ export async function configParse(file: string | undefined, opts: ConfigParseOpt
     try {
       found = await findRunningInstances(procRoot);
     } catch (e) {
-      io.stderr(`agent: cannot look for a running nginx in ${procRoot}: ${(e as Error).message}; pass the config file: agent config parse /etc/nginx/nginx.conf\n`);
+      io.stderr(
+        `agent: cannot look for a running nginx in ${procRoot}: ${(e as Error).message}; pass the config file: agent config parse /etc/nginx/nginx.conf\n`,
+      );
       return 1;
     }
     if (opts.instance) found = found.filter((i) => i.id === opts.instance || String(i.pid) === opts.instance);
@@ -60,14 +66,20 @@ export async function configParse(file: string | undefined, opts: ConfigParseOpt
     }
     if (found.length > 1) {
       const list = found.map((i) => `  ${i.id}  pid ${i.pid}  ${i.confPath}`).join('\n');
-      io.stderr(`agent: ${found.length} nginx instances run here; choose one with --instance ID (or pass a FILE):\n${list}\n`);
+      io.stderr(
+        `agent: ${found.length} nginx instances run here; choose one with --instance ID (or pass a FILE):\n${list}\n`,
+      );
       return 1;
     }
     confPath = found[0].confPath;
     prefix ??= found[0].prefix;
   }
-  const payload = await parseNginxConfig(confPath, { ...(prefix ? { prefix } : {}), confDir: dirname(confPath), comments: opts.comments ?? false });
-  io.stdout(JSON.stringify(payload, null, 2) + '\n');
+  const payload = await parseNginxConfig(confPath, {
+    ...(prefix ? { prefix } : {}),
+    confDir: dirname(confPath),
+    comments: opts.comments ?? false,
+  });
+  io.stdout(`${JSON.stringify(payload, null, 2)}\n`);
   return payload.status === 'failed' ? 1 : 0;
 }
 
@@ -82,6 +94,9 @@ export function registerConfigParse(configCmd: Command): Command {
     .option('--proc-root <dir>', 'where /proc is mounted, to find the running nginx', '/proc')
     .option('--comments', 'include # comments as directives named "#"', false)
     .action(async (file: string | undefined, opts: ConfigParseOptions) => {
-      process.exitCode = await configParse(file, opts, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+      process.exitCode = await configParse(file, opts, {
+        stdout: (t) => process.stdout.write(t),
+        stderr: (t) => process.stderr.write(t),
+      });
     });
 }

@@ -19,7 +19,9 @@ export interface PluginsIo {
 export function pluginsCheck(dir: string, io: PluginsIo): number {
   const root = resolve(dir);
   if (!existsSync(root) || !statSync(root).isDirectory()) {
-    io.stderr(`agent: ${root} is not a directory; give a plugin folder (with ${MANIFEST_FILE}) or a directory of them\n`);
+    io.stderr(
+      `agent: ${root} is not a directory; give a plugin folder (with ${MANIFEST_FILE}) or a directory of them\n`,
+    );
     return 1;
   }
   const folders = existsSync(join(root, MANIFEST_FILE)) ? [root] : pluginFolders(root);
@@ -32,7 +34,11 @@ export function pluginsCheck(dir: string, io: PluginsIo): number {
     try {
       const c = checkPluginDir(folder);
       const m = c.manifest;
-      const exports = ['process', ...(c.exports.init ? ['init'] : []), ...(c.exports.describe ? ['describe'] : [])].join(', ');
+      const exports = [
+        'process',
+        ...(c.exports.init ? ['init'] : []),
+        ...(c.exports.describe ? ['describe'] : []),
+      ].join(', ');
       io.stdout(
         `ok    ${m.name}  ${folder}\n` +
           `      wasm ${c.wasmFile} (sha256 ${c.sha256}${m.sha256 ? ', matches the manifest' : ''})\n` +
@@ -68,7 +74,7 @@ export function formatPluginList(plugins: Report[]): string {
   ]);
   const head = ['NAME', 'KIND', 'STATE', 'CALLS', 'ERRORS', 'SUBSCRIPTIONS'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ') + '\n';
+  const line = (r: string[]) => `${r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ')}\n`;
   let out = line(head);
   plugins.forEach((p, i) => {
     out += line(rows[i]);
@@ -78,10 +84,14 @@ export function formatPluginList(plugins: Report[]): string {
 }
 
 export function registerPlugins(program: Command): void {
-  const plugins = program.command('plugins').description('list the plugins of a running agent, or check Wasm plugin folders');
+  const plugins = program
+    .command('plugins')
+    .description('list the plugins of a running agent, or check Wasm plugin folders');
   plugins
     .command('list')
-    .description("ask a running agent for its plugins (name, kind, state, calls, errors, subscriptions) over the local API (uses the config's api.host, api.port and token)")
+    .description(
+      "ask a running agent for its plugins (name, kind, state, calls, errors, subscriptions) over the local API (uses the config's api.host, api.port and token)",
+    )
     .option('-c, --config <file>', 'config file (default: /etc/nginx-agent/nginx-agent.yaml, then config/agent.yaml)')
     .option('--api-host <host>', 'address of the agent API')
     .option('--api-port <port>', 'port of the agent API')
@@ -96,10 +106,15 @@ export function registerPlugins(program: Command): void {
     });
   plugins
     .command('check')
-    .description('validate Wasm plugin folders without starting the agent: plugin.yaml keys and types, the module hash, exports (process) and imports (Extism only); exit 1 on any problem')
+    .description(
+      'validate Wasm plugin folders without starting the agent: plugin.yaml keys and types, the module hash, exports (process) and imports (Extism only); exit 1 on any problem',
+    )
     .argument('<dir>', 'a plugin folder (holding plugin.yaml), or a directory of plugin folders')
     .action((dir: string) => {
-      const code = pluginsCheck(dir, { stdout: (t) => process.stdout.write(t), stderr: (t) => process.stderr.write(t) });
+      const code = pluginsCheck(dir, {
+        stdout: (t) => process.stdout.write(t),
+        stderr: (t) => process.stderr.write(t),
+      });
       process.exitCode = code;
     });
 }

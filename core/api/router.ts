@@ -62,5 +62,8 @@ export class RouteTable implements ApiRouter {
 }
 
 export function errorResponse(err: ApiError): ApiResponse {
-  return { status: err.status, body: { error: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } };
+  return {
+    status: err.status,
+    body: { error: err.message, ...(err.details !== undefined ? { details: err.details } : {}) },
+  };
 }

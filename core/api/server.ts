@@ -42,7 +42,11 @@ export class ApiServer implements ApiRouter {
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException) => {
         const hint = err.code === 'EADDRINUSE' ? ' (another agent running? set api.port or --api-port)' : '';
-        reject(new Error(`API cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.message}${hint}`, { cause: err }));
+        reject(
+          new Error(`API cannot listen on ${this.#opts.host}:${this.#opts.port}: ${err.message}${hint}`, {
+            cause: err,
+          }),
+        );
       };
       this.#server.once('error', onError);
       this.#server.listen(this.#opts.port, this.#opts.host, () => {
@@ -79,7 +83,13 @@ export class ApiServer implements ApiRouter {
         throw new ApiError(401, 'missing or wrong bearer token: send "Authorization: Bearer <api.token>"');
       }
       const body = await readBody(req, this.#opts.maxBodyBytes ?? 16 * 1024 * 1024);
-      response = await this.#routes.dispatch({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, headers: req.headers, body });
+      response = await this.#routes.dispatch({
+        method: req.method ?? 'GET',
+        path: url.pathname,
+        query: url.searchParams,
+        headers: req.headers,
+        body,
+      });
     } catch (err) {
       if (err instanceof ApiError) response = errorResponse(err);
       else {
@@ -100,7 +110,7 @@ function send(res: ServerResponse, r: ApiResponse): void {
     payload = r.body;
     type ??= 'text/plain; charset=utf-8';
   } else {
-    payload = JSON.stringify(r.body, null, 2) + '\n';
+    payload = `${JSON.stringify(r.body, null, 2)}\n`;
     type ??= 'application/json';
   }
   res.writeHead(r.status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(payload), ...r.headers });

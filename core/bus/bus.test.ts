@@ -36,7 +36,10 @@ describe('bus', () => {
     bus.publish('alert.test', { x: 1 });
     assert.deepEqual(seen, [], 'publish does not run handlers on its stack');
     assert.equal(await bus.drain(1000), true);
-    assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => String(i)));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 100 }, (_, i) => String(i)),
+    );
     assert.equal(all.length, 101);
     assert.equal(all[100], 'alert.test');
   });
@@ -55,7 +58,10 @@ describe('bus', () => {
     });
     for (let i = 0; i < 30; i++) bus.publish('metrics', batch(String(i)));
     assert.equal(await bus.drain(5000), true);
-    assert.deepEqual(order, Array.from({ length: 30 }, (_, i) => i));
+    assert.deepEqual(
+      order,
+      Array.from({ length: 30 }, (_, i) => i),
+    );
     assert.equal(maxInFlight, 1);
   });
 
@@ -116,9 +122,14 @@ describe('bus', () => {
   test('overflow drop_newest keeps the oldest and counts the drops', async () => {
     const bus = new Bus();
     const got: string[] = [];
-    bus.subscribe('s', ['metrics'], (m) => {
-      if (m.topic === 'metrics') got.push(m.data.source);
-    }, { queueSize: 3, overflow: 'drop_newest' });
+    bus.subscribe(
+      's',
+      ['metrics'],
+      (m) => {
+        if (m.topic === 'metrics') got.push(m.data.source);
+      },
+      { queueSize: 3, overflow: 'drop_newest' },
+    );
     for (let i = 0; i < 10; i++) bus.publish('metrics', batch(String(i)));
     await bus.drain(1000);
     assert.deepEqual(got, ['0', '1', '2']);
@@ -161,9 +172,14 @@ describe('bus', () => {
 test('a paused subscription queues messages and delivers them in order on resume', async () => {
   const bus = new Bus();
   const got: string[] = [];
-  const sub = bus.subscribe('late', ['metrics'], (m) => {
-    if (m.topic === 'metrics') got.push(m.data.source);
-  }, { paused: true });
+  const sub = bus.subscribe(
+    'late',
+    ['metrics'],
+    (m) => {
+      if (m.topic === 'metrics') got.push(m.data.source);
+    },
+    { paused: true },
+  );
   bus.publish('metrics', batch('a'));
   bus.publish('metrics', batch('b'));
   await tick();

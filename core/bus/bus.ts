@@ -136,8 +136,15 @@ export class Bus {
   }
 
   subscribe(name: string, patterns: readonly string[], handler: Handler, opts: SubscribeOptions = {}): Subscription {
-    if (this.#subs.some((s) => s.name === name && !s.closed)) throw new Error(`bus: a subscriber named "${name}" already exists`);
-    const sub = new Subscriber(name, [...patterns], handler, opts.queueSize ?? this.#queueSize, opts.overflow ?? this.#overflow);
+    if (this.#subs.some((s) => s.name === name && !s.closed))
+      throw new Error(`bus: a subscriber named "${name}" already exists`);
+    const sub = new Subscriber(
+      name,
+      [...patterns],
+      handler,
+      opts.queueSize ?? this.#queueSize,
+      opts.overflow ?? this.#overflow,
+    );
     sub.paused = opts.paused === true;
     this.#subs.push(sub);
     this.#routes.clear();
@@ -271,7 +278,10 @@ export class Bus {
     // The first ten failures of a subscriber are logged, then every thousandth: a flood stays
     // visible in agent.bus.errors without a log line per message.
     if (s.errors <= 10 || s.errors % 1000 === 0) {
-      this.#logger?.error({ subscriber: s.name, topic, err, errors: s.errors }, `subscriber "${s.name}" failed on topic "${topic}"; it keeps receiving`);
+      this.#logger?.error(
+        { subscriber: s.name, topic, err, errors: s.errors },
+        `subscriber "${s.name}" failed on topic "${topic}"; it keeps receiving`,
+      );
     }
   }
 }

@@ -9,7 +9,9 @@ const VALID = /^[A-Za-z0-9_.*-]+$/;
 /** Throws a clear error for a malformed pattern (empty, spaces, characters outside `[A-Za-z0-9_.*-]`). */
 export function compilePattern(pattern: string): TopicMatcher {
   if (!VALID.test(pattern)) {
-    throw new Error(`invalid topic pattern ${JSON.stringify(pattern)}: use letters, digits, '.', '_', '-' and '*' (for example "nginx.*")`);
+    throw new Error(
+      `invalid topic pattern ${JSON.stringify(pattern)}: use letters, digits, '.', '_', '-' and '*' (for example "nginx.*")`,
+    );
   }
   if (pattern === '*') return () => true;
   if (!pattern.includes('*')) return (t) => t === pattern;
@@ -18,7 +20,7 @@ export function compilePattern(pattern: string): TopicMatcher {
     const prefix = parts[0];
     return (t) => t.startsWith(prefix);
   }
-  const re = new RegExp('^' + parts.map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*') + '$');
+  const re = new RegExp(`^${parts.map((p) => p.replace(/[.+?^${}()|[\]\\-]/g, '\\$&')).join('.*')}$`);
   return (t) => re.test(t);
 }
 

@@ -6,15 +6,20 @@ import { bool, duration, int, list, object, oneOf, record, string } from './sche
 
 /** NGINX Agent v3's label rule: applies to keys and values of `agent.labels`. */
 export const LABEL_PATTERN = /^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,254}[a-zA-Z0-9])?$/;
-const LABEL_HELP = 'letters, digits, ".", "_" and "-", starting and ending with a letter or digit, at most 256 characters';
+const LABEL_HELP =
+  'letters, digits, ".", "_" and "-", starting and ending with a letter or digit, at most 256 characters';
 
 export const coreShape = {
   log: object(
     {
-      level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const, { default: 'info', description: 'Log level.' }),
+      level: oneOf(['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const, {
+        default: 'info',
+        description: 'Log level.',
+      }),
       format: oneOf(['auto', 'json', 'pretty'] as const, {
         default: 'auto',
-        description: 'auto: human-readable when stdout is a terminal, JSON otherwise (what systemd and Docker collect).',
+        description:
+          'auto: human-readable when stdout is a terminal, JSON otherwise (what systemd and Docker collect).',
       }),
       file: string({ default: '', description: 'Also write JSON logs to this file ("" = stdout only).' }),
     },
@@ -23,8 +28,16 @@ export const coreShape = {
   api: object(
     {
       enabled: bool({ default: true, description: 'Serve the local HTTP API (/health, /metrics, /v1/...).' }),
-      host: string({ default: '127.0.0.1', description: 'Address the API binds to. Keep it on loopback unless a token is set.' }),
-      port: int({ default: 8039, min: 0, max: 65535, description: 'API port (0 picks a free port, printed at start).' }),
+      host: string({
+        default: '127.0.0.1',
+        description: 'Address the API binds to. Keep it on loopback unless a token is set.',
+      }),
+      port: int({
+        default: 8039,
+        min: 0,
+        max: 65535,
+        description: 'API port (0 picks a free port, printed at start).',
+      }),
       token: string({ default: '', description: 'Bearer token required on every endpoint but /health ("" = none).' }),
       token_file: string({ default: '', description: 'File holding the bearer token (wins over token).' }),
     },
@@ -32,10 +45,16 @@ export const coreShape = {
   ),
   bus: object(
     {
-      queue_size: int({ default: 10_000, min: 1, max: 10_000_000, description: 'Messages each subscriber may have queued.' }),
+      queue_size: int({
+        default: 10_000,
+        min: 1,
+        max: 10_000_000,
+        description: 'Messages each subscriber may have queued.',
+      }),
       overflow: oneOf(['drop_oldest', 'drop_newest'] as const, {
         default: 'drop_oldest',
-        description: 'When a queue is full: drop the oldest queued message (default) or refuse the new one. Drops are counted in agent_bus_dropped_total.',
+        description:
+          'When a queue is full: drop the oldest queued message (default) or refuse the new one. Drops are counted in agent_bus_dropped_total.',
       }),
     },
     { description: 'Message bus.' },
@@ -52,7 +71,12 @@ export const coreShape = {
   ),
   agent: object(
     {
-      shutdown_timeout: duration({ default: '5s', min: '0s', max: '10m', description: 'How long shutdown waits for queues to drain and plugins to close.' }),
+      shutdown_timeout: duration({
+        default: '5s',
+        min: '0s',
+        max: '10m',
+        description: 'How long shutdown waits for queues to drain and plugins to close.',
+      }),
       labels: record(string({ pattern: LABEL_PATTERN, patternHelp: LABEL_HELP }), {
         default: {},
         keyPattern: LABEL_PATTERN,
@@ -64,28 +88,79 @@ export const coreShape = {
   ),
   wasm: object(
     {
-      enabled: bool({ default: true, description: 'Load Extism Wasm plugins from the directories below (see wasm-plugins/README.md).' }),
+      enabled: bool({
+        default: true,
+        description: 'Load Extism Wasm plugins from the directories below (see wasm-plugins/README.md).',
+      }),
       dirs: list(string(), {
         default: [],
         description:
-          'Directories of Wasm plugins; each folder directly inside one (with a plugin.yaml) is a plugin. [] = the checkout\'s wasm-plugins folder when it exists. --plugins-dir DIR (repeatable) sets it.',
+          "Directories of Wasm plugins; each folder directly inside one (with a plugin.yaml) is a plugin. [] = the checkout's wasm-plugins folder when it exists. --plugins-dir DIR (repeatable) sets it.",
       }),
-      watch: bool({ default: true, description: 'Hot reload: load a changed .wasm or plugin.yaml beside the running version and swap it in; a bad new version is refused.' }),
-      reload_debounce: duration({ default: '200ms', min: '0s', max: '1m', description: 'Quiet time after the last file event in a plugin folder before it is reloaded.' }),
-      batch_size: int({ default: 256, min: 1, max: 100_000, description: 'Messages per call of a plugin: a batch is sent when it is full or batch_wait after its first message.' }),
-      batch_wait: duration({ default: '10ms', min: '0s', max: '10s', description: 'Longest a message waits for its batch to fill.' }),
+      watch: bool({
+        default: true,
+        description:
+          'Hot reload: load a changed .wasm or plugin.yaml beside the running version and swap it in; a bad new version is refused.',
+      }),
+      reload_debounce: duration({
+        default: '200ms',
+        min: '0s',
+        max: '1m',
+        description: 'Quiet time after the last file event in a plugin folder before it is reloaded.',
+      }),
+      batch_size: int({
+        default: 256,
+        min: 1,
+        max: 100_000,
+        description:
+          'Messages per call of a plugin: a batch is sent when it is full or batch_wait after its first message.',
+      }),
+      batch_wait: duration({
+        default: '10ms',
+        min: '0s',
+        max: '10s',
+        description: 'Longest a message waits for its batch to fill.',
+      }),
       max_batches_in_flight: int({
         default: 4,
         min: 1,
         max: 1000,
-        description: "Batches per plugin waiting in the worker; beyond it the plugin's bus queue holds messages (bus.overflow applies, drops counted).",
+        description:
+          "Batches per plugin waiting in the worker; beyond it the plugin's bus queue holds messages (bus.overflow applies, drops counted).",
       }),
-      timeout_ms: int({ default: 1000, min: 1, max: 600_000, description: 'Default limit of one call (plugin.yaml timeout_ms wins); past it the worker is restarted and the call counted as a timeout.' }),
-      memory_mb: int({ default: 64, min: 1, max: 2048, description: "Default cap on a plugin's linear memory (plugin.yaml memory_mb wins); a plugin that ends a call above it is stopped." }),
-      failures_before_quarantine: int({ default: 3, min: 1, max: 1000, description: 'Failed calls in a row (traps, errors, timeouts) that put a plugin in quarantine.' }),
-      quarantine_backoff: duration({ default: '5s', min: '0s', max: '1h', description: 'First quarantine length; it doubles with each quarantine until a call succeeds.' }),
+      timeout_ms: int({
+        default: 1000,
+        min: 1,
+        max: 600_000,
+        description:
+          'Default limit of one call (plugin.yaml timeout_ms wins); past it the worker is restarted and the call counted as a timeout.',
+      }),
+      memory_mb: int({
+        default: 64,
+        min: 1,
+        max: 2048,
+        description:
+          "Default cap on a plugin's linear memory (plugin.yaml memory_mb wins); a plugin that ends a call above it is stopped.",
+      }),
+      failures_before_quarantine: int({
+        default: 3,
+        min: 1,
+        max: 1000,
+        description: 'Failed calls in a row (traps, errors, timeouts) that put a plugin in quarantine.',
+      }),
+      quarantine_backoff: duration({
+        default: '5s',
+        min: '0s',
+        max: '1h',
+        description: 'First quarantine length; it doubles with each quarantine until a call succeeds.',
+      }),
       quarantine_backoff_max: duration({ default: '5m', min: '0s', max: '24h', description: 'Longest quarantine.' }),
-      max_publishes_per_call: int({ default: 10_000, min: 1, max: 1_000_000, description: 'Messages one call may publish; the rest are refused and counted.' }),
+      max_publishes_per_call: int({
+        default: 10_000,
+        min: 1,
+        max: 1_000_000,
+        description: 'Messages one call may publish; the rest are refused and counted.',
+      }),
     },
     { description: 'Extism WebAssembly plugins: sandboxed, in one worker thread, hot-reloaded.' },
   ),

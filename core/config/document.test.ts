@@ -7,7 +7,11 @@ import { CHECKOUT_CONFIG_PATH, loadConfig, rootSchema } from './load.js';
 
 test('config/agent.yaml documents every key with its default (regenerate with npm run gen:config)', () => {
   const expected = renderDefaultConfig(rootSchema(builtins));
-  assert.equal(readFileSync(CHECKOUT_CONFIG_PATH, 'utf8'), expected, 'config/agent.yaml is out of date: run npm run gen:config');
+  assert.equal(
+    readFileSync(CHECKOUT_CONFIG_PATH, 'utf8'),
+    expected,
+    'config/agent.yaml is out of date: run npm run gen:config',
+  );
 });
 
 test('config/agent.yaml loads and equals the embedded defaults', () => {

@@ -19,8 +19,8 @@ function render(schema: ObjectSchema<Shape>, indent: string, envPrefix: string):
     const env = `${envPrefix}_${key.toUpperCase()}`;
     if (s.kind === 'object') {
       if (indent === '' && out !== '') out += '\n';
-      if (s.description) out += comment(s.description, indent) + '\n';
-      out += `${indent}${key}:\n` + render(s as ObjectSchema<Shape>, indent + '  ', env);
+      if (s.description) out += `${comment(s.description, indent)}\n`;
+      out += `${indent}${key}:\n${render(s as ObjectSchema<Shape>, `${indent}  `, env)}`;
       continue;
     }
     const def = defaultOf(s);
@@ -32,12 +32,12 @@ function render(schema: ObjectSchema<Shape>, indent: string, envPrefix: string):
           : s.kind.startsWith('mapping')
             ? ' In the environment: key=value,key=value.'
             : '';
-    out += comment(`${s.description || key}${kindNote} Env: ${env}`, indent) + '\n';
+    out += `${comment(`${s.description || key}${kindNote} Env: ${env}`, indent)}\n`;
     const value = stringify({ [key]: def }, { lineWidth: 0 }).trimEnd();
-    out += value
+    out += `${value
       .split('\n')
       .map((l) => indent + l)
-      .join('\n') + '\n';
+      .join('\n')}\n`;
   }
   return out;
 }

@@ -53,7 +53,12 @@ describe('config loading', () => {
     assert.equal(base.config.api.port, 9001);
     assert.equal(base.config.bus.queue_size, 10000);
 
-    const env = { NGINX_AGENT_API_PORT: '9002', NGINX_AGENT_LOG_LEVEL: 'debug', NGINX_AGENT_DEMO_PLUGIN_INTERVAL: '30s', NGINX_AGENT_AGENT_LABELS: 'team=web,tier=edge' };
+    const env = {
+      NGINX_AGENT_API_PORT: '9002',
+      NGINX_AGENT_LOG_LEVEL: 'debug',
+      NGINX_AGENT_DEMO_PLUGIN_INTERVAL: '30s',
+      NGINX_AGENT_AGENT_LABELS: 'team=web,tier=edge',
+    };
     const withEnv = loadConfig({ builtins, file, env });
     assert.equal(withEnv.config.api.port, 9002);
     assert.equal(withEnv.config.log.level, 'debug');
@@ -61,7 +66,12 @@ describe('config loading', () => {
     assert.deepEqual(withEnv.config.agent.labels, { team: 'web', tier: 'edge' });
     assert.deepEqual(withEnv.env.sort(), Object.keys(env).sort());
 
-    const withFlags = loadConfig({ builtins, file, env, flags: [{ path: 'api.port', flag: '--api-port', value: 9003 }] });
+    const withFlags = loadConfig({
+      builtins,
+      file,
+      env,
+      flags: [{ path: 'api.port', flag: '--api-port', value: 9003 }],
+    });
     assert.equal(withFlags.config.api.port, 9003);
     assert.equal(withFlags.config.log.level, 'debug', 'env still wins over the file where no flag is given');
   });
@@ -69,12 +79,28 @@ describe('config loading', () => {
   test('every problem of a bad file is reported at once with file, line, column and key', () => {
     const file = join(dir, 'bad.yaml');
     const p = problems(() => loadConfig({ builtins, file, env: {} }));
-    const has = (re: RegExp) => assert.ok(p.some((x) => re.test(x)), `no problem matches ${re}:\n${p.join('\n')}`);
-    has(new RegExp(`^${file}:2:3: log\\.level: must be one of trace, debug, info, warn, error, fatal, got the string "loud"$`));
+    const has = (re: RegExp) =>
+      assert.ok(
+        p.some((x) => re.test(x)),
+        `no problem matches ${re}:\n${p.join('\n')}`,
+      );
+    has(
+      new RegExp(
+        `^${file}:2:3: log\\.level: must be one of trace, debug, info, warn, error, fatal, got the string "loud"$`,
+      ),
+    );
     has(new RegExp(`^${file}:4:3: api\\.port: must be at most 65535, got 70000$`));
-    has(new RegExp(`^${file}:5:3: api\\.hots: unknown key "hots" \\(known keys here: enabled, host, port, token, token_file\\)$`));
+    has(
+      new RegExp(
+        `^${file}:5:3: api\\.hots: unknown key "hots" \\(known keys here: enabled, host, port, token, token_file\\)$`,
+      ),
+    );
     has(new RegExp(`^${file}:7:3: bus\\.queue_size: must be an integer, got the string "many"$`));
-    has(new RegExp(`^${file}:9:3: agent\\.shutdown_timeout: must be a duration with a unit like 500ms, 15s, 1m or 2h, got number 5$`));
+    has(
+      new RegExp(
+        `^${file}:9:3: agent\\.shutdown_timeout: must be a duration with a unit like 500ms, 15s, 1m or 2h, got number 5$`,
+      ),
+    );
     has(new RegExp(`^${file}:12:5: agent\\.labels\\.bad label: key "bad label" is not valid`));
     assert.equal(p.length, 6);
   });
@@ -92,15 +118,28 @@ describe('config loading', () => {
 
   test('bad env values and flags name the variable or flag', () => {
     const p = problems(() =>
-      loadConfig({ builtins, env: { NGINX_AGENT_API_PORT: 'eighty' }, searchPaths: [], flags: [{ path: 'log.level', flag: '--log-level', value: 'chatty' }] }),
+      loadConfig({
+        builtins,
+        env: { NGINX_AGENT_API_PORT: 'eighty' },
+        searchPaths: [],
+        flags: [{ path: 'log.level', flag: '--log-level', value: 'chatty' }],
+      }),
     );
-    assert.ok(p.includes('environment variable NGINX_AGENT_API_PORT (api.port): must be an integer, got the string "eighty"'), p.join('\n'));
-    assert.ok(p.some((x) => x.startsWith('flag --log-level (log.level): must be one of')), p.join('\n'));
+    assert.ok(
+      p.includes('environment variable NGINX_AGENT_API_PORT (api.port): must be an integer, got the string "eighty"'),
+      p.join('\n'),
+    );
+    assert.ok(
+      p.some((x) => x.startsWith('flag --log-level (log.level): must be one of')),
+      p.join('\n'),
+    );
   });
 
   test('an unknown NGINX_AGENT_* variable is a warning naming it', () => {
     const l = loadConfig({ builtins, env: { NGINX_AGENT_API_PROT: '1', OTHER: 'x' }, searchPaths: [] });
-    assert.deepEqual(l.warnings, ['unknown environment variable NGINX_AGENT_API_PROT is ignored (no config key maps to it)']);
+    assert.deepEqual(l.warnings, [
+      'unknown environment variable NGINX_AGENT_API_PROT is ignored (no config key maps to it)',
+    ]);
   });
 
   test('labels follow the agent label rule', () => {
@@ -110,7 +149,11 @@ describe('config loading', () => {
 
   test('changedSections and displayConfig', () => {
     const a = loadConfig({ builtins, env: {}, searchPaths: [] }).config;
-    const b = loadConfig({ builtins, env: { NGINX_AGENT_DEMO_PLUGIN_WORKERS: '3', NGINX_AGENT_API_TOKEN: 's3cret' }, searchPaths: [] }).config;
+    const b = loadConfig({
+      builtins,
+      env: { NGINX_AGENT_DEMO_PLUGIN_WORKERS: '3', NGINX_AGENT_API_TOKEN: 's3cret' },
+      searchPaths: [],
+    }).config;
     assert.deepEqual(changedSections(a, b), ['api', 'demo_plugin']);
     const shown = displayConfig(rootSchema(builtins), b) as Record<string, Record<string, unknown>>;
     assert.equal(shown.demo_plugin.interval, '15s');
@@ -120,7 +163,9 @@ describe('config loading', () => {
 
   test('displayConfig shows header names but not their values', () => {
     const schema = object({ headers: record(string(), { default: {}, description: 'h' }) }, { description: 'x' });
-    const shown = displayConfig(schema, { headers: { Authorization: 'Bearer s3cret' } }) as { headers: Record<string, string> };
+    const shown = displayConfig(schema, { headers: { Authorization: 'Bearer s3cret' } }) as {
+      headers: Record<string, string>;
+    };
     assert.deepEqual(shown.headers, { Authorization: '<redacted>' });
   });
 });

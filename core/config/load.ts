@@ -10,13 +10,27 @@ import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { BuiltinPlugin } from '../plugin/builtin.js';
 import { sectionKey } from '../plugin/builtin.js';
 import { coreShape } from './core-schema.js';
-import { deepFreeze, leafPaths, object, type Infer, type Issue, type ObjectSchema, type Schema, type Shape } from './schema.js';
+import {
+  deepFreeze,
+  leafPaths,
+  object,
+  type Infer,
+  type Issue,
+  type ObjectSchema,
+  type Schema,
+  type Shape,
+} from './schema.js';
 import { yamlPosition } from './yaml-position.js';
 
 export const ENV_PREFIX = 'NGINX_AGENT_';
 export const SYSTEM_CONFIG_PATH = '/etc/nginx-agent/nginx-agent.yaml';
 /** The repository/package root (two levels above this file, in source and in dist). */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', ...(import.meta.url.includes('/dist/') ? ['..'] : []));
+export const PACKAGE_ROOT = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  ...(import.meta.url.includes('/dist/') ? ['..'] : []),
+);
 export const CHECKOUT_CONFIG_PATH = resolve(PACKAGE_ROOT, 'config', 'agent.yaml');
 
 export function rootSchema(builtins: readonly BuiltinPlugin[]) {
@@ -55,7 +69,7 @@ export class ConfigError extends Error {
     readonly problems: string[],
     readonly file: string | null,
   ) {
-    super(`invalid configuration${file ? ` in ${file}` : ''}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    super(`invalid configuration${file ? ` in ${file}` : ''}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ConfigError';
   }
 }
@@ -94,13 +108,17 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
     doc = parseDocument(text, { lineCounter: lines, uniqueKeys: true });
     if (doc.errors.length) {
       throw new ConfigError(
-        doc.errors.map((e) => `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`),
+        doc.errors.map(
+          (e) =>
+            `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`,
+        ),
         file,
       );
     }
     const js = doc.toJS() as unknown;
     if (js !== null && js !== undefined) {
-      if (typeof js !== 'object' || Array.isArray(js)) throw new ConfigError([`${file}:1:1: the file must be a mapping of sections (log:, api:, ...)`], file);
+      if (typeof js !== 'object' || Array.isArray(js))
+        throw new ConfigError([`${file}:1:1: the file must be a mapping of sections (log:, api:, ...)`], file);
       raw = js as Record<string, unknown>;
     }
   }
@@ -132,7 +150,12 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   for (const issue of issues) problems.push(locate(issue, origins, file, doc, lines));
   if (problems.length) throw new ConfigError(problems, file);
 
-  return { config: deepFreeze(config), file, env: [...origins.values()].filter((o) => o.kind === 'env').map((o) => o.name), warnings };
+  return {
+    config: deepFreeze(config),
+    file,
+    env: [...origins.values()].filter((o) => o.kind === 'env').map((o) => o.name),
+    warnings,
+  };
 }
 
 function setIn(obj: Record<string, unknown>, path: readonly string[], value: unknown): void {
@@ -145,11 +168,20 @@ function setIn(obj: Record<string, unknown>, path: readonly string[], value: unk
   cur[path[path.length - 1]] = value;
 }
 
-function locate(issue: Issue, origins: Map<string, Origin>, file: string | null, doc: Document | undefined, lines: LineCounter): string {
+function locate(
+  issue: Issue,
+  origins: Map<string, Origin>,
+  file: string | null,
+  doc: Document | undefined,
+  lines: LineCounter,
+): string {
   const key = issue.path.join('.');
   for (let i = issue.path.length; i > 0; i--) {
     const o = origins.get(issue.path.slice(0, i).join('.'));
-    if (o) return o.kind === 'env' ? `environment variable ${o.name} (${key}): ${issue.message}` : `flag ${o.name} (${key}): ${issue.message}`;
+    if (o)
+      return o.kind === 'env'
+        ? `environment variable ${o.name} (${key}): ${issue.message}`
+        : `flag ${o.name} (${key}): ${issue.message}`;
   }
   if (file && doc) {
     const pos = yamlPosition(doc, issue.path, lines);
@@ -187,7 +219,12 @@ export function displayConfig(schema: Schema<unknown>, value: unknown): unknown 
 
 export function formatDuration(ms: number): string {
   if (ms === 0) return '0s';
-  for (const [unit, size] of [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
     if (ms % size === 0) return `${ms / size}${unit}`;
   }
   return `${ms}ms`;

@@ -69,7 +69,10 @@ export function string(opts: Opts<string> & { pattern?: RegExp; patternHelp?: st
   return leaf('string', opts, (v) => {
     if (typeof v !== 'string') return { ok: false, message: `must be a string, got ${describeValue(v)}` };
     if (opts.pattern && v !== '' && !opts.pattern.test(v))
-      return { ok: false, message: `${JSON.stringify(v)} is not valid: ${opts.patternHelp ?? `must match ${opts.pattern}`}` };
+      return {
+        ok: false,
+        message: `${JSON.stringify(v)} is not valid: ${opts.patternHelp ?? `must match ${opts.pattern}`}`,
+      };
     return { ok: true, value: v };
   });
 }
@@ -87,9 +90,12 @@ export function int(opts: Opts<number> & { min?: number; max?: number } = {}): S
     'integer',
     opts,
     (v) => {
-      if (typeof v !== 'number' || !Number.isInteger(v)) return { ok: false, message: `must be an integer, got ${describeValue(v)}` };
-      if (opts.min !== undefined && v < opts.min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
-      if (opts.max !== undefined && v > opts.max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
+      if (typeof v !== 'number' || !Number.isInteger(v))
+        return { ok: false, message: `must be an integer, got ${describeValue(v)}` };
+      if (opts.min !== undefined && v < opts.min)
+        return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
+      if (opts.max !== undefined && v > opts.max)
+        return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
       return { ok: true, value: v };
     },
     (t) => (/^-?\d+$/.test(t.trim()) ? Number(t) : t),
@@ -101,9 +107,12 @@ export function number(opts: Opts<number> & { min?: number; max?: number } = {})
     'number',
     opts,
     (v) => {
-      if (typeof v !== 'number' || !Number.isFinite(v)) return { ok: false, message: `must be a number, got ${describeValue(v)}` };
-      if (opts.min !== undefined && v < opts.min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
-      if (opts.max !== undefined && v > opts.max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
+      if (typeof v !== 'number' || !Number.isFinite(v))
+        return { ok: false, message: `must be a number, got ${describeValue(v)}` };
+      if (opts.min !== undefined && v < opts.min)
+        return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
+      if (opts.max !== undefined && v > opts.max)
+        return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
       return { ok: true, value: v };
     },
     (t) => (t.trim() !== '' && Number.isFinite(Number(t)) ? Number(t) : t),
@@ -114,7 +123,10 @@ export function bool(opts: Opts<boolean> = {}): Schema<boolean> {
   return leaf(
     'boolean',
     opts,
-    (v) => (typeof v === 'boolean' ? { ok: true, value: v } : { ok: false, message: `must be true or false, got ${describeValue(v)}` }),
+    (v) =>
+      typeof v === 'boolean'
+        ? { ok: true, value: v }
+        : { ok: false, message: `must be true or false, got ${describeValue(v)}` },
     (t) => (/^(true|1|yes|on)$/i.test(t) ? true : /^(false|0|no|off)$/i.test(t) ? false : t),
   );
 }
@@ -131,13 +143,19 @@ export function parseDuration(text: string): number | null {
 }
 
 /** A duration written with a unit (`15s`); the typed value is milliseconds. */
-export function duration(opts: { default?: string; description?: string; min?: string; max?: string } = {}): Schema<number> {
+export function duration(
+  opts: { default?: string; description?: string; min?: string; max?: string } = {},
+): Schema<number> {
   const def = opts.default === undefined ? undefined : parseDuration(opts.default)!;
   const min = opts.min === undefined ? undefined : parseDuration(opts.min)!;
   const max = opts.max === undefined ? undefined : parseDuration(opts.max)!;
   return leaf('duration', { default: def, description: opts.description }, (v) => {
     const ms = typeof v === 'string' ? parseDuration(v) : null;
-    if (ms === null) return { ok: false, message: `must be a duration with a unit like 500ms, 15s, 1m or 2h, got ${describeValue(v)}` };
+    if (ms === null)
+      return {
+        ok: false,
+        message: `must be a duration with a unit like 500ms, 15s, 1m or 2h, got ${describeValue(v)}`,
+      };
     if (min !== undefined && ms < min) return { ok: false, message: `must be at least ${opts.min}, got ${v}` };
     if (max !== undefined && ms > max) return { ok: false, message: `must be at most ${opts.max}, got ${v}` };
     return { ok: true, value: ms };
@@ -162,7 +180,10 @@ export function list<T>(item: Schema<T>, opts: Opts<T[]> = {}): Schema<T[]> {
 }
 
 /** A mapping from free-form keys to values of one schema (labels, headers, plugin config). */
-export function record<T>(item: Schema<T>, opts: Opts<Record<string, T>> & { keyPattern?: RegExp; keyHelp?: string } = {}): Schema<Record<string, T>> {
+export function record<T>(
+  item: Schema<T>,
+  opts: Opts<Record<string, T>> & { keyPattern?: RegExp; keyHelp?: string } = {},
+): Schema<Record<string, T>> {
   return {
     kind: `mapping of ${item.kind}`,
     description: opts.description ?? '',
@@ -186,7 +207,10 @@ export function record<T>(item: Schema<T>, opts: Opts<Record<string, T>> & { key
       const out: Record<string, T> = {};
       for (const [k, v] of Object.entries(value)) {
         if (opts.keyPattern && !opts.keyPattern.test(k)) {
-          issues.push({ path: [...path, k], message: `key ${JSON.stringify(k)} is not valid: ${opts.keyHelp ?? `must match ${opts.keyPattern}`}` });
+          issues.push({
+            path: [...path, k],
+            message: `key ${JSON.stringify(k)} is not valid: ${opts.keyHelp ?? `must match ${opts.keyPattern}`}`,
+          });
           continue;
         }
         out[k] = item.parse(v, [...path, k], issues);
@@ -222,17 +246,24 @@ export function object<S extends Shape>(shape: S, opts: { description?: string }
       for (const key of Object.keys(src)) {
         if (!(key in shape)) {
           const known = Object.keys(shape).join(', ');
-          issues.push({ path: [...path, key], message: `unknown key ${JSON.stringify(key)} (known keys here: ${known})` });
+          issues.push({
+            path: [...path, key],
+            message: `unknown key ${JSON.stringify(key)} (known keys here: ${known})`,
+          });
         }
       }
-      for (const [key, s] of Object.entries(shape)) out[key] = s.parse((src as Record<string, unknown>)[key], [...path, key], issues);
+      for (const [key, s] of Object.entries(shape))
+        out[key] = s.parse((src as Record<string, unknown>)[key], [...path, key], issues);
       return out as InferShape<S>;
     },
   };
 }
 
 /** Every leaf key path of a schema (objects are walked, everything else is a leaf). */
-export function leafPaths(schema: Schema<unknown>, prefix: string[] = []): { path: string[]; schema: Schema<unknown> }[] {
+export function leafPaths(
+  schema: Schema<unknown>,
+  prefix: string[] = [],
+): { path: string[]; schema: Schema<unknown> }[] {
   if (schema.kind === 'object') {
     const shape = (schema as ObjectSchema<Shape>).shape;
     return Object.entries(shape).flatMap(([k, s]) => leafPaths(s, [...prefix, k]));

@@ -2,7 +2,11 @@
 import { isMap, isScalar, isSeq, type Document, type LineCounter, type Node } from 'yaml';
 
 /** Line/column of the deepest node on `path`: the key's position for mappings, the item's for lists. */
-export function yamlPosition(doc: Document, path: readonly (string | number)[], lines: LineCounter): { line: number; col: number } | undefined {
+export function yamlPosition(
+  doc: Document,
+  path: readonly (string | number)[],
+  lines: LineCounter,
+): { line: number; col: number } | undefined {
   let node: unknown = doc.contents;
   let offset: number | undefined = (node as Node | null)?.range?.[0];
   for (const seg of path) {

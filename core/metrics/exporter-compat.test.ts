@@ -11,7 +11,9 @@ function store(): MetricStore {
     time: Date.now(),
     resource: { 'nginx.instance.id': 'a' },
     metrics: [
-      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [{ attributes: {}, value: 7 }]),
+      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [
+        { attributes: {}, value: 7 },
+      ]),
       counter({ name: 'nginx.http.connections', unit: '{connection}', description: 'Connections.' }, [
         { attributes: { outcome: 'accepted' }, value: 5 },
         { attributes: { outcome: 'handled' }, value: 4 },
@@ -52,7 +54,9 @@ test('the exporter families are derived from the agent metrics, outcome folded i
 
 test('with no nginx known, nginx_up is 0 as the exporter serves it, and nothing else is made up', () => {
   const fams = exporterCompatFamilies(new MetricStore().snapshot());
-  assert.deepEqual(fams, [{ name: 'nginx_up', type: 'gauge', help: 'Status of the last metric scrape', lines: ['nginx_up 0'] }]);
+  assert.deepEqual(fams, [
+    { name: 'nginx_up', type: 'gauge', help: 'Status of the last metric scrape', lines: ['nginx_up 0'] },
+  ]);
 });
 
 test('a family the agent serves natively is served once', () => {

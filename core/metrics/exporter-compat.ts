@@ -24,12 +24,48 @@ interface CompatFamily {
 
 /** The exporter's stub_status families (checked against prometheus-nginx-exporter in a test). */
 export const EXPORTER_FAMILIES: readonly CompatFamily[] = [
-  { name: 'nginx_connections_accepted', type: 'counter', help: 'Accepted client connections', from: 'nginx.http.connections', outcome: 'accepted' },
-  { name: 'nginx_connections_active', type: 'gauge', help: 'Active client connections', from: 'nginx.http.connection.count', outcome: 'active' },
-  { name: 'nginx_connections_handled', type: 'counter', help: 'Handled client connections', from: 'nginx.http.connections', outcome: 'handled' },
-  { name: 'nginx_connections_reading', type: 'gauge', help: 'Connections where NGINX is reading the request header', from: 'nginx.http.connection.count', outcome: 'reading' },
-  { name: 'nginx_connections_waiting', type: 'gauge', help: 'Idle client connections', from: 'nginx.http.connection.count', outcome: 'waiting' },
-  { name: 'nginx_connections_writing', type: 'gauge', help: 'Connections where NGINX is writing the response back to the client', from: 'nginx.http.connection.count', outcome: 'writing' },
+  {
+    name: 'nginx_connections_accepted',
+    type: 'counter',
+    help: 'Accepted client connections',
+    from: 'nginx.http.connections',
+    outcome: 'accepted',
+  },
+  {
+    name: 'nginx_connections_active',
+    type: 'gauge',
+    help: 'Active client connections',
+    from: 'nginx.http.connection.count',
+    outcome: 'active',
+  },
+  {
+    name: 'nginx_connections_handled',
+    type: 'counter',
+    help: 'Handled client connections',
+    from: 'nginx.http.connections',
+    outcome: 'handled',
+  },
+  {
+    name: 'nginx_connections_reading',
+    type: 'gauge',
+    help: 'Connections where NGINX is reading the request header',
+    from: 'nginx.http.connection.count',
+    outcome: 'reading',
+  },
+  {
+    name: 'nginx_connections_waiting',
+    type: 'gauge',
+    help: 'Idle client connections',
+    from: 'nginx.http.connection.count',
+    outcome: 'waiting',
+  },
+  {
+    name: 'nginx_connections_writing',
+    type: 'gauge',
+    help: 'Connections where NGINX is writing the response back to the client',
+    from: 'nginx.http.connection.count',
+    outcome: 'writing',
+  },
   { name: 'nginx_http_requests_total', type: 'counter', help: 'Total http requests', from: 'nginx.http.requests' },
   { name: 'nginx_up', type: 'gauge', help: 'Status of the last metric scrape', from: 'nginx.up' },
 ];

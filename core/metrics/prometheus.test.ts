@@ -15,7 +15,10 @@ test('Prometheus names are derived mechanically from OTel names and units', () =
   assert.equal(prometheusName('nginx.up', '', 'gauge'), 'nginx_up');
   assert.equal(prometheusName('x.rate', 'By/s', 'gauge'), 'x_rate_bytes_per_second');
   // Histogram/summary suffixes are reserved: promtool rejects a gauge named *_count.
-  assert.equal(prometheusName('nginx.http.connection.count', '{connection}', 'gauge'), 'nginx_http_connection_count_current');
+  assert.equal(
+    prometheusName('nginx.http.connection.count', '{connection}', 'gauge'),
+    'nginx_http_connection_count_current',
+  );
   assert.equal(prometheusName('system.process.count', '{process}', 'gauge'), 'system_process_count_current');
   assert.equal(prometheusName('nginx.http.request.count', '{request}', 'counter'), 'nginx_http_request_count_total');
   assert.equal(prometheusName('a.seconds', 's', 'gauge'), 'a_seconds', 'no doubled unit');
@@ -29,7 +32,9 @@ test('exposition has HELP and TYPE per family, escaped labels, cumulative histog
     time: 0,
     resource: { 'nginx.instance.id': 'abc' },
     metrics: [
-      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [{ attributes: {}, value: 42 }]),
+      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [
+        { attributes: {}, value: 42 },
+      ]),
       gauge({ name: 'g', unit: '1', description: 'line1\nline2' }, [{ attributes: { path: 'a"b\\c\nd' }, value: 0.5 }]),
       histogram({ name: 'nginx.http.request.time', unit: 's', description: 'Time.' }, [
         { attributes: { m: 'GET' }, count: 6, sum: 1.5, bounds: [0.1, 1], buckets: [3, 2, 1] },
@@ -37,7 +42,10 @@ test('exposition has HELP and TYPE per family, escaped labels, cumulative histog
     ],
   });
   const text = renderPrometheus(store.snapshot());
-  assert.match(text, /# HELP nginx_http_requests_total Requests\. \(nginx\.http\.requests, unit \{request\}\)\n# TYPE nginx_http_requests_total counter\nnginx_http_requests_total\{nginx_instance_id="abc"\} 42\n/);
+  assert.match(
+    text,
+    /# HELP nginx_http_requests_total Requests\. \(nginx\.http\.requests, unit \{request\}\)\n# TYPE nginx_http_requests_total counter\nnginx_http_requests_total\{nginx_instance_id="abc"\} 42\n/,
+  );
   assert.match(text, /# HELP g_ratio line1\\nline2/);
   assert.match(text, /g_ratio\{nginx_instance_id="abc",path="a\\"b\\\\c\\nd"\} 0\.5/);
   assert.match(text, /nginx_http_request_time_seconds_bucket\{m="GET",nginx_instance_id="abc",le="0\.1"\} 3\n/);
@@ -47,14 +55,24 @@ test('exposition has HELP and TYPE per family, escaped labels, cumulative histog
   assert.match(text, /nginx_http_request_time_seconds_count\{m="GET",nginx_instance_id="abc"\} 6\n/);
 });
 
-test('the store replaces a source\'s series per metric name and forgets a source on final', () => {
+test("the store replaces a source's series per metric name and forgets a source on final", () => {
   const store = new MetricStore();
-  const g = (v: number, dev: string) => gauge({ name: 'm', unit: '', description: '' }, [{ attributes: { dev }, value: v }]);
+  const g = (v: number, dev: string) =>
+    gauge({ name: 'm', unit: '', description: '' }, [{ attributes: { dev }, value: v }]);
   store.apply({ source: 'a', time: 0, metrics: [g(1, 'x')] });
   store.apply({ source: 'b', time: 0, metrics: [g(2, 'y')] });
   store.apply({ source: 'a', time: 1, metrics: [g(3, 'z')] });
-  assert.deepEqual(store.snapshot()[0].points.map((p) => p.attributes.dev).sort(), ['y', 'z']);
+  assert.deepEqual(
+    store
+      .snapshot()[0]
+      .points.map((p) => p.attributes.dev)
+      .sort(),
+    ['y', 'z'],
+  );
   store.apply({ source: 'b', time: 2, metrics: [], final: true });
-  assert.deepEqual(store.snapshot()[0].points.map((p) => ('value' in p ? p.value : 0)), [3]);
+  assert.deepEqual(
+    store.snapshot()[0].points.map((p) => ('value' in p ? p.value : 0)),
+    [3],
+  );
   assert.deepEqual(store.sources(), ['a']);
 });

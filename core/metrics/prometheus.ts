@@ -36,7 +36,16 @@ const UNIT_WORDS: Record<string, string> = {
 };
 
 /** The part after `/` is singular: `By/s` -> `bytes_per_second`. */
-const PER_WORDS: Record<string, string> = { s: 'second', min: 'minute', m: 'minute', h: 'hour', d: 'day', w: 'week', mo: 'month', y: 'year' };
+const PER_WORDS: Record<string, string> = {
+  s: 'second',
+  min: 'minute',
+  m: 'minute',
+  h: 'hour',
+  d: 'day',
+  w: 'week',
+  mo: 'month',
+  y: 'year',
+};
 
 function unitWord(u: string): string {
   return UNIT_WORDS[u] ?? u.replace(/[^a-zA-Z0-9_]/g, '_');
@@ -48,19 +57,20 @@ export function unitSuffix(unit: string, type: MetricType): string {
   if (u === '') return '';
   if (u === '1') return type === 'gauge' ? 'ratio' : '';
   const [num, per] = u.split('/', 2);
-  if (per !== undefined) return [num ? unitWord(num) : '', 'per', PER_WORDS[per] ?? unitWord(per)].filter(Boolean).join('_');
+  if (per !== undefined)
+    return [num ? unitWord(num) : '', 'per', PER_WORDS[per] ?? unitWord(per)].filter(Boolean).join('_');
   return unitWord(u);
 }
 
 export function sanitizeName(name: string): string {
   let n = name.replace(/[^a-zA-Z0-9_:]/g, '_').replace(/__+/g, '_');
-  if (/^[0-9]/.test(n)) n = '_' + n;
+  if (/^[0-9]/.test(n)) n = `_${n}`;
   return n;
 }
 
 export function sanitizeLabel(name: string): string {
   let n = name.replace(/[^a-zA-Z0-9_]/g, '_').replace(/__+/g, '_');
-  if (/^[0-9]/.test(n)) n = '_' + n;
+  if (/^[0-9]/.test(n)) n = `_${n}`;
   return n;
 }
 
@@ -69,7 +79,7 @@ export function prometheusName(name: string, unit: string, type: MetricType): st
   let n = sanitizeName(name);
   const suffix = unitSuffix(unit, type);
   if (n.endsWith('_total')) n = n.slice(0, -'_total'.length);
-  if (suffix && !n.endsWith('_' + suffix)) n += '_' + suffix;
+  if (suffix && !n.endsWith(`_${suffix}`)) n += `_${suffix}`;
   if (type === 'counter') n += '_total';
   else if (type === 'gauge' && /_(count|sum|bucket)$/.test(n)) n += '_current';
   return n;
@@ -146,7 +156,7 @@ export function renderFamilies(fams: readonly ExpositionFamily[]): string {
   let text = '';
   for (const f of fams) {
     text += `# HELP ${f.name} ${escapeHelp(f.help)}\n# TYPE ${f.name} ${f.type}\n`;
-    for (const l of f.lines) text += l + '\n';
+    for (const l of f.lines) text += `${l}\n`;
   }
   return text;
 }

@@ -53,7 +53,8 @@ export class MetricStore implements MetricStoreReader {
   snapshot(): StoredMetric[] {
     const byName = new Map<string, StoredMetric>();
     const states: SourceState[] = [...this.#sources.values()];
-    for (const collect of this.#collectors) states.push({ resource: undefined, metrics: new Map(collect().map((m) => [m.name, m])) });
+    for (const collect of this.#collectors)
+      states.push({ resource: undefined, metrics: new Map(collect().map((m) => [m.name, m])) });
     for (const state of states) {
       for (const m of state.metrics.values()) {
         let out = byName.get(m.name);
@@ -66,7 +67,9 @@ export class MetricStore implements MetricStoreReader {
         }
         const res = state.resource;
         for (const p of m.points) {
-          out.points.push(res ? ({ ...p, attributes: { ...res, ...p.attributes } } as NumberPoint | HistogramPoint) : p);
+          out.points.push(
+            res ? ({ ...p, attributes: { ...res, ...p.attributes } } as NumberPoint | HistogramPoint) : p,
+          );
         }
       }
     }

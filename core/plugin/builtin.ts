@@ -8,7 +8,9 @@
 import type { Infer, ObjectSchema, Schema, Shape } from '../config/schema.js';
 import type { Plugin } from './types.js';
 
-export interface BuiltinPlugin<S extends ObjectSchema<Shape & { enabled: Schema<boolean> }> = ObjectSchema<Shape & { enabled: Schema<boolean> }>> {
+export interface BuiltinPlugin<
+  S extends ObjectSchema<Shape & { enabled: Schema<boolean> }> = ObjectSchema<Shape & { enabled: Schema<boolean> }>,
+> {
   readonly name: string;
   /** One line for the README and `agent plugins list`. */
   readonly description: string;
@@ -21,6 +23,8 @@ export function sectionKey(pluginName: string): string {
 }
 
 /** Identity function that keeps the schema's inferred type for `create`. */
-export function defineBuiltin<S extends ObjectSchema<Shape & { enabled: Schema<boolean> }>>(p: BuiltinPlugin<S>): BuiltinPlugin<S> {
+export function defineBuiltin<S extends ObjectSchema<Shape & { enabled: Schema<boolean> }>>(
+  p: BuiltinPlugin<S>,
+): BuiltinPlugin<S> {
   return p;
 }

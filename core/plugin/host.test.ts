@@ -15,7 +15,13 @@ type Cfg = { enabled: boolean; n: number };
 
 function setup() {
   const bus = new Bus();
-  const host = new PluginHost({ bus, logger: nullLogger(), api: new RouteTable(), store: new MetricStore(), agent: { version: 't', startedAt: 0, hostname: 'h' } });
+  const host = new PluginHost({
+    bus,
+    logger: nullLogger(),
+    api: new RouteTable(),
+    store: new MetricStore(),
+    agent: { version: 't', startedAt: 0, hostname: 'h' },
+  });
   return { bus, host };
 }
 
@@ -26,7 +32,12 @@ test('every plugin is subscribed before any init: a message published during sta
     name: 'source',
     description: '',
     schema,
-    create: () => ({ name: 'source', subscriptions: () => [], init: (ctx: PluginContext<Cfg>) => ctx.bus.publish('alert.started', { by: 'source' }), close() {} }),
+    create: () => ({
+      name: 'source',
+      subscriptions: () => [],
+      init: (ctx: PluginContext<Cfg>) => ctx.bus.publish('alert.started', { by: 'source' }),
+      close() {},
+    }),
   });
   const sink = defineBuiltin({
     name: 'sink',
@@ -48,17 +59,48 @@ test('every plugin is subscribed before any init: a message published during sta
 test('a plugin whose init throws is left out and the others run; disabled ones are not created', async () => {
   const { bus, host } = setup();
   let created = 0;
-  const bad = defineBuiltin({ name: 'bad', description: '', schema, create: () => ({ name: 'bad', subscriptions: () => ['*'], process() {}, init() { throw new Error('no socket'); }, close() {} }) });
-  const good = defineBuiltin({ name: 'good', description: '', schema, create: () => ({ name: 'good', subscriptions: () => [], init() {}, close() {} }) });
-  const off = defineBuiltin({ name: 'off', description: '', schema, create: () => (created++, { name: 'off', subscriptions: () => [], init() {}, close() {} }) });
-  await host.startBuiltins([bad, good, off], { bad: { enabled: true }, good: { enabled: true }, off: { enabled: false } } as never);
+  const bad = defineBuiltin({
+    name: 'bad',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'bad',
+      subscriptions: () => ['*'],
+      process() {},
+      init() {
+        throw new Error('no socket');
+      },
+      close() {},
+    }),
+  });
+  const good = defineBuiltin({
+    name: 'good',
+    description: '',
+    schema,
+    create: () => ({ name: 'good', subscriptions: () => [], init() {}, close() {} }),
+  });
+  const off = defineBuiltin({
+    name: 'off',
+    description: '',
+    schema,
+    create: () => (created++, { name: 'off', subscriptions: () => [], init() {}, close() {} }),
+  });
+  await host.startBuiltins([bad, good, off], {
+    bad: { enabled: true },
+    good: { enabled: true },
+    off: { enabled: false },
+  } as never);
   const r = Object.fromEntries(host.report().map((p) => [p.name, p]));
   assert.equal(r.bad.state, 'failed');
   assert.equal(r.bad.reason, 'no socket');
   assert.equal(r.good.state, 'running');
   assert.equal(r.off, undefined);
   assert.equal(created, 0);
-  assert.deepEqual(bus.stats().subscribers.map((s) => s.name), [], 'the failed plugin no longer holds a queue');
+  assert.deepEqual(
+    bus.stats().subscribers.map((s) => s.name),
+    [],
+    'the failed plugin no longer holds a queue',
+  );
 });
 
 test('reconfigure: reconfigure() when present, restart otherwise, disable and enable', async () => {
@@ -68,13 +110,24 @@ test('reconfigure: reconfigure() when present, restart otherwise, disable and en
     name: 'a',
     description: '',
     schema,
-    create: () => ({ name: 'a', subscriptions: () => [], init: (c: PluginContext<Cfg>) => void log.push(`a init ${c.config.n}`), reconfigure: (c: Cfg) => void log.push(`a reconf ${c.n}`), close: () => void log.push('a close') }),
+    create: () => ({
+      name: 'a',
+      subscriptions: () => [],
+      init: (c: PluginContext<Cfg>) => void log.push(`a init ${c.config.n}`),
+      reconfigure: (c: Cfg) => void log.push(`a reconf ${c.n}`),
+      close: () => void log.push('a close'),
+    }),
   });
   const plain = defineBuiltin({
     name: 'b',
     description: '',
     schema,
-    create: () => ({ name: 'b', subscriptions: () => [], init: (c: PluginContext<Cfg>) => void log.push(`b init ${c.config.n}`), close: () => void log.push('b close') }),
+    create: () => ({
+      name: 'b',
+      subscriptions: () => [],
+      init: (c: PluginContext<Cfg>) => void log.push(`b init ${c.config.n}`),
+      close: () => void log.push('b close'),
+    }),
   });
   await host.startBuiltins([withReconf, plain], { a: { enabled: true, n: 1 }, b: { enabled: true, n: 1 } } as never);
   await host.reconfigure({ a: { enabled: true, n: 2 }, b: { enabled: true, n: 2 } } as never, ['a', 'b']);
@@ -90,7 +143,12 @@ test('closeAll aborts signals first and bounds a plugin that never closes', asyn
     name: 'hang',
     description: '',
     schema,
-    create: () => ({ name: 'hang', subscriptions: () => [], init: (c: PluginContext<Cfg>) => c.signal.addEventListener('abort', () => (aborted = true)), close: () => new Promise<void>(() => undefined) }),
+    create: () => ({
+      name: 'hang',
+      subscriptions: () => [],
+      init: (c: PluginContext<Cfg>) => c.signal.addEventListener('abort', () => (aborted = true)),
+      close: () => new Promise<void>(() => undefined),
+    }),
   });
   await host.startBuiltins([hang], { hang: { enabled: true } } as never);
   host.stopSources();

@@ -55,7 +55,10 @@ export class PluginHost {
     for (const b of builtins) {
       const section = config[sectionKey(b.name)] as { enabled: boolean };
       if (!section.enabled) {
-        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} is disabled by config (${sectionKey(b.name)}.enabled: false)`);
+        this.#s.logger.info(
+          { plugin: b.name },
+          `plugin ${b.name} is disabled by config (${sectionKey(b.name)}.enabled: false)`,
+        );
         continue;
       }
       const e = this.#create(b.create(), section, 'builtin');
@@ -83,7 +86,7 @@ export class PluginHost {
   /** Re-reads `subscriptions()` of a running plugin (after a hot reload changed them). Queued messages are kept when the patterns are unchanged. */
   resubscribe(name: string): void {
     const e = this.#entries.get(name);
-    if (!e || !e.sub) return;
+    if (!e?.sub) return;
     const patterns = e.plugin.subscriptions();
     e.sub.unsubscribe();
     e.sub = this.#subscribe(e, patterns);
@@ -106,7 +109,7 @@ export class PluginHost {
       } else if (!e && section.enabled) {
         const ne = this.#create(b.create(), section, 'builtin');
         if (ne) await this.#init(ne);
-      } else if (e && e.plugin.reconfigure && e.state !== 'failed') {
+      } else if (e?.plugin.reconfigure && e.state !== 'failed') {
         try {
           await e.plugin.reconfigure(section);
           e.config = section;
@@ -154,7 +157,11 @@ export class PluginHost {
   metrics(): Metric[] {
     return [
       gauge(
-        { name: 'agent.plugin.state', unit: '{plugin}', description: 'Plugins by state (1 for the state each plugin is in).' },
+        {
+          name: 'agent.plugin.state',
+          unit: '{plugin}',
+          description: 'Plugins by state (1 for the state each plugin is in).',
+        },
         this.report().map((r) => ({ attributes: { plugin: r.name, state: r.state }, value: 1 })),
       ),
     ];
@@ -162,7 +169,10 @@ export class PluginHost {
 
   #create(plugin: Plugin, config: unknown, kind: Entry['kind']): Entry | undefined {
     if (this.#entries.has(plugin.name)) {
-      this.#s.logger.error({ plugin: plugin.name }, `a plugin named ${plugin.name} is already running; the second one is left out`);
+      this.#s.logger.error(
+        { plugin: plugin.name },
+        `a plugin named ${plugin.name} is already running; the second one is left out`,
+      );
       return undefined;
     }
     const e: Entry = {
@@ -220,7 +230,10 @@ export class PluginHost {
       e.sub?.unsubscribe();
       e.sub = undefined;
       e.abort.abort();
-      e.logger.error({ err }, `plugin ${e.plugin.name} failed to start and is left out; the other plugins run: ${e.reason}`);
+      e.logger.error(
+        { err },
+        `plugin ${e.plugin.name} failed to start and is left out; the other plugins run: ${e.reason}`,
+      );
     } finally {
       clearTimeout(timer);
     }

@@ -17,14 +17,24 @@ export interface AgentProcess {
   /** Base URL of the API, e.g. http://127.0.0.1:40123 */
   url: string;
   exited: Promise<number | null>;
-  waitForLog(pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+  waitForLog(
+    pred: (l: Record<string, unknown>) => boolean,
+    what: string,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /** Runs `agent <args>` to completion and returns its exit code and output. */
-export function runAgent(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+export function runAgent(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cmd', 'agent.ts'), ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env } });
+    const child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'cmd', 'agent.ts'), ...args], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -64,7 +74,10 @@ export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): P
   const waitForLog = async (pred: (l: Record<string, unknown>) => boolean, what: string, timeoutMs = 15_000) => {
     await waitFor(() => logs.some(pred) || exitCode !== undefined, what, timeoutMs);
     const found = logs.find(pred);
-    if (!found) throw new Error(`agent exited (${exitCode}) before ${what}; stderr: ${err}; logs: ${JSON.stringify(logs.slice(-5))}`);
+    if (!found)
+      throw new Error(
+        `agent exited (${exitCode}) before ${what}; stderr: ${err}; logs: ${JSON.stringify(logs.slice(-5))}`,
+      );
     return found;
   };
   const listening = await waitForLog((l) => typeof l.api === 'string', 'the API to listen', 30_000);

@@ -134,7 +134,7 @@ export class TestNginx {
   /** Runs the nginx binary with this instance's prefix and config. */
   async nginx(args: string[]): Promise<{ stdout: string; stderr: string }> {
     try {
-      return await exec(NGINX_BIN, ['-p', this.prefix + '/', '-c', 'conf/nginx.conf', ...args]);
+      return await exec(NGINX_BIN, ['-p', `${this.prefix}/`, '-c', 'conf/nginx.conf', ...args]);
     } catch (e) {
       const err = e as { stderr?: string; message: string };
       throw new Error(`nginx ${args.join(' ')} failed in ${this.prefix}: ${err.stderr || err.message}`);
@@ -163,7 +163,10 @@ export class TestNginx {
   }
 
   async writeConf(text: string): Promise<void> {
-    await writeFile(this.confPath, text.replaceAll('{{PORT}}', String(this.port)).replaceAll('{{PREFIX}}', this.prefix));
+    await writeFile(
+      this.confPath,
+      text.replaceAll('{{PORT}}', String(this.port)).replaceAll('{{PREFIX}}', this.prefix),
+    );
   }
 
   /** Sends HUP and waits until a new generation of workers runs. */

@@ -31,10 +31,17 @@ export interface PluginHarness {
 }
 
 /** Validates `rawConfig` with the plugin's schema (throws listing every problem), then starts the plugin. */
-export async function startPlugin(entry: BuiltinPlugin, rawConfig: Record<string, unknown> = {}, opts: { logger?: Logger } = {}): Promise<PluginHarness> {
+export async function startPlugin(
+  entry: BuiltinPlugin,
+  rawConfig: Record<string, unknown> = {},
+  opts: { logger?: Logger } = {},
+): Promise<PluginHarness> {
   const issues: Issue[] = [];
   const config = entry.schema.parse(rawConfig, [entry.name], issues);
-  if (issues.length) throw new Error(`bad test config for ${entry.name}: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (issues.length)
+    throw new Error(
+      `bad test config for ${entry.name}: ${issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   const bus = new Bus({ queueSize: 100_000 });
   const store = new MetricStore();
   const router = new RouteTable();
@@ -65,7 +72,13 @@ export async function startPlugin(entry: BuiltinPlugin, rawConfig: Record<string
       const url = new URL(path, 'http://localhost');
       const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
       try {
-        const res = await router.dispatch({ method, path: url.pathname, query: url.searchParams, headers: {}, body: text });
+        const res = await router.dispatch({
+          method,
+          path: url.pathname,
+          query: url.searchParams,
+          headers: {},
+          body: text,
+        });
         return { status: res.status, body: res.body };
       } catch (err) {
         if (err instanceof ApiError) return { status: err.status, body: { error: err.message } };

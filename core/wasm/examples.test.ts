@@ -18,7 +18,9 @@ const DIR = join(PACKAGE_ROOT, 'wasm-plugins');
 const built = existsSync(join(DIR, 'config-lint', 'config-lint.wasm'));
 
 describe('shipped Wasm plugins', () => {
-  it('config-lint publishes a finding with file and line for server_tokens on in a real nginx config', { skip: built ? false : 'wasm-plugins not built: run npm run build:wasm' }, async () => {
+  it('config-lint publishes a finding with file and line for server_tokens on in a real nginx config', {
+    skip: built ? false : 'wasm-plugins not built: run npm run build:wasm',
+  }, async () => {
     const nginx = await TestNginx.start({ httpExtra: 'server_tokens on;' });
     const builtins = [nginxDiscovery, nginxConfig];
     const loaded = loadConfig({
@@ -39,7 +41,11 @@ describe('shipped Wasm plugins', () => {
       await agent.wasm!.ready;
       assert.deepEqual(
         agent.wasm!.plugins().map((p) => [p.name, p.status().state]),
-        [['config-lint', 'running'], ['error-budget', 'running'], ['nginx-down-alert', 'running']],
+        [
+          ['config-lint', 'running'],
+          ['error-budget', 'running'],
+          ['nginx-down-alert', 'running'],
+        ],
       );
       const ours = () => seen.find((e) => (e.data as { conf_path?: string }).conf_path === nginx.confPath);
       await waitFor(() => ours() !== undefined, 'a lint.nginx.config message for the test nginx', 30_000);

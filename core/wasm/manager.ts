@@ -34,7 +34,13 @@ export function pluginDirs(cfg: WasmConfig, packageRoot = PACKAGE_ROOT): string[
 /** Folders directly inside `dir` that hold a plugin.yaml (folders named `_x` or `.x` are skipped). */
 export function pluginFolders(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true })
-    .filter((e) => e.isDirectory() && !e.name.startsWith('_') && !e.name.startsWith('.') && existsSync(join(dir, e.name, MANIFEST_FILE)))
+    .filter(
+      (e) =>
+        e.isDirectory() &&
+        !e.name.startsWith('_') &&
+        !e.name.startsWith('.') &&
+        existsSync(join(dir, e.name, MANIFEST_FILE)),
+    )
     .map((e) => join(dir, e.name))
     .sort();
 }
@@ -74,7 +80,10 @@ export class WasmManager {
     this.#s = s;
     this.#log = s.logger.child({ component: 'wasm' });
     this.#limits = limitsOf(s.config);
-    this.runtime = new WasmRuntime({ logger: this.#log, onLog: (id, level, message) => this.#pluginLog(id, level, message) });
+    this.runtime = new WasmRuntime({
+      logger: this.#log,
+      onLog: (id, level, message) => this.#pluginLog(id, level, message),
+    });
   }
 
   get dirs(): readonly string[] {
@@ -96,27 +105,43 @@ export class WasmManager {
     const adds: Promise<void>[] = [];
     for (const dir of this.#dirs) {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-        this.#log.error({ dir }, `Wasm plugin directory ${dir} does not exist (from wasm.dirs or --plugins-dir); no plugins loaded from it`);
+        this.#log.error(
+          { dir },
+          `Wasm plugin directory ${dir} does not exist (from wasm.dirs or --plugins-dir); no plugins loaded from it`,
+        );
         continue;
       }
       let folders: string[];
       try {
         folders = pluginFolders(dir);
       } catch (err) {
-        this.#log.error({ dir, err }, `Wasm plugin directory ${dir} cannot be read (${(err as Error).message}); no plugins loaded from it`);
+        this.#log.error(
+          { dir, err },
+          `Wasm plugin directory ${dir} cannot be read (${(err as Error).message}); no plugins loaded from it`,
+        );
         continue;
       }
       for (const folder of folders) {
-        adds.push(this.#sync(folder).catch((err: unknown) => this.#log.error({ err }, `Wasm plugin in ${folder} could not be added: ${(err as Error).message}`)));
+        adds.push(
+          this.#sync(folder).catch((err: unknown) =>
+            this.#log.error({ err }, `Wasm plugin in ${folder} could not be added: ${(err as Error).message}`),
+          ),
+        );
       }
     }
     this.ready = Promise.all(adds)
       .then(async () => {
         if (this.#s.config.watch && this.#dirs.length && !this.#stopped) await this.#watch();
         const from = [...new Set(this.plugins().map((p) => dirname(p.dir)))];
-        if (this.#plugins.size) this.#log.info({ dirs: from, plugins: this.plugins().map((p) => p.name) }, `${this.#plugins.size} Wasm plugin(s) from ${from.join(', ')}`);
+        if (this.#plugins.size)
+          this.#log.info(
+            { dirs: from, plugins: this.plugins().map((p) => p.name) },
+            `${this.#plugins.size} Wasm plugin(s) from ${from.join(', ')}`,
+          );
       })
-      .catch((err: unknown) => this.#log.error({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
+      .catch((err: unknown) =>
+        this.#log.error({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`),
+      );
     return this.ready;
   }
 
@@ -140,32 +165,100 @@ export class WasmManager {
 
   /** Re-reads one plugin folder now (what the watcher does after its debounce). */
   reloadFolder(folder: string): Promise<void> {
-    this.#chain = this.#chain.then(() => this.#sync(folder)).catch((err: unknown) => this.#log.error({ err }, `Wasm plugin reload of ${folder} failed: ${(err as Error).message}`));
+    this.#chain = this.#chain
+      .then(() => this.#sync(folder))
+      .catch((err: unknown) =>
+        this.#log.error({ err }, `Wasm plugin reload of ${folder} failed: ${(err as Error).message}`),
+      );
     return this.#chain;
   }
 
   metrics(): Metric[] {
     const ps = this.plugins();
     const bus = new Map(this.#s.bus.stats().subscribers.map((s) => [s.name, s]));
-    const per = (f: (p: WasmPlugin) => number) => ps.map((p) => ({ attributes: { plugin: p.name }, value: f(p), startTime: p.startTime }));
+    const per = (f: (p: WasmPlugin) => number) =>
+      ps.map((p) => ({ attributes: { plugin: p.name }, value: f(p), startTime: p.startTime }));
     return [
-      counter({ name: 'agent.wasm.plugin.calls', unit: '{call}', description: 'Calls of the Wasm plugin (one call carries a batch of messages).' }, per((p) => p.counters.calls)),
-      counter({ name: 'agent.wasm.plugin.messages', unit: '{message}', description: 'Messages delivered to the Wasm plugin.' }, per((p) => p.counters.messages)),
-      counter({ name: 'agent.wasm.plugin.errors', unit: '{error}', description: 'Failed calls: traps, Extism errors, non-zero returns, timeouts, memory over the cap.' }, per((p) => p.counters.errors)),
-      counter({ name: 'agent.wasm.plugin.timeouts', unit: '{timeout}', description: 'Calls stopped at timeout_ms (the plugin worker was restarted).' }, per((p) => p.counters.timeouts)),
-      counter({ name: 'agent.wasm.plugin.quarantines', unit: '{quarantine}', description: 'Times the plugin was quarantined after repeated failures.' }, per((p) => p.counters.quarantines)),
-      counter({ name: 'agent.wasm.plugin.published', unit: '{message}', description: 'Messages the plugin published that the host accepted.' }, per((p) => p.counters.published)),
-      counter({ name: 'agent.wasm.plugin.refused', unit: '{message}', description: "Messages the plugin tried to publish outside its manifest's publishes or the open topics, or malformed." }, per((p) => p.counters.refused)),
       counter(
-        { name: 'agent.wasm.plugin.dropped', unit: '{message}', description: 'Messages never delivered: queue overflow on the bus, or discarded while quarantined or stopped.' },
+        {
+          name: 'agent.wasm.plugin.calls',
+          unit: '{call}',
+          description: 'Calls of the Wasm plugin (one call carries a batch of messages).',
+        },
+        per((p) => p.counters.calls),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.messages',
+          unit: '{message}',
+          description: 'Messages delivered to the Wasm plugin.',
+        },
+        per((p) => p.counters.messages),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.errors',
+          unit: '{error}',
+          description: 'Failed calls: traps, Extism errors, non-zero returns, timeouts, memory over the cap.',
+        },
+        per((p) => p.counters.errors),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.timeouts',
+          unit: '{timeout}',
+          description: 'Calls stopped at timeout_ms (the plugin worker was restarted).',
+        },
+        per((p) => p.counters.timeouts),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.quarantines',
+          unit: '{quarantine}',
+          description: 'Times the plugin was quarantined after repeated failures.',
+        },
+        per((p) => p.counters.quarantines),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.published',
+          unit: '{message}',
+          description: 'Messages the plugin published that the host accepted.',
+        },
+        per((p) => p.counters.published),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.refused',
+          unit: '{message}',
+          description:
+            "Messages the plugin tried to publish outside its manifest's publishes or the open topics, or malformed.",
+        },
+        per((p) => p.counters.refused),
+      ),
+      counter(
+        {
+          name: 'agent.wasm.plugin.dropped',
+          unit: '{message}',
+          description:
+            'Messages never delivered: queue overflow on the bus, or discarded while quarantined or stopped.',
+        },
         per((p) => p.counters.dropped + (bus.get(p.name)?.dropped ?? 0)),
       ),
       gauge(
-        { name: 'agent.wasm.plugin.queue.depth', unit: '{message}', description: 'Messages waiting for the plugin: in its bus queue, its next batch, or in flight.' },
+        {
+          name: 'agent.wasm.plugin.queue.depth',
+          unit: '{message}',
+          description: 'Messages waiting for the plugin: in its bus queue, its next batch, or in flight.',
+        },
         ps.map((p) => ({ attributes: { plugin: p.name }, value: p.queued + (bus.get(p.name)?.queueDepth ?? 0) })),
       ),
       histogram(
-        { name: 'agent.wasm.plugin.call.duration', unit: 's', description: 'Time of one call inside the plugin worker.' },
+        {
+          name: 'agent.wasm.plugin.call.duration',
+          unit: 's',
+          description: 'Time of one call inside the plugin worker.',
+        },
         ps.map((p) => ({
           attributes: { plugin: p.name },
           count: p.counters.durationCount,
@@ -175,9 +268,14 @@ export class WasmManager {
           startTime: p.startTime,
         })),
       ),
-      counter({ name: 'agent.wasm.worker.restarts', unit: '{restart}', description: 'Restarts of the Wasm plugin worker after a timeout or a crash.' }, [
-        { attributes: {}, value: this.runtime.restarts, startTime: this.#startTime },
-      ]),
+      counter(
+        {
+          name: 'agent.wasm.worker.restarts',
+          unit: '{restart}',
+          description: 'Restarts of the Wasm plugin worker after a timeout or a crash.',
+        },
+        [{ attributes: {}, value: this.runtime.restarts, startTime: this.#startTime }],
+      ),
     ];
   }
 
@@ -190,7 +288,10 @@ export class WasmManager {
       if (existing) {
         this.#plugins.delete(folder);
         await this.#s.host.remove(existing.name);
-        this.#log.info({ plugin: existing.name }, `Wasm plugin ${existing.name} unloaded: ${folder} no longer holds ${MANIFEST_FILE}`);
+        this.#log.info(
+          { plugin: existing.name },
+          `Wasm plugin ${existing.name} unloaded: ${folder} no longer holds ${MANIFEST_FILE}`,
+        );
       }
       return;
     }
@@ -201,7 +302,10 @@ export class WasmManager {
       const msg = (e as Error).message;
       if (existing?.loaded) {
         existing.refuseReload(msg);
-        this.#log.error({ plugin: existing.name }, `new version of Wasm plugin ${existing.name} refused; the running version stays: ${msg}`);
+        this.#log.error(
+          { plugin: existing.name },
+          `new version of Wasm plugin ${existing.name} refused; the running version stays: ${msg}`,
+        );
         return;
       }
       if (existing) {
@@ -219,7 +323,10 @@ export class WasmManager {
       try {
         if (await existing.reload(checked)) this.#s.host.resubscribe(existing.name);
       } catch (e) {
-        this.#log.error({ plugin: existing.name }, `new version of Wasm plugin ${existing.name} refused; the running version stays: ${(e as Error).message}`);
+        this.#log.error(
+          { plugin: existing.name },
+          `new version of Wasm plugin ${existing.name} refused; the running version stays: ${(e as Error).message}`,
+        );
       }
       return;
     }
@@ -238,7 +345,10 @@ export class WasmManager {
    */
   async #add(p: WasmPlugin): Promise<boolean> {
     if (this.#s.host.get(p.name)) {
-      this.#log.error({ plugin: p.name, dir: p.dir }, `Wasm plugin in ${p.dir} is named ${p.name}, like a plugin already running; it is left out (rename it in ${MANIFEST_FILE})`);
+      this.#log.error(
+        { plugin: p.name, dir: p.dir },
+        `Wasm plugin in ${p.dir} is named ${p.name}, like a plugin already running; it is left out (rename it in ${MANIFEST_FILE})`,
+      );
       return true;
     }
     await this.#s.host.add(p, null);
@@ -265,7 +375,9 @@ export class WasmManager {
         }, this.#s.config.reload_debounce),
       );
     });
-    w.on('error', (err) => this.#log.warn({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`));
+    w.on('error', (err) =>
+      this.#log.warn({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`),
+    );
     this.#watcher = w;
     let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((resolve) => {
@@ -297,7 +409,11 @@ export class WasmManager {
     const minute = Math.floor(Date.now() / 60_000);
     let b = this.#logBudget.get(name);
     if (!b || b.minute !== minute) {
-      if (b?.suppressed) this.#log.warn({ plugin: name }, `Wasm plugin ${name}: ${b.suppressed} log lines suppressed in the last minute (more than ${LOG_LINES_PER_MINUTE})`);
+      if (b?.suppressed)
+        this.#log.warn(
+          { plugin: name },
+          `Wasm plugin ${name}: ${b.suppressed} log lines suppressed in the last minute (more than ${LOG_LINES_PER_MINUTE})`,
+        );
       b = { minute, lines: 0, suppressed: 0 };
       this.#logBudget.set(name, b);
     }

@@ -84,7 +84,8 @@ publishes: ["alert.a b"]
 
   it('open topics: alert.*, lint.*, event.* only', () => {
     for (const ok of ['alert.*', 'lint.nginx.config', 'event.x']) assert.ok(isOpenPattern(ok), ok);
-    for (const bad of ['*', 'alert.', 'alert*', 'metrics', 'nginx.*', 'agent.plugin.state']) assert.ok(!isOpenPattern(bad), bad);
+    for (const bad of ['*', 'alert.', 'alert*', 'metrics', 'nginx.*', 'agent.plugin.state'])
+      assert.ok(!isOpenPattern(bad), bad);
   });
 });
 
@@ -93,10 +94,24 @@ describe('module checks', () => {
     const root = tempPluginsDir();
     const wasm = await compileFixture('echo');
     const good = createHash('sha256').update(wasm).digest('hex');
-    const dir = writePlugin(root, 'echo', { name: 'echo', wasm: 'echo.wasm', subscriptions: [], publishes: [], sha256: good }, wasm);
+    const dir = writePlugin(
+      root,
+      'echo',
+      { name: 'echo', wasm: 'echo.wasm', subscriptions: [], publishes: [], sha256: good },
+      wasm,
+    );
     assert.equal(checkPluginDir(dir).sha256, good);
-    writePlugin(root, 'echo', { name: 'echo', wasm: 'echo.wasm', subscriptions: [], publishes: [], sha256: 'f'.repeat(64) });
-    assert.throws(() => checkPluginDir(dir), new RegExp(`echo\\.wasm: SHA-256 is ${good} but .*plugin\\.yaml pins sha256 f{64}; the plugin is refused`));
+    writePlugin(root, 'echo', {
+      name: 'echo',
+      wasm: 'echo.wasm',
+      subscriptions: [],
+      publishes: [],
+      sha256: 'f'.repeat(64),
+    });
+    assert.throws(
+      () => checkPluginDir(dir),
+      new RegExp(`echo\\.wasm: SHA-256 is ${good} but .*plugin\\.yaml pins sha256 f{64}; the plugin is refused`),
+    );
   });
 
   it('requires the process export and only Extism imports', async () => {
@@ -105,20 +120,28 @@ describe('module checks', () => {
       'imports function "env"."abort": only Extism\'s kernel functions ("extism:host/env") and "extism:host/user"."publish" are offered (other host functions are not; WASI only with allowed_paths in plugin.yaml)',
     ]);
     const none = new WebAssembly.Module(await compileWatText('(module (memory (export "process") 1))'));
-    assert.deepEqual(checkAbi(none), ['no exported function "process" (every plugin exports process; see wasm-plugins/README.md)']);
+    assert.deepEqual(checkAbi(none), [
+      'no exported function "process" (every plugin exports process; see wasm-plugins/README.md)',
+    ]);
     assert.deepEqual(checkAbi(new WebAssembly.Module(await compileFixture('echo'))), []);
   });
 
   it('sets a maximum on the module memory, keeping a smaller one and refusing a larger start', async () => {
-    const grow = await compileWatText('(module (memory (export "memory") 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))');
+    const grow = await compileWatText(
+      '(module (memory (export "memory") 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))',
+    );
     const capped = capMemory(grow, 4 * 65536);
     // Instantiating shows the limit: growing past it fails.
     const inst = new WebAssembly.Instance(new WebAssembly.Module(capped));
     const g = inst.exports.grow as (n: number) => number;
     assert.equal(g(2), 2);
     assert.equal(g(1), -1, 'memory.grow past the cap fails');
-    const small = await compileWatText('(module (memory (export "memory") 1 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))');
-    const g2 = new WebAssembly.Instance(new WebAssembly.Module(capMemory(small, 100 * 65536))).exports.grow as (n: number) => number;
+    const small = await compileWatText(
+      '(module (memory (export "memory") 1 2) (func (export "grow") (param i32) (result i32) (memory.grow (local.get 0))))',
+    );
+    const g2 = new WebAssembly.Instance(new WebAssembly.Module(capMemory(small, 100 * 65536))).exports.grow as (
+      n: number,
+    ) => number;
     assert.equal(g2(1), 1);
     assert.equal(g2(1), -1, 'the module maximum (2 pages) stays when below the cap');
     assert.throws(() => capMemory(grow, 65536), /memory starts at 0\.125 MiB, above memory_mb/);
@@ -131,31 +154,61 @@ describe('agent plugins check', () => {
     const out: string[] = [];
     const err: string[] = [];
     const io = { stdout: (t: string) => void out.push(t), stderr: (t: string) => void err.push(t) };
-    writePlugin(root, 'echo', { name: 'echo', wasm: 'echo.wasm', subscriptions: ['event.in'], publishes: ['event.echo.*'] }, await compileFixture('echo'));
+    writePlugin(
+      root,
+      'echo',
+      { name: 'echo', wasm: 'echo.wasm', subscriptions: ['event.in'], publishes: ['event.echo.*'] },
+      await compileFixture('echo'),
+    );
     assert.equal(pluginsCheck(join(root, 'echo'), io), 0);
-    assert.match(out.join(''), /^ok {4}echo {2}.*\/echo\n {6}wasm .*echo\.wasm \(sha256 [0-9a-f]{64}\)\n {6}exports process, init, describe; subscriptions event\.in; publishes event\.echo\.\*/);
+    assert.match(
+      out.join(''),
+      /^ok {4}echo {2}.*\/echo\n {6}wasm .*echo\.wasm \(sha256 [0-9a-f]{64}\)\n {6}exports process, init, describe; subscriptions event\.in; publishes event\.echo\.\*/,
+    );
 
-    writePlugin(root, 'bad-import', { name: 'bad-import', wasm: 'plugin.wasm', subscriptions: [], publishes: [] }, await compileFixture('badimport'));
+    writePlugin(
+      root,
+      'bad-import',
+      { name: 'bad-import', wasm: 'plugin.wasm', subscriptions: [], publishes: [] },
+      await compileFixture('badimport'),
+    );
     writePlugin(root, 'bad-yaml', 'name: x\nwasm: x.wasm\nsubscriptions: []\npublishes: []\nextra: 1\n');
     writePlugin(root, 'no-wasm', { name: 'no-wasm', wasm: 'missing.wasm', subscriptions: [], publishes: [] });
     writeFileSync(join(root, 'README.md'), 'not a plugin');
     out.length = 0;
     assert.equal(pluginsCheck(root, io), 1);
     const e = err.join('');
-    assert.match(e, /FAIL {2}.*\/bad-import\n {6}.*bad-import\/plugin\.wasm: does not meet the plugin ABI v1:\n {8}- imports function "env"\."abort"/);
-    assert.match(e, /FAIL {2}.*\/bad-yaml\n {6}invalid plugin manifest .*bad-yaml\/plugin\.yaml:\n {8}- .*bad-yaml\/plugin\.yaml:5:1: extra: unknown key "extra"/);
-    assert.match(e, /FAIL {2}.*\/no-wasm\n {6}.*no-wasm\/missing\.wasm: cannot read the module named by .*no-wasm\/plugin\.yaml \(wasm: missing\.wasm\): ENOENT/);
+    assert.match(
+      e,
+      /FAIL {2}.*\/bad-import\n {6}.*bad-import\/plugin\.wasm: does not meet the plugin ABI v1:\n {8}- imports function "env"\."abort"/,
+    );
+    assert.match(
+      e,
+      /FAIL {2}.*\/bad-yaml\n {6}invalid plugin manifest .*bad-yaml\/plugin\.yaml:\n {8}- .*bad-yaml\/plugin\.yaml:5:1: extra: unknown key "extra"/,
+    );
+    assert.match(
+      e,
+      /FAIL {2}.*\/no-wasm\n {6}.*no-wasm\/missing\.wasm: cannot read the module named by .*no-wasm\/plugin\.yaml \(wasm: missing\.wasm\): ENOENT/,
+    );
     assert.match(out.join(''), /1 of 4 plugins OK/);
   });
 
   it('runs from the command line with its exit codes', async () => {
     const root = tempPluginsDir();
-    writePlugin(root, 'echo', { name: 'echo', wasm: 'echo.wasm', subscriptions: [], publishes: [] }, await compileFixture('echo'));
+    writePlugin(
+      root,
+      'echo',
+      { name: 'echo', wasm: 'echo.wasm', subscriptions: [], publishes: [] },
+      await compileFixture('echo'),
+    );
     const ok = await runAgent(['plugins', 'check', root]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /^ok {4}echo/);
     const missing = await runAgent(['plugins', 'check', join(root, 'nope')]);
     assert.equal(missing.code, 1);
-    assert.match(missing.stderr, /nope is not a directory; give a plugin folder \(with plugin\.yaml\) or a directory of them/);
+    assert.match(
+      missing.stderr,
+      /nope is not a directory; give a plugin folder \(with plugin\.yaml\) or a directory of them/,
+    );
   });
 });

@@ -25,7 +25,18 @@ export interface Manifest {
 }
 
 export const MANIFEST_FILE = 'plugin.yaml';
-export const MANIFEST_KEYS = ['name', 'wasm', 'sha256', 'subscriptions', 'publishes', 'config', 'timeout_ms', 'memory_mb', 'allowed_hosts', 'allowed_paths'] as const;
+export const MANIFEST_KEYS = [
+  'name',
+  'wasm',
+  'sha256',
+  'subscriptions',
+  'publishes',
+  'config',
+  'timeout_ms',
+  'memory_mb',
+  'allowed_hosts',
+  'allowed_paths',
+] as const;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export class ManifestError extends Error {
@@ -33,7 +44,7 @@ export class ManifestError extends Error {
     readonly file: string,
     readonly problems: string[],
   ) {
-    super(`invalid plugin manifest ${file}:\n` + problems.map((p) => `  - ${p}`).join('\n'));
+    super(`invalid plugin manifest ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ManifestError';
   }
 }
@@ -55,21 +66,29 @@ export function parseManifest(text: string, file: string): Manifest {
   if (doc.errors.length) {
     throw new ManifestError(
       file,
-      doc.errors.map((e) => `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`),
+      doc.errors.map(
+        (e) =>
+          `${file}:${e.linePos?.[0].line ?? '?'}:${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`,
+      ),
     );
   }
   const raw = doc.toJS() as unknown;
   const problems: string[] = [];
   const at = (path: (string | number)[], message: string) => {
     const pos = yamlPosition(doc, path, lines);
-    problems.push(`${file}:${pos ? `${pos.line}:${pos.col}` : '1:1'}: ${path.length ? `${path.join('.')}: ` : ''}${message}`);
+    problems.push(
+      `${file}:${pos ? `${pos.line}:${pos.col}` : '1:1'}: ${path.length ? `${path.join('.')}: ` : ''}${message}`,
+    );
   };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ManifestError(file, [`${file}:1:1: must be a mapping with at least name, wasm, subscriptions and publishes`]);
+    throw new ManifestError(file, [
+      `${file}:1:1: must be a mapping with at least name, wasm, subscriptions and publishes`,
+    ]);
   }
   const r = raw as Record<string, unknown>;
   for (const k of Object.keys(r)) {
-    if (!(MANIFEST_KEYS as readonly string[]).includes(k)) at([k], `unknown key ${JSON.stringify(k)} (known keys: ${MANIFEST_KEYS.join(', ')})`);
+    if (!(MANIFEST_KEYS as readonly string[]).includes(k))
+      at([k], `unknown key ${JSON.stringify(k)} (known keys: ${MANIFEST_KEYS.join(', ')})`);
   }
   const str = (key: string, required: boolean): string | undefined => {
     const v = r[key];
@@ -83,7 +102,11 @@ export function parseManifest(text: string, file: string): Manifest {
     }
     return v;
   };
-  const strList = (key: string, required: boolean, check?: (s: string, path: (string | number)[]) => void): string[] => {
+  const strList = (
+    key: string,
+    required: boolean,
+    check?: (s: string, path: (string | number)[]) => void,
+  ): string[] => {
     const v = r[key];
     if (v === undefined || v === null) {
       if (required) at([], `missing required key ${JSON.stringify(key)} (a list; [] for none)`);
@@ -95,7 +118,8 @@ export function parseManifest(text: string, file: string): Manifest {
     }
     const out: string[] = [];
     v.forEach((item, i) => {
-      if (typeof item !== 'string' || item === '') at([key, i], `must be a non-empty string, got ${describeValue(item)}`);
+      if (typeof item !== 'string' || item === '')
+        at([key, i], `must be a non-empty string, got ${describeValue(item)}`);
       else {
         check?.(item, [key, i]);
         out.push(item);
@@ -112,7 +136,8 @@ export function parseManifest(text: string, file: string): Manifest {
     }
     const out: Record<string, string> = {};
     for (const [k, item] of Object.entries(v)) {
-      if (typeof item !== 'string') at([key, k], `must be a string (quote numbers and booleans: "300"), got ${describeValue(item)}`);
+      if (typeof item !== 'string')
+        at([key, k], `must be a string (quote numbers and booleans: "300"), got ${describeValue(item)}`);
       else {
         checkKey?.(k, [key, k]);
         out[k] = item;
@@ -138,14 +163,19 @@ export function parseManifest(text: string, file: string): Manifest {
   };
 
   const name = str('name', true);
-  if (name !== undefined && !NAME.test(name)) at(['name'], `${JSON.stringify(name)} is not a valid plugin name: letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters`);
+  if (name !== undefined && !NAME.test(name))
+    at(
+      ['name'],
+      `${JSON.stringify(name)} is not a valid plugin name: letters, digits, ".", "_" and "-", starting with a letter or digit, at most 63 characters`,
+    );
   const wasm = str('wasm', true);
   if (wasm !== undefined && (wasm.startsWith('/') || wasm.split(/[\\/]/).includes('..'))) {
     at(['wasm'], `must be a path inside the plugin folder (relative, no ".."), got ${JSON.stringify(wasm)}`);
   }
   let sha256 = str('sha256', false);
   if (sha256 !== undefined) {
-    if (!/^[0-9a-fA-F]{64}$/.test(sha256)) at(['sha256'], `must be 64 hex digits (the output of sha256sum), got ${JSON.stringify(sha256)}`);
+    if (!/^[0-9a-fA-F]{64}$/.test(sha256))
+      at(['sha256'], `must be 64 hex digits (the output of sha256sum), got ${JSON.stringify(sha256)}`);
     else sha256 = sha256.toLowerCase();
   }
   const subscriptions = strList('subscriptions', true, pattern);
@@ -161,7 +191,11 @@ export function parseManifest(text: string, file: string): Manifest {
   const config = strMap('config');
   for (const [k, item] of Object.entries(config)) {
     // The Extism JS SDK traps config_get on an empty value, which would fail the plugin at its first read.
-    if (item === '') at(['config', k], 'must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead');
+    if (item === '')
+      at(
+        ['config', k],
+        'must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead',
+      );
   }
   const timeout_ms = posInt('timeout_ms', 600_000);
   const memory_mb = posInt('memory_mb', 4096);

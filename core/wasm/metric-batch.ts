@@ -19,27 +19,34 @@ function attrs(v: unknown): boolean {
 export function metricBatchProblem(plugin: string, d: unknown): string | undefined {
   if (!isObj(d)) return 'data is not a MetricBatch object';
   const src = d.source;
-  if (typeof src !== 'string' || (src !== `wasm:${plugin}` && !src.startsWith(`wasm:${plugin}:`))) return `source must be "wasm:${plugin}" (or start with "wasm:${plugin}:")`;
+  if (typeof src !== 'string' || (src !== `wasm:${plugin}` && !src.startsWith(`wasm:${plugin}:`)))
+    return `source must be "wasm:${plugin}" (or start with "wasm:${plugin}:")`;
   if (!finite(d.time)) return 'time must be Unix ms';
   if (d.resource !== undefined && !attrs(d.resource)) return 'resource must map strings to strings';
   if (d.final !== undefined && typeof d.final !== 'boolean') return 'final must be a boolean';
-  if (!Array.isArray(d.metrics) || d.metrics.length > MAX_METRICS) return `metrics must be a list of at most ${MAX_METRICS}`;
+  if (!Array.isArray(d.metrics) || d.metrics.length > MAX_METRICS)
+    return `metrics must be a list of at most ${MAX_METRICS}`;
   for (const [i, m] of d.metrics.entries()) {
     const at = `metrics[${i}]`;
     if (!isObj(m)) return `${at} is not an object`;
-    if (typeof m.name !== 'string' || !NAME.test(m.name)) return `${at}.name must be a dotted lower-case name like "myplugin.requests"`;
+    if (typeof m.name !== 'string' || !NAME.test(m.name))
+      return `${at}.name must be a dotted lower-case name like "myplugin.requests"`;
     if (m.name.startsWith('agent.')) return `${at}.name: names under agent. belong to the agent`;
     if (typeof m.type !== 'string' || !TYPES.has(m.type)) return `${at}.type must be counter, gauge or histogram`;
-    if (typeof m.unit !== 'string' || typeof m.description !== 'string') return `${at}.unit and .description must be strings`;
-    if (!Array.isArray(m.points) || m.points.length > MAX_POINTS) return `${at}.points must be a list of at most ${MAX_POINTS}`;
+    if (typeof m.unit !== 'string' || typeof m.description !== 'string')
+      return `${at}.unit and .description must be strings`;
+    if (!Array.isArray(m.points) || m.points.length > MAX_POINTS)
+      return `${at}.points must be a list of at most ${MAX_POINTS}`;
     for (const [j, p] of m.points.entries()) {
       const pat = `${at}.points[${j}]`;
       if (!isObj(p) || !attrs(p.attributes)) return `${pat}.attributes must map strings to strings`;
       if (p.startTime !== undefined && !finite(p.startTime)) return `${pat}.startTime must be Unix ms`;
       if (m.type === 'histogram') {
         const { count, sum, bounds, buckets } = p;
-        if (!finite(count) || !finite(sum) || !Array.isArray(bounds) || !Array.isArray(buckets)) return `${pat} needs count, sum, bounds and buckets`;
-        if (!bounds.every(finite) || !buckets.every(finite) || buckets.length !== bounds.length + 1) return `${pat}: buckets must have one more entry than bounds, all numbers`;
+        if (!finite(count) || !finite(sum) || !Array.isArray(bounds) || !Array.isArray(buckets))
+          return `${pat} needs count, sum, bounds and buckets`;
+        if (!bounds.every(finite) || !buckets.every(finite) || buckets.length !== bounds.length + 1)
+          return `${pat}: buckets must have one more entry than bounds, all numbers`;
       } else if (!finite(p.value)) return `${pat}.value must be a number`;
     }
   }

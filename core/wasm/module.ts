@@ -29,18 +29,23 @@ export interface CheckedPlugin {
 /** Reads and checks the plugin in `dir`; throws an Error naming the file and what to fix. */
 export function checkPluginDir(dir: string): CheckedPlugin {
   const manifestFile = join(dir, MANIFEST_FILE);
-  if (!existsSync(manifestFile)) throw new Error(`${manifestFile}: missing; a plugin folder holds plugin.yaml and its .wasm`);
+  if (!existsSync(manifestFile))
+    throw new Error(`${manifestFile}: missing; a plugin folder holds plugin.yaml and its .wasm`);
   const manifest = parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile);
   const wasmFile = join(dir, manifest.wasm);
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = new Uint8Array(readFileSync(wasmFile));
   } catch (e) {
-    throw new Error(`${wasmFile}: cannot read the module named by ${manifestFile} (wasm: ${manifest.wasm}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new Error(
+      `${wasmFile}: cannot read the module named by ${manifestFile} (wasm: ${manifest.wasm}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    );
   }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (manifest.sha256 && manifest.sha256 !== sha256) {
-    throw new Error(`${wasmFile}: SHA-256 is ${sha256} but ${manifestFile} pins sha256 ${manifest.sha256}; the plugin is refused (update sha256 after reviewing the new module)`);
+    throw new Error(
+      `${wasmFile}: SHA-256 is ${sha256} but ${manifestFile} pins sha256 ${manifest.sha256}; the plugin is refused (update sha256 after reviewing the new module)`,
+    );
   }
   let mod: WebAssembly.Module;
   try {
@@ -49,10 +54,20 @@ export function checkPluginDir(dir: string): CheckedPlugin {
     throw new Error(`${wasmFile}: not a valid WebAssembly module: ${(e as Error).message}`);
   }
   const abi = checkAbi(mod, Object.keys(manifest.allowed_paths).length > 0);
-  if (abi.length) throw new Error(`${wasmFile}: does not meet the plugin ABI v1:\n` + abi.map((p) => `  - ${p}`).join('\n'));
+  if (abi.length)
+    throw new Error(`${wasmFile}: does not meet the plugin ABI v1:\n${abi.map((p) => `  - ${p}`).join('\n')}`);
   const names = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
   const wasi = WebAssembly.Module.imports(mod).some((i) => i.module === WASI);
-  return { dir, manifestFile, wasmFile, manifest, bytes, sha256, exports: { init: names.has('init'), describe: names.has('describe') }, wasi };
+  return {
+    dir,
+    manifestFile,
+    wasmFile,
+    manifest,
+    bytes,
+    sha256,
+    exports: { init: names.has('init'), describe: names.has('describe') },
+    wasi,
+  };
 }
 
 /**
@@ -63,7 +78,8 @@ export function checkAbi(mod: WebAssembly.Module, allowWasi = false): string[] {
   const problems: string[] = [];
   const exports = WebAssembly.Module.exports(mod);
   const fn = (n: string) => exports.find((e) => e.name === n);
-  if (fn('process')?.kind !== 'function') problems.push('no exported function "process" (every plugin exports process; see wasm-plugins/README.md)');
+  if (fn('process')?.kind !== 'function')
+    problems.push('no exported function "process" (every plugin exports process; see wasm-plugins/README.md)');
   for (const opt of ['init', 'describe']) {
     const e = fn(opt);
     if (e && e.kind !== 'function') problems.push(`export "${opt}" must be a function, it is a ${e.kind}`);
@@ -111,7 +127,10 @@ export function capMemory(bytes: Uint8Array<ArrayBuffer>, maxBytes: number): Uin
           p += l;
           max = Math.min(m, maxPages);
         }
-        if (min > maxPages) throw new Error(`the module's memory starts at ${(min * PAGE) / 1048576} MiB, above memory_mb ${maxBytes / 1048576}`);
+        if (min > maxPages)
+          throw new Error(
+            `the module's memory starts at ${(min * PAGE) / 1048576} MiB, above memory_mb ${maxBytes / 1048576}`,
+          );
         payload.push(flags | 1);
         writeLeb(payload, min);
         writeLeb(payload, max);

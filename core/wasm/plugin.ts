@@ -25,7 +25,9 @@ export interface WasmLimits {
 }
 
 /** Call duration buckets, seconds. */
-export const CALL_BOUNDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+export const CALL_BOUNDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+];
 
 export interface WasmPluginCounters {
   calls: number;
@@ -186,7 +188,10 @@ export class WasmPlugin implements Plugin {
     this.#lastError = undefined;
     if (this.#state !== 'running') this.#setState('running', undefined);
     if (old) void this.#runtime.unload(old.instanceId);
-    this.#log?.info({ sha256: checked.sha256, version: next.describe?.version }, `Wasm plugin ${this.name} reloaded: the new version takes the next batch`);
+    this.#log?.info(
+      { sha256: checked.sha256, version: next.describe?.version },
+      `Wasm plugin ${this.name} reloaded: the new version takes the next batch`,
+    );
     return JSON.stringify(old?.checked.manifest.subscriptions) !== JSON.stringify(checked.manifest.subscriptions);
   }
 
@@ -213,7 +218,9 @@ export class WasmPlugin implements Plugin {
       details: {
         kind: 'wasm',
         dir: this.#dir,
-        ...(v ? { wasm: v.checked.wasmFile, sha256: v.checked.sha256, timeout_ms: v.timeoutMs, memory_mb: v.memoryMb } : {}),
+        ...(v
+          ? { wasm: v.checked.wasmFile, sha256: v.checked.sha256, timeout_ms: v.timeoutMs, memory_mb: v.memoryMb }
+          : {}),
         ...(v?.describe?.version ? { version: v.describe.version } : {}),
         ...(v?.describe?.description ? { description: v.describe.description } : {}),
         publishes: v?.checked.manifest.publishes ?? [],
@@ -304,7 +311,10 @@ export class WasmPlugin implements Plugin {
       for (const x of r.refused) {
         this.#refusalsLogged++;
         if (this.#refusalsLogged <= 10 || this.#refusalsLogged % 1000 === 0) {
-          this.#log?.warn({ topic: x.topic, refused: c.refused }, `Wasm plugin ${this.name}: publish refused: ${x.reason}`);
+          this.#log?.warn(
+            { topic: x.topic, refused: c.refused },
+            `Wasm plugin ${this.name}: publish refused: ${x.reason}`,
+          );
         }
       }
     }
@@ -318,7 +328,12 @@ export class WasmPlugin implements Plugin {
   }
 
   #wake(): void {
-    if (this.#pending.length && this.#inflight < this.#limits.maxBatchesInFlight && (this.#pending.length >= this.#limits.batchSize || !this.#timer)) this.#flush();
+    if (
+      this.#pending.length &&
+      this.#inflight < this.#limits.maxBatchesInFlight &&
+      (this.#pending.length >= this.#limits.batchSize || !this.#timer)
+    )
+      this.#flush();
     this.#waiters.shift()?.();
     if (this.#inflight === 0) for (const i of this.#idle.splice(0)) i();
   }
@@ -327,7 +342,10 @@ export class WasmPlugin implements Plugin {
     const c = this.counters;
     if ('memoryCap' in r && r.memoryCap) {
       if (!r.ok) c.errors++;
-      const what = !r.ok && r.error?.startsWith('Extism memory blocks') ? r.error : `its memory reached ${(r.memBytes / 1_048_576).toFixed(1)} MiB`;
+      const what =
+        !r.ok && r.error?.startsWith('Extism memory blocks')
+          ? r.error
+          : `its memory reached ${(r.memBytes / 1_048_576).toFixed(1)} MiB`;
       this.#stop(`${what}, above memory_mb ${v.memoryMb}; stopped until its files change`);
       return;
     }
@@ -337,20 +355,32 @@ export class WasmPlugin implements Plugin {
     this.#consecutive++;
     this.#lastError = timedOut ? `call ran past timeout_ms ${v.timeoutMs} and was stopped` : (r.error ?? 'failed');
     if (c.errors <= 10 || c.errors % 1000 === 0) {
-      this.#log?.warn({ errors: c.errors, consecutive: this.#consecutive }, `Wasm plugin ${this.name}: call failed (${this.#lastError}); the next batch goes through`);
+      this.#log?.warn(
+        { errors: c.errors, consecutive: this.#consecutive },
+        `Wasm plugin ${this.name}: call failed (${this.#lastError}); the next batch goes through`,
+      );
     }
     if (this.#consecutive >= this.#limits.failuresBeforeQuarantine) {
       this.#streak++;
       c.quarantines++;
-      const backoff = Math.min(this.#limits.quarantineBackoffMs * 2 ** (this.#streak - 1), this.#limits.quarantineBackoffMaxMs);
+      const backoff = Math.min(
+        this.#limits.quarantineBackoffMs * 2 ** (this.#streak - 1),
+        this.#limits.quarantineBackoffMaxMs,
+      );
       this.#retryAt = Date.now() + backoff;
       this.#consecutive = 0;
       c.dropped += this.#pending.length;
       this.#pending = [];
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#setState('quarantined', `${this.#limits.failuresBeforeQuarantine} failed calls in a row (last: ${this.#lastError}); messages are dropped until ${new Date(this.#retryAt).toISOString()} (backoff ${backoff} ms)`);
-      this.#log?.error({ backoff_ms: backoff, quarantines: c.quarantines }, `Wasm plugin ${this.name} quarantined for ${backoff} ms: ${this.#reason}`);
+      this.#setState(
+        'quarantined',
+        `${this.#limits.failuresBeforeQuarantine} failed calls in a row (last: ${this.#lastError}); messages are dropped until ${new Date(this.#retryAt).toISOString()} (backoff ${backoff} ms)`,
+      );
+      this.#log?.error(
+        { backoff_ms: backoff, quarantines: c.quarantines },
+        `Wasm plugin ${this.name} quarantined for ${backoff} ms: ${this.#reason}`,
+      );
     }
   }
 
@@ -367,7 +397,8 @@ export class WasmPlugin implements Plugin {
   #setState(state: PluginState, reason?: string): void {
     this.#state = state;
     this.#reason = reason;
-    if (state !== 'starting') this.#bus?.publish('agent.plugin.state', { plugin: this.name, state, ...(reason ? { reason } : {}) });
+    if (state !== 'starting')
+      this.#bus?.publish('agent.plugin.state', { plugin: this.name, state, ...(reason ? { reason } : {}) });
   }
 }
 
@@ -379,5 +410,5 @@ export function encodeBatch(batch: readonly Message[]): string {
     if (i) s += ',';
     s += `{"topic":${JSON.stringify(m.topic)},"time":${m.time},"data":${JSON.stringify(m.data) ?? 'null'}}`;
   }
-  return s + ']}';
+  return `${s}]}`;
 }

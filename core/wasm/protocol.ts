@@ -51,4 +51,8 @@ export interface CallReply {
   ms: number;
 }
 
-export type FromWorker = LoadReply | CallReply | { type: 'log'; id: string; level: 'error' | 'warn' | 'info' | 'debug'; message: string } | { type: 'ready' };
+export type FromWorker =
+  | LoadReply
+  | CallReply
+  | { type: 'log'; id: string; level: 'error' | 'warn' | 'info' | 'debug'; message: string }
+  | { type: 'ready' };

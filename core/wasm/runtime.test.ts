@@ -23,11 +23,21 @@ describe('WasmRuntime', () => {
   it('a worker that keeps dying is given up after a few restarts instead of looping', async () => {
     const logs: Record<string, unknown>[] = [];
     // A 1 MB V8 heap cannot even load the SDK: every worker dies at start.
-    const rt = new WasmRuntime({ logger: pino({ level: 'warn' }, { write: (s: string) => void logs.push(JSON.parse(s)) }), heapMb: 1 });
+    const rt = new WasmRuntime({
+      logger: pino({ level: 'warn' }, { write: (s: string) => void logs.push(JSON.parse(s)) }),
+      heapMb: 1,
+    });
     const wasm = await compileFixture('echo');
     // Each load dies with its worker; the sixth death in a row makes the runtime give up.
-    for (let i = 1; i <= 5; i++) await assert.rejects(rt.load(spec('echo', wasm), 10_000), /the plugin worker died while loading: the worker exited/);
-    await assert.rejects(rt.load(spec('echo', wasm), 10_000), /the Wasm plugin worker died 6 times in a row .*Wasm plugins stay stopped until the agent restarts/);
+    for (let i = 1; i <= 5; i++)
+      await assert.rejects(
+        rt.load(spec('echo', wasm), 10_000),
+        /the plugin worker died while loading: the worker exited/,
+      );
+    await assert.rejects(
+      rt.load(spec('echo', wasm), 10_000),
+      /the Wasm plugin worker died 6 times in a row .*Wasm plugins stay stopped until the agent restarts/,
+    );
     const r = await rt.call('echo', '{"messages":[]}', 1000);
     assert.equal(r.ok, false);
     assert.equal(r.crashed, true, 'later calls end at once');
@@ -41,7 +51,9 @@ describe('WasmRuntime', () => {
     await rt.load(spec('echo', await compileFixture('echo')), 10_000);
     const order: string[] = [];
     const calls = [
-      ...[1, 2, 3].map(() => rt.call('loop', '{"messages":[]}', 200).then((r) => void order.push(r.ok ? 'loop ok' : 'loop timeout'))),
+      ...[1, 2, 3].map(() =>
+        rt.call('loop', '{"messages":[]}', 200).then((r) => void order.push(r.ok ? 'loop ok' : 'loop timeout')),
+      ),
       rt.call('echo', '{"messages":[]}', 1000).then((r) => void order.push(r.ok ? 'echo ok' : 'echo failed')),
     ];
     await Promise.all(calls);

@@ -19,7 +19,17 @@ export interface WasmRuntimeSettings {
 
 export type CallResult =
   | (CallReply & { timeout?: false; crashed?: false; cancelled?: false })
-  | { ok: false; timeout: boolean; crashed: boolean; cancelled: boolean; error: string; publishes: []; refused: []; memBytes: 0; ms: number };
+  | {
+      ok: false;
+      timeout: boolean;
+      crashed: boolean;
+      cancelled: boolean;
+      error: string;
+      publishes: [];
+      refused: [];
+      memBytes: 0;
+      ms: number;
+    };
 
 interface Failed {
   failed: 'timeout' | 'crash' | 'cancelled';
@@ -69,7 +79,12 @@ export class WasmRuntime {
   /** Instantiates a plugin (and runs its `init`). Rejects with the reason when it cannot. */
   async load(spec: LoadSpec, timeoutMs: number): Promise<LoadReply> {
     const r = await this.#enqueue({ type: 'load', seq: 0, spec }, timeoutMs);
-    if ('failed' in r) throw new Error(r.failed === 'timeout' ? `init did not return within ${timeoutMs} ms (the worker was restarted)` : `the plugin worker died while loading: ${r.error}`);
+    if ('failed' in r)
+      throw new Error(
+        r.failed === 'timeout'
+          ? `init did not return within ${timeoutMs} ms (the worker was restarted)`
+          : `the plugin worker died while loading: ${r.error}`,
+      );
     const reply = r as LoadReply;
     if (!reply.ok) throw new Error(reply.error ?? 'load failed');
     this.#loaded.set(spec.id, spec);
@@ -79,7 +94,18 @@ export class WasmRuntime {
   /** Calls `process` of a loaded plugin with one batch (JSON input). Never rejects. */
   async call(id: string, input: string, timeoutMs: number): Promise<CallResult> {
     const r = await this.#enqueue({ type: 'call', seq: 0, id, input }, timeoutMs);
-    if ('failed' in r) return { ok: false, timeout: r.failed === 'timeout', crashed: r.failed === 'crash', cancelled: r.failed === 'cancelled', error: r.error, publishes: [], refused: [], memBytes: 0, ms: r.ms };
+    if ('failed' in r)
+      return {
+        ok: false,
+        timeout: r.failed === 'timeout',
+        crashed: r.failed === 'crash',
+        cancelled: r.failed === 'cancelled',
+        error: r.error,
+        publishes: [],
+        refused: [],
+        memBytes: 0,
+        ms: r.ms,
+      };
     return r as CallReply;
   }
 
@@ -105,7 +131,11 @@ export class WasmRuntime {
     clearTimeout(this.#timer);
     const w = this.#worker;
     this.#worker = undefined;
-    const pending = [...(this.#current ? [this.#current] : []), ...this.#urgent.splice(0), ...[...this.#lanes.values()].flatMap((l) => l.splice(0))];
+    const pending = [
+      ...(this.#current ? [this.#current] : []),
+      ...this.#urgent.splice(0),
+      ...[...this.#lanes.values()].flatMap((l) => l.splice(0)),
+    ];
     this.#lanes.clear();
     this.#turns = [];
     this.#current = undefined;
@@ -148,7 +178,10 @@ export class WasmRuntime {
     const target = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
     const resourceLimits = { maxOldGenerationSizeMb: this.#s.heapMb ?? 256 };
     const w = fromSource
-      ? new Worker(`import(${JSON.stringify(tsxApi())}).then((m) => m.tsImport(${JSON.stringify(target.href)}, ${JSON.stringify(import.meta.url)}))`, { eval: true, resourceLimits, execArgv: NO_WARNINGS })
+      ? new Worker(
+          `import(${JSON.stringify(tsxApi())}).then((m) => m.tsImport(${JSON.stringify(target.href)}, ${JSON.stringify(import.meta.url)}))`,
+          { eval: true, resourceLimits, execArgv: NO_WARNINGS },
+        )
       : new Worker(target, { resourceLimits, execArgv: NO_WARNINGS });
     w.unref();
     this.#worker = w;
@@ -220,7 +253,10 @@ export class WasmRuntime {
     }
     this.restarts++;
     const offender = op ? (op.msg.type === 'load' ? op.msg.spec.id : op.msg.id) : undefined;
-    this.#s.logger.warn({ plugin: offender, restarts: this.restarts }, `Wasm plugin worker restarted: ${offender ? `${offender} ` : ''}${why}; the other plugins are loaded again`);
+    this.#s.logger.warn(
+      { plugin: offender, restarts: this.restarts },
+      `Wasm plugin worker restarted: ${offender ? `${offender} ` : ''}${why}; the other plugins are loaded again`,
+    );
     // Reload every plugin first, in load order, ahead of the queued requests.
     const reloads: Op[] = [...this.#loaded.values()].map((spec) => ({
       msg: { type: 'load', seq: 0, spec },
@@ -228,7 +264,10 @@ export class WasmRuntime {
       resolve: (r) => {
         if ('failed' in r || !(r as LoadReply).ok) {
           this.#loaded.delete(spec.id);
-          this.#s.logger.error({ plugin: spec.name }, `Wasm plugin ${spec.name} could not be loaded again after a worker restart: ${'failed' in r ? r.error : (r as LoadReply).error}`);
+          this.#s.logger.error(
+            { plugin: spec.name },
+            `Wasm plugin ${spec.name} could not be loaded again after a worker restart: ${'failed' in r ? r.error : (r as LoadReply).error}`,
+          );
         }
       },
     }));

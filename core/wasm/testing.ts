@@ -41,7 +41,12 @@ export function tempPluginsDir(): string {
 }
 
 /** Writes `<root>/<folder>/plugin.yaml` (from `manifest`, or raw text) and `<folder>/<manifest.wasm>`. */
-export function writePlugin(root: string, folder: string, manifest: Record<string, unknown> | string, wasm?: Uint8Array): string {
+export function writePlugin(
+  root: string,
+  folder: string,
+  manifest: Record<string, unknown> | string,
+  wasm?: Uint8Array,
+): string {
   const dir = join(root, folder);
   mkdirSync(dir, { recursive: true });
   const text = typeof manifest === 'string' ? manifest : stringify(manifest);

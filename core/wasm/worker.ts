@@ -37,7 +37,10 @@ const instantiate = WebAssembly.instantiate.bind(WebAssembly);
         ...env,
         alloc: (n: unknown) => {
           allocBudget.used += Number(n);
-          if (allocBudget.used > allocBudget.limit) throw new AllocLimitError(`Extism memory blocks over memory_mb in one call (${Math.round(allocBudget.used / 1048576)} MiB)`);
+          if (allocBudget.used > allocBudget.limit)
+            throw new AllocLimitError(
+              `Extism memory blocks over memory_mb in one call (${Math.round(allocBudget.used / 1048576)} MiB)`,
+            );
           return alloc(n);
         },
       },
@@ -47,7 +50,10 @@ const instantiate = WebAssembly.instantiate.bind(WebAssembly);
   if (!(r instanceof WebAssembly.Instance)) return r;
   const exports: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(r.exports)) {
-    exports[k] = typeof v === 'function' && ABI_EXPORTS.has(k) ? (...a: unknown[]) => (lastReturn = (v as (...x: unknown[]) => unknown)(...a)) : v;
+    exports[k] =
+      typeof v === 'function' && ABI_EXPORTS.has(k)
+        ? (...a: unknown[]) => (lastReturn = (v as (...x: unknown[]) => unknown)(...a))
+        : v;
   }
   return { exports: Object.freeze(exports) };
 };
@@ -97,8 +103,16 @@ function accept(l: Loaded, m: unknown): number {
 }
 
 async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
-  const logTo = (level: 'error' | 'warn' | 'info' | 'debug') => (message: unknown) => send({ type: 'log', id: spec.id, level, message: String(message) });
-  const logger = { error: logTo('error'), warn: logTo('warn'), info: logTo('info'), debug: logTo('debug'), trace: logTo('debug'), log: logTo('info') };
+  const logTo = (level: 'error' | 'warn' | 'info' | 'debug') => (message: unknown) =>
+    send({ type: 'log', id: spec.id, level, message: String(message) });
+  const logger = {
+    error: logTo('error'),
+    warn: logTo('warn'),
+    info: logTo('info'),
+    debug: logTo('debug'),
+    trace: logTo('debug'),
+    log: logTo('info'),
+  };
   const holder: { l?: Loaded } = {};
   const plugin = await createPlugin(
     { wasm: [{ data: spec.wasm }] },
@@ -175,12 +189,27 @@ async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
     allocBudget.limit = Infinity;
   }
   loaded.set(spec.id, l);
-  return { type: 'reply', seq: 0, ok: true, ...(describe ? { describe } : {}), memBytes: l.memory?.buffer.byteLength ?? 0 };
+  return {
+    type: 'reply',
+    seq: 0,
+    ok: true,
+    ...(describe ? { describe } : {}),
+    memBytes: l.memory?.buffer.byteLength ?? 0,
+  };
 }
 
 async function call(id: string, input: string): Promise<Omit<CallReply, 'seq'>> {
   const l = loaded.get(id);
-  if (!l) return { type: 'reply', ok: false, error: `plugin ${id} is not loaded`, publishes: [], refused: [], memBytes: 0, ms: 0 };
+  if (!l)
+    return {
+      type: 'reply',
+      ok: false,
+      error: `plugin ${id} is not loaded`,
+      publishes: [],
+      refused: [],
+      memBytes: 0,
+      ms: 0,
+    };
   const c = { publishes: [] as Publish[], refused: [] as CallReply['refused'] };
   l.call = c;
   // The SDK never recycles its memory blocks; past 32768 an offset turns negative in host functions.
@@ -219,7 +248,16 @@ async function call(id: string, input: string): Promise<Omit<CallReply, 'seq'>> 
   }
   const memBytes = l.memory?.buffer.byteLength ?? 0;
   const memoryCap = memBytes > l.spec.memoryBytes || overAlloc;
-  return { type: 'reply', ok: error === undefined, ...(error ? { error } : {}), ...(memoryCap ? { memoryCap } : {}), publishes: c.publishes, refused: c.refused, memBytes, ms };
+  return {
+    type: 'reply',
+    ok: error === undefined,
+    ...(error ? { error } : {}),
+    ...(memoryCap ? { memoryCap } : {}),
+    publishes: c.publishes,
+    refused: c.refused,
+    memBytes,
+    ms,
+  };
 }
 
 port.on('message', (m: ToWorker) => {
@@ -227,11 +265,15 @@ port.on('message', (m: ToWorker) => {
   if (m.type === 'load') {
     load(m.spec).then(done, (e: unknown) => done({ type: 'reply', ok: false, error: (e as Error).message }));
   } else if (m.type === 'call') {
-    call(m.id, m.input).then(done, (e: unknown) => done({ type: 'reply', ok: false, error: (e as Error).message, publishes: [], refused: [], memBytes: 0, ms: 0 }));
+    call(m.id, m.input).then(done, (e: unknown) =>
+      done({ type: 'reply', ok: false, error: (e as Error).message, publishes: [], refused: [], memBytes: 0, ms: 0 }),
+    );
   } else if (m.type === 'unload') {
     const l = loaded.get(m.id);
     loaded.delete(m.id);
-    void (l ? l.plugin.close() : Promise.resolve()).catch(() => undefined).then(() => done({ type: 'reply', ok: true }));
+    void (l ? l.plugin.close() : Promise.resolve())
+      .catch(() => undefined)
+      .then(() => done({ type: 'reply', ok: true }));
   }
 });
 send({ type: 'ready' });

@@ -86,11 +86,21 @@ function dirFor(files: FileReader, base: string, path: string | undefined, probe
  * Reads the agent's cgroup. `procSelfCgroup` is the text of /proc/self/cgroup (so tests can pass a
  * fixture). Returns null when no cgroup file is readable (no cgroup fs mounted, or no permission).
  */
-export function readCgroup(cgroupRoot: string, procSelfCgroup: string, files: FileReader = new FileReader()): CgroupStats | null {
+export function readCgroup(
+  cgroupRoot: string,
+  procSelfCgroup: string,
+  files: FileReader = new FileReader(),
+): CgroupStats | null {
   const { v2, v1 } = parseProcCgroup(procSelfCgroup);
   if (text(files, join(cgroupRoot, 'cgroup.controllers')) !== undefined) {
     const dir = dirFor(files, cgroupRoot, v2, 'cpu.stat');
-    const [cpuStat, cpuMax, memCur, memMax, memEvents] = ['cpu.stat', 'cpu.max', 'memory.current', 'memory.max', 'memory.events'].map((f) => text(files, join(dir, f)));
+    const [cpuStat, cpuMax, memCur, memMax, memEvents] = [
+      'cpu.stat',
+      'cpu.max',
+      'memory.current',
+      'memory.max',
+      'memory.events',
+    ].map((f) => text(files, join(dir, f)));
     if (cpuStat === undefined && memCur === undefined) return null;
     const s: CgroupStats = { version: 2 };
     if (cpuStat !== undefined) {

@@ -119,17 +119,33 @@ export class HostCollector {
       if (u) {
         out.push(
           gauge(
-            { name: 'system.cpu.utilization', unit: '1', description: 'Share of CPU time per state since the previous cycle, over all CPUs.' },
+            {
+              name: 'system.cpu.utilization',
+              unit: '1',
+              description: 'Share of CPU time per state since the previous cycle, over all CPUs.',
+            },
             CPU_STATES.map((st) => ({ attributes: { state: st }, value: u[st] })),
           ),
         );
       }
-      out.push(gauge({ name: 'system.cpu.logical.count', unit: '{cpu}', description: 'Online logical CPUs.' }, [{ attributes: {}, value: s.logicalCount }]));
+      out.push(
+        gauge({ name: 'system.cpu.logical.count', unit: '{cpu}', description: 'Online logical CPUs.' }, [
+          { attributes: {}, value: s.logicalCount },
+        ]),
+      );
     }
     const l = load === undefined ? null : parseLoadavg(load);
     if (l) {
-      for (const [k, v] of [['1m', l.m1], ['5m', l.m5], ['15m', l.m15]] as const) {
-        out.push(gauge({ name: `system.cpu.load_average.${k}`, unit: '{thread}', description: `Load average over ${k}.` }, [{ attributes: {}, value: v }]));
+      for (const [k, v] of [
+        ['1m', l.m1],
+        ['5m', l.m5],
+        ['15m', l.m15],
+      ] as const) {
+        out.push(
+          gauge({ name: `system.cpu.load_average.${k}`, unit: '{thread}', description: `Load average over ${k}.` }, [
+            { attributes: {}, value: v },
+          ]),
+        );
       }
     }
     return out;
@@ -143,14 +159,23 @@ export class HostCollector {
     const states = { used: m.used, free: m.free, buffered: m.buffered, cached: m.cached, available: m.available };
     const out: Metric[] = [
       gauge(
-        { name: 'system.memory.usage', unit: 'By', description: 'Memory per state (used+free+buffered+cached = limit; available overlaps them).' },
+        {
+          name: 'system.memory.usage',
+          unit: 'By',
+          description: 'Memory per state (used+free+buffered+cached = limit; available overlaps them).',
+        },
         Object.entries(states).map(([state, value]) => ({ attributes: { state }, value })),
       ),
       gauge(
         { name: 'system.memory.utilization', unit: '1', description: 'Memory per state as a share of the total.' },
-        Object.entries(states).map(([state, value]) => ({ attributes: { state }, value: m.total > 0 ? value / m.total : 0 })),
+        Object.entries(states).map(([state, value]) => ({
+          attributes: { state },
+          value: m.total > 0 ? value / m.total : 0,
+        })),
       ),
-      gauge({ name: 'system.memory.limit', unit: 'By', description: 'Total usable memory (MemTotal).' }, [{ attributes: {}, value: m.total }]),
+      gauge({ name: 'system.memory.limit', unit: 'By', description: 'Total usable memory (MemTotal).' }, [
+        { attributes: {}, value: m.total },
+      ]),
     ];
     if (m.swapTotal > 0) {
       out.push(
@@ -165,7 +190,9 @@ export class HostCollector {
 
   #fsExcluded(type: string, mountpoint: string): boolean {
     if (this.#s.excludeFsTypes.includes(type)) return true;
-    return this.#s.excludeMountpoints.some((p) => mountpoint === p || mountpoint.startsWith(p.endsWith('/') ? p : `${p}/`));
+    return this.#s.excludeMountpoints.some(
+      (p) => mountpoint === p || mountpoint.startsWith(p.endsWith('/') ? p : `${p}/`),
+    );
   }
 
   async #filesystems(): Promise<Metric[]> {
@@ -199,12 +226,24 @@ export class HostCollector {
         { attributes: { ...a, state: 'reserved' }, value: (st.bfree - st.bavail) * st.bsize },
       );
       if (st.files > 0) {
-        inodes.push({ attributes: { ...a, state: 'used' }, value: st.files - st.ffree }, { attributes: { ...a, state: 'free' }, value: st.ffree });
+        inodes.push(
+          { attributes: { ...a, state: 'used' }, value: st.files - st.ffree },
+          { attributes: { ...a, state: 'free' }, value: st.ffree },
+        );
       }
     }
     const out: Metric[] = [];
-    if (usage.length) out.push(gauge({ name: 'system.filesystem.usage', unit: 'By', description: 'File system space per state.' }, usage));
-    if (inodes.length) out.push(gauge({ name: 'system.filesystem.inodes.usage', unit: '{inode}', description: 'File system inodes per state.' }, inodes));
+    if (usage.length)
+      out.push(
+        gauge({ name: 'system.filesystem.usage', unit: 'By', description: 'File system space per state.' }, usage),
+      );
+    if (inodes.length)
+      out.push(
+        gauge(
+          { name: 'system.filesystem.inodes.usage', unit: '{inode}', description: 'File system inodes per state.' },
+          inodes,
+        ),
+      );
     return out;
   }
 
@@ -218,18 +257,35 @@ export class HostCollector {
     } catch (err) {
       this.#miss('/sys/block', err);
     }
-    const disks = parseDiskstats(text).filter((d) => (!whole || whole.has(d.device)) && !this.#s.excludeDisks.some((r) => r.test(d.device)));
+    const disks = parseDiskstats(text).filter(
+      (d) => (!whole || whole.has(d.device)) && !this.#s.excludeDisks.some((r) => r.test(d.device)),
+    );
     if (disks.length === 0) {
       this.#miss('block devices', new Error('no block device left after filtering /proc/diskstats'));
       return [];
     }
     const startTime = this.#start;
     const pts = (f: (d: (typeof disks)[number], dir: 'read' | 'write') => number): NumberPoint[] =>
-      disks.flatMap((d) => DIRS.map((direction) => ({ attributes: { device: d.device, direction }, value: f(d, direction), startTime })));
+      disks.flatMap((d) =>
+        DIRS.map((direction) => ({ attributes: { device: d.device, direction }, value: f(d, direction), startTime })),
+      );
     return [
-      counter({ name: 'system.disk.io', unit: 'By', description: 'Bytes read and written.' }, pts((d, r) => (r === 'read' ? d.readBytes : d.writeBytes))),
-      counter({ name: 'system.disk.operations', unit: '{operation}', description: 'Read and write operations completed.' }, pts((d, r) => (r === 'read' ? d.readOps : d.writeOps))),
-      counter({ name: 'system.disk.operation_time', unit: 's', description: 'Time spent on reads and writes (summed over requests).' }, pts((d, r) => (r === 'read' ? d.readTime : d.writeTime))),
+      counter(
+        { name: 'system.disk.io', unit: 'By', description: 'Bytes read and written.' },
+        pts((d, r) => (r === 'read' ? d.readBytes : d.writeBytes)),
+      ),
+      counter(
+        { name: 'system.disk.operations', unit: '{operation}', description: 'Read and write operations completed.' },
+        pts((d, r) => (r === 'read' ? d.readOps : d.writeOps)),
+      ),
+      counter(
+        {
+          name: 'system.disk.operation_time',
+          unit: 's',
+          description: 'Time spent on reads and writes (summed over requests).',
+        },
+        pts((d, r) => (r === 'read' ? d.readTime : d.writeTime)),
+      ),
     ];
   }
 
@@ -245,10 +301,34 @@ export class HostCollector {
       ]);
     if (devs.length === 0) return [];
     return [
-      counter({ name: 'system.network.io', unit: 'By', description: 'Bytes received and sent.' }, pts((d) => d.rxBytes, (d) => d.txBytes)),
-      counter({ name: 'system.network.packets', unit: '{packet}', description: 'Packets received and sent.' }, pts((d) => d.rxPackets, (d) => d.txPackets)),
-      counter({ name: 'system.network.errors', unit: '{error}', description: 'Receive and transmit errors.' }, pts((d) => d.rxErrors, (d) => d.txErrors)),
-      counter({ name: 'system.network.dropped', unit: '{packet}', description: 'Packets dropped on receive and transmit.' }, pts((d) => d.rxDropped, (d) => d.txDropped)),
+      counter(
+        { name: 'system.network.io', unit: 'By', description: 'Bytes received and sent.' },
+        pts(
+          (d) => d.rxBytes,
+          (d) => d.txBytes,
+        ),
+      ),
+      counter(
+        { name: 'system.network.packets', unit: '{packet}', description: 'Packets received and sent.' },
+        pts(
+          (d) => d.rxPackets,
+          (d) => d.txPackets,
+        ),
+      ),
+      counter(
+        { name: 'system.network.errors', unit: '{error}', description: 'Receive and transmit errors.' },
+        pts(
+          (d) => d.rxErrors,
+          (d) => d.txErrors,
+        ),
+      ),
+      counter(
+        { name: 'system.network.dropped', unit: '{packet}', description: 'Packets dropped on receive and transmit.' },
+        pts(
+          (d) => d.rxDropped,
+          (d) => d.txDropped,
+        ),
+      ),
     ];
   }
 
@@ -276,7 +356,18 @@ export class HostCollector {
       for (const t of texts) if (t !== undefined) parseNetTcp(t, counts);
       for (const [state, value] of counts) points.push({ attributes: { protocol, state }, value });
     }
-    return points.length ? [gauge({ name: 'system.network.connections', unit: '{connection}', description: 'Sockets per protocol and state (IPv4 and IPv6).' }, points)] : [];
+    return points.length
+      ? [
+          gauge(
+            {
+              name: 'system.network.connections',
+              unit: '{connection}',
+              description: 'Sockets per protocol and state (IPv4 and IPv6).',
+            },
+            points,
+          ),
+        ]
+      : [];
   }
 
   async #cgroup(): Promise<Metric[]> {
@@ -290,16 +381,85 @@ export class HostCollector {
     const startTime = this.#start;
     const out: Metric[] = [];
     const one = (v: number | undefined, f: (p: NumberPoint[]) => Metric, isCounter = false): void => {
-      if (v !== undefined && Number.isFinite(v)) out.push(f([{ attributes: {}, value: v, ...(isCounter ? { startTime } : {}) }]));
+      if (v !== undefined && Number.isFinite(v))
+        out.push(f([{ attributes: {}, value: v, ...(isCounter ? { startTime } : {}) }]));
     };
-    one(c.cpuSeconds, (p) => counter({ name: 'container.cpu.time', unit: 's', description: "CPU time used by the agent's cgroup." }, p), true);
-    one(c.cpuLimit, (p) => gauge({ name: 'container.cpu.limit', unit: '{cpu}', description: 'CPU quota / period (absent when unlimited).' }, p));
-    one(c.periods, (p) => counter({ name: 'container.cpu.throttling_data.periods', unit: '{period}', description: 'Enforcement periods elapsed.' }, p), true);
-    one(c.throttledPeriods, (p) => counter({ name: 'container.cpu.throttling_data.throttled_periods', unit: '{period}', description: 'Periods in which the cgroup was throttled.' }, p), true);
-    one(c.throttledSeconds, (p) => counter({ name: 'container.cpu.throttling_data.throttled_time', unit: 's', description: 'Time the cgroup was throttled.' }, p), true);
-    one(c.memoryUsage, (p) => gauge({ name: 'container.memory.usage', unit: 'By', description: "Memory charged to the agent's cgroup." }, p));
-    one(c.memoryLimit, (p) => gauge({ name: 'container.memory.limit', unit: 'By', description: 'Memory limit of the cgroup (absent when unlimited).' }, p));
-    one(c.oomKills, (p) => counter({ name: 'container.memory.oom_events', unit: '{event}', description: 'Processes killed by the OOM killer in the cgroup.' }, p), true);
+    one(
+      c.cpuSeconds,
+      (p) => counter({ name: 'container.cpu.time', unit: 's', description: "CPU time used by the agent's cgroup." }, p),
+      true,
+    );
+    one(c.cpuLimit, (p) =>
+      gauge(
+        { name: 'container.cpu.limit', unit: '{cpu}', description: 'CPU quota / period (absent when unlimited).' },
+        p,
+      ),
+    );
+    one(
+      c.periods,
+      (p) =>
+        counter(
+          {
+            name: 'container.cpu.throttling_data.periods',
+            unit: '{period}',
+            description: 'Enforcement periods elapsed.',
+          },
+          p,
+        ),
+      true,
+    );
+    one(
+      c.throttledPeriods,
+      (p) =>
+        counter(
+          {
+            name: 'container.cpu.throttling_data.throttled_periods',
+            unit: '{period}',
+            description: 'Periods in which the cgroup was throttled.',
+          },
+          p,
+        ),
+      true,
+    );
+    one(
+      c.throttledSeconds,
+      (p) =>
+        counter(
+          {
+            name: 'container.cpu.throttling_data.throttled_time',
+            unit: 's',
+            description: 'Time the cgroup was throttled.',
+          },
+          p,
+        ),
+      true,
+    );
+    one(c.memoryUsage, (p) =>
+      gauge({ name: 'container.memory.usage', unit: 'By', description: "Memory charged to the agent's cgroup." }, p),
+    );
+    one(c.memoryLimit, (p) =>
+      gauge(
+        {
+          name: 'container.memory.limit',
+          unit: 'By',
+          description: 'Memory limit of the cgroup (absent when unlimited).',
+        },
+        p,
+      ),
+    );
+    one(
+      c.oomKills,
+      (p) =>
+        counter(
+          {
+            name: 'container.memory.oom_events',
+            unit: '{event}',
+            description: 'Processes killed by the OOM killer in the cgroup.',
+          },
+          p,
+        ),
+      true,
+    );
     return out;
   }
 
@@ -312,19 +472,37 @@ export class HostCollector {
         { attributes: { state: 'user' }, value: cpu.user / 1e6, startTime },
         { attributes: { state: 'system' }, value: cpu.system / 1e6, startTime },
       ]),
-      gauge({ name: 'process.memory.usage', unit: 'By', description: 'Resident set size of the agent.' }, [{ attributes: {}, value: mem.rss }]),
-      gauge({ name: 'process.runtime.nodejs.memory.heap.used', unit: 'By', description: 'V8 heap in use.' }, [{ attributes: {}, value: mem.heapUsed }]),
+      gauge({ name: 'process.memory.usage', unit: 'By', description: 'Resident set size of the agent.' }, [
+        { attributes: {}, value: mem.rss },
+      ]),
+      gauge({ name: 'process.runtime.nodejs.memory.heap.used', unit: 'By', description: 'V8 heap in use.' }, [
+        { attributes: {}, value: mem.heapUsed },
+      ]),
     ];
     // Node 20 records the whole time between two samples (resolution + delay), so the resolution is
     // taken off. The first sample arrives about two resolutions after enable().
     if (this.#loop && this.#loop.count > 0) {
-      out.push(gauge({ name: 'nodejs.eventloop.delay.p99', unit: 's', description: 'Event-loop delay, 99th percentile since the previous cycle.' }, [{ attributes: {}, value: Math.max(0, this.#loop.percentile(99) - LOOP_RESOLUTION_MS * 1e6) / 1e9 }]));
+      out.push(
+        gauge(
+          {
+            name: 'nodejs.eventloop.delay.p99',
+            unit: 's',
+            description: 'Event-loop delay, 99th percentile since the previous cycle.',
+          },
+          [{ attributes: {}, value: Math.max(0, this.#loop.percentile(99) - LOOP_RESOLUTION_MS * 1e6) / 1e9 }],
+        ),
+      );
       this.#loop.reset();
     }
     try {
       const fds = readdirSync(this.#s.selfFdDir ?? '/proc/self/fd');
       // readdir itself holds one fd open while listing; it is counted like any other.
-      out.push(gauge({ name: 'process.open_file_descriptors', unit: '{file}', description: 'Open file descriptors of the agent.' }, [{ attributes: {}, value: fds.length }]));
+      out.push(
+        gauge(
+          { name: 'process.open_file_descriptors', unit: '{file}', description: 'Open file descriptors of the agent.' },
+          [{ attributes: {}, value: fds.length }],
+        ),
+      );
     } catch (err) {
       this.#miss('/proc/self/fd', err);
     }

@@ -9,7 +9,18 @@ import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { parseCpuMax, parseMemoryLimit, parseProcCgroup, readCgroup } from './cgroup.js';
 import { HostCollector, type CollectorSettings } from './collector.js';
 import { DEFAULT_EXCLUDE_FS_TYPES, DEFAULT_EXCLUDE_MOUNTPOINTS, plugin } from './index.js';
-import { cpuUtilization, memoryState, parseDiskstats, parseLoadavg, parseMeminfo, parseMounts, parseNetDev, parseNetTcp, parseProcStat, parseSockstat } from './parsers.js';
+import {
+  cpuUtilization,
+  memoryState,
+  parseDiskstats,
+  parseLoadavg,
+  parseMeminfo,
+  parseMounts,
+  parseNetDev,
+  parseNetTcp,
+  parseProcStat,
+  parseSockstat,
+} from './parsers.js';
 import { countSpawns } from './spawn-counter.js';
 
 const here = import.meta.dirname;
@@ -41,8 +52,13 @@ const pts = (ms: Metric[], name: string): NumberPoint[] => {
 
 describe('parsers', () => {
   test('parseProcStat sums the cpu line and counts cpuN lines; guest is not added twice', () => {
-    const s = parseProcStat('cpu  10 1 5 80 2 1 1 0 7 0\ncpu0 5 0 2 40 1 0 1 0 3 0\ncpu1 5 1 3 40 1 1 0 0 4 0\nintr 1 2\n');
-    assert.deepEqual(s, { total: { user: 10, nice: 1, system: 5, idle: 80, iowait: 2, interrupt: 1, softirq: 1, steal: 0 }, logicalCount: 2 });
+    const s = parseProcStat(
+      'cpu  10 1 5 80 2 1 1 0 7 0\ncpu0 5 0 2 40 1 0 1 0 3 0\ncpu1 5 1 3 40 1 1 0 0 4 0\nintr 1 2\n',
+    );
+    assert.deepEqual(s, {
+      total: { user: 10, nice: 1, system: 5, idle: 80, iowait: 2, interrupt: 1, softirq: 1, steal: 0 },
+      logicalCount: 2,
+    });
     assert.equal(parseProcStat('intr 1\n'), null);
   });
   test('cpuUtilization is per-state delta over total delta, and null for no or negative time', () => {
@@ -56,7 +72,9 @@ describe('parsers', () => {
     assert.equal(cpuUtilization(b, a), null);
   });
   test('parseMeminfo multiplies kB; memoryState partitions total like free(1)', () => {
-    const m = parseMeminfo('MemTotal:  1000 kB\nMemFree:  100 kB\nMemAvailable:  600 kB\nBuffers:  50 kB\nCached:  300 kB\nSReclaimable: 50 kB\nHugePages_Total: 0\n');
+    const m = parseMeminfo(
+      'MemTotal:  1000 kB\nMemFree:  100 kB\nMemAvailable:  600 kB\nBuffers:  50 kB\nCached:  300 kB\nSReclaimable: 50 kB\nHugePages_Total: 0\n',
+    );
     assert.equal(m.get('MemTotal'), 1024000);
     assert.equal(m.get('HugePages_Total'), 0);
     const s = memoryState(m)!;
@@ -70,15 +88,38 @@ describe('parsers', () => {
     assert.equal(parseLoadavg('garbage'), null);
   });
   test('parseMounts undoes octal escapes', () => {
-    assert.deepEqual(parseMounts('/dev/sda1 /mnt/my\\040disk ext4 rw 0 0\n'), [{ device: '/dev/sda1', mountpoint: '/mnt/my disk', type: 'ext4', options: 'rw' }]);
+    assert.deepEqual(parseMounts('/dev/sda1 /mnt/my\\040disk ext4 rw 0 0\n'), [
+      { device: '/dev/sda1', mountpoint: '/mnt/my disk', type: 'ext4', options: 'rw' },
+    ]);
   });
   test('parseDiskstats: 512-byte sectors, ms to s', () => {
-    const [d] = parseDiskstats(' 254       0 vda 202712 36313 8411242 113605 29979 61396 3458184 10729 0 19604 126957 44192 173 1586128 2558 1753 63\n');
-    assert.deepEqual(d, { device: 'vda', readOps: 202712, readBytes: 8411242 * 512, readTime: 113.605, writeOps: 29979, writeBytes: 3458184 * 512, writeTime: 10.729 });
+    const [d] = parseDiskstats(
+      ' 254       0 vda 202712 36313 8411242 113605 29979 61396 3458184 10729 0 19604 126957 44192 173 1586128 2558 1753 63\n',
+    );
+    assert.deepEqual(d, {
+      device: 'vda',
+      readOps: 202712,
+      readBytes: 8411242 * 512,
+      readTime: 113.605,
+      writeOps: 29979,
+      writeBytes: 3458184 * 512,
+      writeTime: 10.729,
+    });
   });
   test('parseNetDev skips the headers', () => {
-    const t = 'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 5000 40 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n';
-    assert.deepEqual(parseNetDev(t)[1], { device: 'eth0', rxBytes: 5000, rxPackets: 40, rxErrors: 1, rxDropped: 2, txBytes: 3000, txPackets: 30, txErrors: 3, txDropped: 4 });
+    const t =
+      'Inter-|   Receive                                                |  Transmit\n face |bytes    packets errs drop fifo frame compressed multicast|bytes    packets errs drop fifo colls carrier compressed\n    lo: 100 2 0 0 0 0 0 0 100 2 0 0 0 0 0 0\n  eth0: 5000 40 1 2 0 0 0 0 3000 30 3 4 0 0 0 0\n';
+    assert.deepEqual(parseNetDev(t)[1], {
+      device: 'eth0',
+      rxBytes: 5000,
+      rxPackets: 40,
+      rxErrors: 1,
+      rxDropped: 2,
+      txBytes: 3000,
+      txPackets: 30,
+      txErrors: 3,
+      txDropped: 4,
+    });
   });
   test('parseNetTcp counts states from the st column and accumulates', async () => {
     const m = parseNetTcp(await readFile(td('host-swap', 'proc', 'net', 'tcp'), 'utf8'));
@@ -117,7 +158,10 @@ describe('collector on recorded trees', () => {
       assert.equal(value(first, 'system.paging.usage', { state: 'used' }), (2097148 - 1048574) * 1024);
       assert.equal(value(first, 'system.paging.usage', { state: 'free' }), 1048574 * 1024);
       assert.equal(value(first, 'system.memory.limit'), 8000000 * 1024);
-      assert.equal(value(first, 'system.memory.usage', { state: 'used' }), (8000000 - 1000000 - 200000 - 3300000) * 1024);
+      assert.equal(
+        value(first, 'system.memory.usage', { state: 'used' }),
+        (8000000 - 1000000 - 200000 - 3300000) * 1024,
+      );
       assert.equal(value(first, 'system.memory.utilization', { state: 'free' }), 0.125);
       // sockstat says TCP6 has a socket and TIME_WAIT has one: both files are read
       assert.equal(value(first, 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' }), 3);
@@ -128,7 +172,11 @@ describe('collector on recorded trees', () => {
       // deltas: user 100 nice 10 system 50 idle 700 iowait 20 irq 5 softirq 5 steal 10 = 900
       assert.equal(value(second, 'system.cpu.utilization', { state: 'idle' }), 700 / 900);
       assert.equal(value(second, 'system.cpu.utilization', { state: 'steal' }), 10 / 900);
-      assert.equal(value(second, 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' }), 2, 'tcp6 skipped: no IPv6 TCP socket, no TIME_WAIT');
+      assert.equal(
+        value(second, 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' }),
+        2,
+        'tcp6 skipped: no IPv6 TCP socket, no TIME_WAIT',
+      );
       const sum = pts(second, 'system.cpu.utilization').reduce((a, p) => a + p.value, 0);
       assert.ok(Math.abs(sum - 1) < 1e-9);
     } finally {
@@ -150,7 +198,8 @@ describe('collector on recorded trees', () => {
     assert.equal(find(ms, 'system.disk.io')!.type, 'counter');
     const mounts = new Set(pts(ms, 'system.filesystem.usage').map((p) => p.attributes.mountpoint));
     assert.ok(mounts.has('/'), 'the root file system is kept');
-    for (const m of ['/proc', '/sys', '/dev', '/dev/shm', '/sys/fs/cgroup']) assert.ok(!mounts.has(m), `${m} is excluded`);
+    for (const m of ['/proc', '/sys', '/dev', '/dev/shm', '/sys/fs/cgroup'])
+      assert.ok(!mounts.has(m), `${m} is excluded`);
     assert.ok(missing.includes('statfs /mnt/my disk'), 'an unreachable mount point is left out and named');
     const root = (s: string): number => value(ms, 'system.filesystem.usage', { mountpoint: '/', state: s })!;
     assert.ok(root('used') > 0 && root('free') > 0 && root('reserved') >= 0);
@@ -172,7 +221,10 @@ describe('collector on recorded trees', () => {
     assert.equal(value(ms, 'container.memory.limit'), 268435456);
     assert.equal(value(ms, 'container.memory.oom_events'), 2);
     // overlay root kept, proc/tmpfs/cgroup2 left out
-    assert.deepEqual([...new Set(pts(ms, 'system.filesystem.usage').map((p) => `${p.attributes.type} ${p.attributes.mountpoint}`))], ['overlay /']);
+    assert.deepEqual(
+      [...new Set(pts(ms, 'system.filesystem.usage').map((p) => `${p.attributes.type} ${p.attributes.mountpoint}`))],
+      ['overlay /'],
+    );
   });
 
   test('cgroup v1 container: per-controller paths, unlimited parent ignored; missing diskstats leaves disks out', async () => {
@@ -196,7 +248,13 @@ describe('collector on recorded trees', () => {
 
 describe('live machine', () => {
   test('values are sane', async () => {
-    const c = new HostCollector({ ...settings('/'), procRoot: '/proc', sysRoot: '/sys', cgroupRoot: '/sys/fs/cgroup', self: true });
+    const c = new HostCollector({
+      ...settings('/'),
+      procRoot: '/proc',
+      sysRoot: '/sys',
+      cgroupRoot: '/sys/fs/cgroup',
+      self: true,
+    });
     await c.collect();
     await new Promise((r) => setTimeout(r, 2500)); // the event-loop sampler's first sample comes ~2 s after start
     const ms = await c.collect();
@@ -215,7 +273,10 @@ describe('live machine', () => {
     assert.ok(value(ms, 'process.cpu.time', { state: 'user' })! > 0);
     assert.ok(value(ms, 'process.open_file_descriptors')! >= 3);
     const p99 = value(ms, 'nodejs.eventloop.delay.p99');
-    assert.ok(p99 !== undefined && p99 >= 0 && p99 < 0.5, `event-loop delay p99 ${p99} s (the resolution is taken off)`);
+    assert.ok(
+      p99 !== undefined && p99 >= 0 && p99 < 0.5,
+      `event-loop delay p99 ${p99} s (the resolution is taken off)`,
+    );
     assert.ok(value(ms, 'system.network.io', { device: 'lo', direction: 'receive' })! >= 0);
   });
 });
@@ -233,14 +294,18 @@ describe('through the plugin host', () => {
   });
 
   test('a bad exclude regex stops the plugin at start with the key and index named', async () => {
-    await assert.rejects(startPlugin(plugin, { exclude_disks: ['ok', '(unclosed'] }), /host_metrics\.exclude_disks\[1\]: "\(unclosed" is not a valid regular expression/);
+    await assert.rejects(
+      startPlugin(plugin, { exclude_disks: ['ok', '(unclosed'] }),
+      /host_metrics\.exclude_disks\[1\]: "\(unclosed" is not a valid regular expression/,
+    );
   });
 
   test('batches arrive on the bus, the first right away; no child process after the first cycle', async () => {
     const s = countSpawns();
     const h = await startPlugin(plugin, { interval: '1s' });
     try {
-      const batches = (): MetricBatch[] => h.published.filter((e) => e.topic === 'metrics').map((e) => e.data as MetricBatch);
+      const batches = (): MetricBatch[] =>
+        h.published.filter((e) => e.topic === 'metrics').map((e) => e.data as MetricBatch);
       await h.waitFor(() => batches().length >= 1, 'first batch', 10_000);
       const afterFirst = s.files.length;
       await h.waitFor(() => batches().length >= 4, 'three more batches', 10_000);
@@ -248,7 +313,10 @@ describe('through the plugin host', () => {
       const b = batches()[3]!;
       assert.equal(b.source, 'host-metrics');
       const info = b.metrics.find((m) => m.name === 'system.info');
-      assert.ok(info && info.type === 'gauge' && info.points[0]!.attributes['host.arch'], 'inventory from systeminformation as system.info');
+      assert.ok(
+        info && info.type === 'gauge' && info.points[0]!.attributes['host.arch'],
+        'inventory from systeminformation as system.info',
+      );
       assert.ok(b.metrics.some((m) => m.name === 'system.cpu.utilization'));
       assert.ok(!batches()[0]!.metrics.some((m) => m.name === 'system.cpu.utilization'), 'no rate in the first batch');
       assert.ok(h.metric('system.memory.usage'), 'metrics reach the store');

@@ -11,26 +11,89 @@ import { HostCollector } from './collector.js';
 
 /** Pseudo and virtual file systems with no disk space to report (node_exporter and OTel keep similar lists). */
 export const DEFAULT_EXCLUDE_FS_TYPES = [
-  'autofs', 'binfmt_misc', 'bpf', 'cgroup', 'cgroup2', 'configfs', 'debugfs', 'devpts', 'devtmpfs', 'fusectl',
-  'hugetlbfs', 'mqueue', 'nsfs', 'proc', 'procfs', 'pstore', 'ramfs', 'rpc_pipefs', 'securityfs', 'selinuxfs',
-  'squashfs', 'sysfs', 'tracefs',
+  'autofs',
+  'binfmt_misc',
+  'bpf',
+  'cgroup',
+  'cgroup2',
+  'configfs',
+  'debugfs',
+  'devpts',
+  'devtmpfs',
+  'fusectl',
+  'hugetlbfs',
+  'mqueue',
+  'nsfs',
+  'proc',
+  'procfs',
+  'pstore',
+  'ramfs',
+  'rpc_pipefs',
+  'securityfs',
+  'selinuxfs',
+  'squashfs',
+  'sysfs',
+  'tracefs',
 ];
-export const DEFAULT_EXCLUDE_MOUNTPOINTS = ['/proc', '/sys', '/dev', '/run/credentials', '/run/user', '/var/lib/docker', '/var/lib/containers/storage', '/snap'];
+export const DEFAULT_EXCLUDE_MOUNTPOINTS = [
+  '/proc',
+  '/sys',
+  '/dev',
+  '/run/credentials',
+  '/run/user',
+  '/var/lib/docker',
+  '/var/lib/containers/storage',
+  '/snap',
+];
 
 export const schema = object(
   {
     enabled: bool({ default: true, description: 'Collect host, container and agent-process metrics.' }),
-    interval: duration({ default: '15s', min: '1s', max: '1h', description: 'How often a batch is collected and published.' }),
-    proc_root: string({ default: '/proc', description: 'Where procfs is mounted (e.g. /host/proc for a host view from a container).' }),
-    sys_root: string({ default: '/sys', description: 'Where sysfs is mounted (whole disks are the entries of <sys_root>/block).' }),
-    cgroup_root: string({ default: '/sys/fs/cgroup', description: "Where the cgroup file system is mounted (the agent's own cgroup is read)." }),
-    connections: bool({ default: true, description: 'Count sockets per protocol and state (system.network.connections) from /proc/net/tcp,udp; costs ~2 ms of CPU per address family with TCP sockets.' }),
-    exclude_fs_types: list(string(), { default: DEFAULT_EXCLUDE_FS_TYPES, description: 'File system types left out of system.filesystem.*.' }),
-    exclude_mountpoints: list(string(), { default: DEFAULT_EXCLUDE_MOUNTPOINTS, description: 'Mount points left out of system.filesystem.*, with everything under them.' }),
-    exclude_disks: list(string(), { default: ['^(z?ram|loop|fd)\\d+$'], description: 'Regular expressions: block devices left out of system.disk.*.' }),
-    exclude_network_devices: list(string(), { default: [], description: "Regular expressions: interfaces left out of system.network.* (lo is kept: nginx's local upstream traffic goes over it)." }),
+    interval: duration({
+      default: '15s',
+      min: '1s',
+      max: '1h',
+      description: 'How often a batch is collected and published.',
+    }),
+    proc_root: string({
+      default: '/proc',
+      description: 'Where procfs is mounted (e.g. /host/proc for a host view from a container).',
+    }),
+    sys_root: string({
+      default: '/sys',
+      description: 'Where sysfs is mounted (whole disks are the entries of <sys_root>/block).',
+    }),
+    cgroup_root: string({
+      default: '/sys/fs/cgroup',
+      description: "Where the cgroup file system is mounted (the agent's own cgroup is read).",
+    }),
+    connections: bool({
+      default: true,
+      description:
+        'Count sockets per protocol and state (system.network.connections) from /proc/net/tcp,udp; costs ~2 ms of CPU per address family with TCP sockets.',
+    }),
+    exclude_fs_types: list(string(), {
+      default: DEFAULT_EXCLUDE_FS_TYPES,
+      description: 'File system types left out of system.filesystem.*.',
+    }),
+    exclude_mountpoints: list(string(), {
+      default: DEFAULT_EXCLUDE_MOUNTPOINTS,
+      description: 'Mount points left out of system.filesystem.*, with everything under them.',
+    }),
+    exclude_disks: list(string(), {
+      default: ['^(z?ram|loop|fd)\\d+$'],
+      description: 'Regular expressions: block devices left out of system.disk.*.',
+    }),
+    exclude_network_devices: list(string(), {
+      default: [],
+      description:
+        "Regular expressions: interfaces left out of system.network.* (lo is kept: nginx's local upstream traffic goes over it).",
+    }),
   },
-  { description: 'Host metrics: CPU, memory, load, file systems, disks, network, container limits, and the agent process.' },
+  {
+    description:
+      'Host metrics: CPU, memory, load, file systems, disks, network, container limits, and the agent process.',
+  },
 );
 
 export type HostMetricsConfig = Infer<typeof schema>;
@@ -40,7 +103,10 @@ function regexps(key: string, patterns: readonly string[]): RegExp[] {
     try {
       return new RegExp(p);
     } catch (err) {
-      throw new Error(`host_metrics.${key}[${i}]: ${JSON.stringify(p)} is not a valid regular expression (${(err as Error).message}); fix or remove it`, { cause: err });
+      throw new Error(
+        `host_metrics.${key}[${i}]: ${JSON.stringify(p)} is not a valid regular expression (${(err as Error).message}); fix or remove it`,
+        { cause: err },
+      );
     }
   });
 }
@@ -94,7 +160,11 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
       excludeNetDevices: regexps('exclude_network_devices', c.exclude_network_devices),
       connections: c.connections,
       self: true,
-      onMissing: (what, err) => this.#ctx.logger.debug({ what, err: (err as Error)?.message }, 'host-metrics: left out (not readable); not logged again'),
+      onMissing: (what, err) =>
+        this.#ctx.logger.debug(
+          { what, err: (err as Error)?.message },
+          'host-metrics: left out (not readable); not logged again',
+        ),
     });
     const run = async (): Promise<void> => {
       if (first && !this.#resource) {
@@ -127,7 +197,16 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
       // Inventory as one info series (like node_exporter's node_os_info), not as resource attributes
       // that would be copied onto every series.
       if (this.#resource && Object.keys(this.#resource).length) {
-        metrics.push(gauge({ name: 'system.info', unit: '{info}', description: 'Always 1; the attributes describe the host (read once at start).' }, [{ attributes: this.#resource, value: 1 }]));
+        metrics.push(
+          gauge(
+            {
+              name: 'system.info',
+              unit: '{info}',
+              description: 'Always 1; the attributes describe the host (read once at start).',
+            },
+            [{ attributes: this.#resource, value: 1 }],
+          ),
+        );
       }
       this.#ctx.bus.publish('metrics', { source: 'host-metrics', time: Date.now(), metrics });
     } catch (err) {

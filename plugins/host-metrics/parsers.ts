@@ -193,7 +193,11 @@ export function parseNetDev(text: string): NetDev[] {
   for (const line of text.split('\n')) {
     const colon = line.indexOf(':');
     if (colon < 0) continue;
-    const f = line.slice(colon + 1).trim().split(/\s+/).map(Number);
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/)
+      .map(Number);
     if (f.length < 16 || f.some((v) => !Number.isFinite(v))) continue;
     out.push({
       device: line.slice(0, colon).trim(),
@@ -252,7 +256,10 @@ export function parseSockstat(text: string, into: Map<string, number> = new Map(
   for (const line of text.split('\n')) {
     const colon = line.indexOf(':');
     if (colon < 0) continue;
-    const f = line.slice(colon + 1).trim().split(/\s+/);
+    const f = line
+      .slice(colon + 1)
+      .trim()
+      .split(/\s+/);
     for (let i = 0; i + 1 < f.length; i += 2) into.set(`${line.slice(0, colon)}.${f[i]}`, Number(f[i + 1]));
   }
   return into;

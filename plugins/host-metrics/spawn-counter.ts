@@ -22,7 +22,9 @@ export function countSpawns(): SpawnCounter {
     files.push(String(opts?.file));
     return asyncSpawn.call(this, opts);
   };
-  const binding = (process as unknown as { binding(n: string): { spawn: (opts: { file?: string }) => unknown } }).binding('spawn_sync');
+  const binding = (
+    process as unknown as { binding(n: string): { spawn: (opts: { file?: string }) => unknown } }
+  ).binding('spawn_sync');
   const syncSpawn = binding.spawn;
   binding.spawn = function (this: unknown, opts: { file?: string }) {
     files.push(String(opts?.file));

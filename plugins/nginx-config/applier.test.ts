@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, mkdir, readFile, readdir, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, readdir, stat, symlink } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -38,7 +38,11 @@ describe('ConfigApplier against a real nginx', () => {
   let applier: ConfigApplier;
   let own: OwnWrites;
   let confDir: string;
-  const conf = (serverExtra = '', httpExtra = '') => defaultConf({ port: nginx.port, prefix: nginx.prefix }, { serverExtra, httpExtra: `include conf.d/*.conf;\n    ${httpExtra}` });
+  const conf = (serverExtra = '', httpExtra = '') =>
+    defaultConf(
+      { port: nginx.port, prefix: nginx.prefix },
+      { serverExtra, httpExtra: `include conf.d/*.conf;\n    ${httpExtra}` },
+    );
   const apply = (files: { path: string; content: string }[]) => applier.apply(instance, files, [nginx.errorLog]);
 
   before(async () => {
@@ -59,7 +63,13 @@ describe('ConfigApplier against a real nginx', () => {
       health: 'HEALTHY',
     };
     own = new OwnWrites();
-    applier = new ConfigApplier({ allowedDirectories: [confDir], confirmPeriodMs: 600, procRoot: '/proc', ownWrites: own, tester: new NginxTester({ warningsAsErrors: false }) });
+    applier = new ConfigApplier({
+      allowedDirectories: [confDir],
+      confirmPeriodMs: 600,
+      procRoot: '/proc',
+      ownWrites: own,
+      tester: new NginxTester({ warningsAsErrors: false }),
+    });
   });
   after(() => nginx.stop());
 
@@ -87,16 +97,27 @@ describe('ConfigApplier against a real nginx', () => {
     );
     assert.ok(r.steps.every((s) => typeof s.durationMs === 'number' && s.durationMs >= 0));
     assert.deepEqual(await body(nginx.url('/applied')), { status: 200, text: 'applied\n' });
-    assert.ok((await nginx.workerPids()).every((p) => !workersBefore.includes(p)), 'a new worker generation runs');
+    assert.ok(
+      (await nginx.workerPids()).every((p) => !workersBefore.includes(p)),
+      'a new worker generation runs',
+    );
     assert.equal((await stat(nginx.confPath)).mode & 0o777, 0o644, 'existing mode without execute bits');
     assert.equal((await stat(join(confDir, 'conf.d/extra.conf'))).mode & 0o777, 0o644, 'new files are 0644');
     assert.deepEqual(r.written, [nginx.confPath, join(confDir, 'conf.d/extra.conf')]);
-    assert.equal(own.isOwn(nginx.confPath, sha256(await readFile(nginx.confPath))), true, 'own writes are recorded for the watcher');
-    assert.deepEqual((await readdir(confDir)).filter((n) => n.endsWith('.tmp')), [], 'no temp file left behind');
+    assert.equal(
+      own.isOwn(nginx.confPath, sha256(await readFile(nginx.confPath))),
+      true,
+      'own writes are recorded for the watcher',
+    );
+    assert.deepEqual(
+      (await readdir(confDir)).filter((n) => n.endsWith('.tmp')),
+      [],
+      'no temp file left behind',
+    );
   });
 
   it('refuses a change nginx -t rejects: files restored, new files deleted, the old config keeps serving', async () => {
-    const before = await tree(nginx.prefix + '/conf');
+    const before = await tree(`${nginx.prefix}/conf`);
     const workers = await nginx.workerPids();
     const r = await apply([
       { path: nginx.confPath, content: conf('location = /broken { return 200; }\n        bogus_directive on;') },
@@ -108,17 +129,26 @@ describe('ConfigApplier against a real nginx', () => {
     const test = r.steps.find((s) => s.step === 'test')!;
     assert.equal(test.ok, false);
     assert.match(test.detail!, /unknown directive "bogus_directive" in .*nginx\.conf:\d+/);
-    assert.deepEqual(r.test?.messages.find((m) => m.level === 'emerg'), {
-      level: 'emerg',
-      text: 'unknown directive "bogus_directive"',
-      file: nginx.confPath,
-      line: conf('location = /broken { return 200; }\n        bogus_directive on;').split('\n').findIndex((l) => l.includes('bogus_directive')) + 1,
-    });
-    assert.deepEqual(r.steps.map((s) => s.step), ['check-paths', 'check-master', 'backup', 'write', 'test', 'restore']);
-    assert.deepEqual(await tree(nginx.prefix + '/conf'), before, 'nothing on disk changed');
+    assert.deepEqual(
+      r.test?.messages.find((m) => m.level === 'emerg'),
+      {
+        level: 'emerg',
+        text: 'unknown directive "bogus_directive"',
+        file: nginx.confPath,
+        line:
+          conf('location = /broken { return 200; }\n        bogus_directive on;')
+            .split('\n')
+            .findIndex((l) => l.includes('bogus_directive')) + 1,
+      },
+    );
+    assert.deepEqual(
+      r.steps.map((s) => s.step),
+      ['check-paths', 'check-master', 'backup', 'write', 'test', 'restore'],
+    );
+    assert.deepEqual(await tree(`${nginx.prefix}/conf`), before, 'nothing on disk changed');
     assert.deepEqual(await nginx.workerPids(), workers, 'nginx was not reloaded');
     assert.equal((await body(nginx.url('/applied'))).status, 200);
-    assert.notEqual((await body(nginx.url("/broken"))).status, 200);
+    assert.notEqual((await body(nginx.url('/broken'))).status, 200);
   });
 
   it('rolls back a change that passes -t but fails at reload (port taken) and reloads the old config', async () => {
@@ -126,19 +156,38 @@ describe('ConfigApplier against a real nginx', () => {
     const holder: Server = createServer();
     await new Promise<void>((res) => holder.listen(port, '127.0.0.1', () => res()));
     try {
-      const before = await tree(nginx.prefix + '/conf');
-      const r = await apply([{ path: nginx.confPath, content: conf('location = /never { return 200; }', `server { listen 127.0.0.1:${port}; return 200; }`) }]);
+      const before = await tree(`${nginx.prefix}/conf`);
+      const r = await apply([
+        {
+          path: nginx.confPath,
+          content: conf('location = /never { return 200; }', `server { listen 127.0.0.1:${port}; return 200; }`),
+        },
+      ]);
       assert.equal(r.status, 409, JSON.stringify(r.steps, null, 1));
       assert.equal(r.ok, false);
       assert.equal(r.rolledBack, true);
       const confirm = r.steps.find((s) => s.step === 'confirm')!;
       assert.equal(confirm.ok, false);
       assert.match(confirm.detail!, /emerg.*Address already in use/);
-      assert.deepEqual(r.steps.map((s) => s.step), ['check-paths', 'check-master', 'backup', 'write', 'test', 'reload', 'confirm', 'restore', 'reload-previous', 'confirm-previous']);
+      assert.deepEqual(
+        r.steps.map((s) => s.step),
+        [
+          'check-paths',
+          'check-master',
+          'backup',
+          'write',
+          'test',
+          'reload',
+          'confirm',
+          'restore',
+          'reload-previous',
+          'confirm-previous',
+        ],
+      );
       assert.equal(r.steps.find((s) => s.step === 'confirm-previous')!.ok, true, JSON.stringify(r.steps.at(-1)));
-      assert.deepEqual(await tree(nginx.prefix + '/conf'), before, 'files restored');
+      assert.deepEqual(await tree(`${nginx.prefix}/conf`), before, 'files restored');
       assert.equal((await body(nginx.url('/applied'))).status, 200, 'the old config keeps serving');
-      assert.notEqual((await body(nginx.url("/never"))).status, 200);
+      assert.notEqual((await body(nginx.url('/never'))).status, 200);
     } finally {
       await new Promise((res) => holder.close(res));
     }
@@ -164,7 +213,10 @@ describe('ConfigApplier against a real nginx', () => {
       assert.equal(r.status, 403, p);
       assert.equal(r.ok, false);
       assert.equal(r.rolledBack, false);
-      assert.deepEqual(r.steps.map((s) => [s.step, s.ok]), [['check-paths', false]]);
+      assert.deepEqual(
+        r.steps.map((s) => [s.step, s.ok]),
+        [['check-paths', false]],
+      );
       assert.match(r.steps[0].detail!, /outside allowed_directories/);
     }
     assert.deepEqual(await tree(nginx.prefix), before, 'nothing on disk changed');
@@ -183,7 +235,13 @@ describe('ConfigApplier against a real nginx', () => {
     const before = await tree(confDir);
     const r = await applier.apply({ ...instance, pid: 0 }, [{ path: 'conf.d/x.conf', content: '# x\n' }], []);
     assert.equal(r.status, 409);
-    assert.deepEqual(r.steps.map((s) => [s.step, s.ok]), [['check-paths', true], ['check-master', false]]);
+    assert.deepEqual(
+      r.steps.map((s) => [s.step, s.ok]),
+      [
+        ['check-paths', true],
+        ['check-master', false],
+      ],
+    );
     assert.deepEqual(await tree(confDir), before);
   });
 });

@@ -63,14 +63,20 @@ export function writeMode(existing: number | undefined): number {
 }
 
 /** temp file in the same directory + fsync + rename + fsync of the directory. */
-export async function writeAtomic(path: string, content: string | Buffer, mode: number, owner?: { uid?: number; gid?: number }): Promise<void> {
+export async function writeAtomic(
+  path: string,
+  content: string | Buffer,
+  mode: number,
+  owner?: { uid?: number; gid?: number },
+): Promise<void> {
   const tmp = join(dirname(path), `.${basename(path)}.agent-${randomBytes(6).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', mode);
   try {
     try {
       await fh.writeFile(content);
       await fh.chmod(mode);
-      if (owner?.uid !== undefined && owner.gid !== undefined) await fh.chown(owner.uid, owner.gid).catch(() => undefined);
+      if (owner?.uid !== undefined && owner.gid !== undefined)
+        await fh.chown(owner.uid, owner.gid).catch(() => undefined);
       await fh.sync();
     } finally {
       await fh.close();
@@ -98,7 +104,10 @@ async function syncDir(dir: string): Promise<void> {
 
 class StepLog {
   readonly steps: ApplyStep[] = [];
-  async run<T>(step: string, fn: () => Promise<{ ok: boolean; detail?: string; value?: T }>): Promise<{ ok: boolean; value?: T }> {
+  async run<T>(
+    step: string,
+    fn: () => Promise<{ ok: boolean; detail?: string; value?: T }>,
+  ): Promise<{ ok: boolean; value?: T }> {
     const t0 = performance.now();
     let r: { ok: boolean; detail?: string; value?: T };
     try {
@@ -106,7 +115,12 @@ class StepLog {
     } catch (e) {
       r = { ok: false, detail: (e as Error).message };
     }
-    this.steps.push({ step, ok: r.ok, ...(r.detail ? { detail: r.detail } : {}), durationMs: Math.round((performance.now() - t0) * 10) / 10 });
+    this.steps.push({
+      step,
+      ok: r.ok,
+      ...(r.detail ? { detail: r.detail } : {}),
+      durationMs: Math.round((performance.now() - t0) * 10) / 10,
+    });
     return r;
   }
 }
@@ -122,13 +136,22 @@ export class ConfigApplier {
    * Applies `files` to `instance`. `errorLogs` are the error logs to watch after the reload.
    * Never throws: every failure is a step with `ok: false` and a status.
    */
-  async apply(instance: NginxInstance, files: readonly ApplyFile[], errorLogs: readonly string[]): Promise<ApplyResult> {
+  async apply(
+    instance: NginxInstance,
+    files: readonly ApplyFile[],
+    errorLogs: readonly string[],
+  ): Promise<ApplyResult> {
     const s = this.settings;
     const log = new StepLog();
     const fs = s.fs ?? nodePathFs;
     const kill = s.kill ?? ((pid, sig) => process.kill(pid, sig));
     const confDir = dirname(instance.confPath);
-    const result = (status: number, ok: boolean, rolledBack: boolean, extra: Partial<ApplyResult> = {}): ApplyResult => ({
+    const result = (
+      status: number,
+      ok: boolean,
+      rolledBack: boolean,
+      extra: Partial<ApplyResult> = {},
+    ): ApplyResult => ({
       status,
       ok,
       rolledBack,
@@ -146,20 +169,26 @@ export class ConfigApplier {
       for (const f of files) {
         const r = await resolveInside(f.path, confDir, allowed, fs);
         if (!r.ok) refused.push(r.reason);
-        else if (seen.has(r.real)) refused.push(`${f.path} resolves to ${r.real}, which another entry of the request also writes`);
+        else if (seen.has(r.real))
+          refused.push(`${f.path} resolves to ${r.real}, which another entry of the request also writes`);
         else {
           seen.add(r.real);
           targets.push({ real: r.real, content: f.content });
         }
       }
-      return refused.length ? { ok: false, detail: refused.join('; ') } : { ok: true, detail: targets.map((t) => t.real).join(', ') };
+      return refused.length
+        ? { ok: false, detail: refused.join('; ') }
+        : { ok: true, detail: targets.map((t) => t.real).join(', ') };
     });
     if (!paths.ok) return result(403, false, false);
 
     const master = await log.run('check-master', async () =>
       instance.pid > 0 && (await processExists(s.procRoot, instance.pid))
         ? { ok: true, detail: `master pid ${instance.pid}` }
-        : { ok: false, detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload` },
+        : {
+            ok: false,
+            detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload`,
+          },
     );
     if (!master.ok) return result(409, false, false);
 
@@ -174,11 +203,21 @@ export class ConfigApplier {
         } catch {
           st = undefined;
         }
-        if (st) backups.push({ path: t.real, content: await readFile(t.real), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+        if (st)
+          backups.push({
+            path: t.real,
+            content: await readFile(t.real),
+            mode: st.mode & 0o7777,
+            uid: st.uid,
+            gid: st.gid,
+          });
         else backups.push({ path: t.real, content: null, mode: 0o644 });
       }
       const existing = backups.filter((b) => b.content).length;
-      return { ok: true, detail: `${existing} existing file(s) backed up, ${backups.length - existing} new file(s) to delete on rollback` };
+      return {
+        ok: true,
+        detail: `${existing} existing file(s) backed up, ${backups.length - existing} new file(s) to delete on rollback`,
+      };
     });
     if (!backup.ok) return result(500, false, false);
 
@@ -201,7 +240,9 @@ export class ConfigApplier {
           }
         }
         for (const d of [...createdDirs].sort((a, b) => b.length - a.length)) await rmdir(d).catch(() => undefined);
-        return errors.length ? { ok: false, detail: `could not restore ${errors.join('; ')}` } : { ok: true, detail: `${backups.length} file(s) restored` };
+        return errors.length
+          ? { ok: false, detail: `could not restore ${errors.join('; ')}` }
+          : { ok: true, detail: `${backups.length} file(s) restored` };
       });
       return r.ok;
     };
@@ -215,7 +256,12 @@ export class ConfigApplier {
         const made = await mkdir(dir, { recursive: true, mode: 0o755 });
         if (made) for (let d = dir; d.length >= made.length; d = dirname(d)) createdDirs.unshift(d);
         s.ownWrites.record(t.real, t.content);
-        await writeAtomic(t.real, t.content, writeMode(b.content ? b.mode : undefined), b.content ? { uid: b.uid, gid: b.gid } : undefined);
+        await writeAtomic(
+          t.real,
+          t.content,
+          writeMode(b.content ? b.mode : undefined),
+          b.content ? { uid: b.uid, gid: b.gid } : undefined,
+        );
         written.push(t.real);
       }
       return { ok: true, detail: `${written.length} file(s) written` };
@@ -229,7 +275,9 @@ export class ConfigApplier {
     let test: NginxConfigValidated | undefined;
     const tested = await log.run('test', async () => {
       test = await s.tester.test(instance, '');
-      const shown = test.messages.filter((m) => m.level !== 'notice').map((m) => `[${m.level}] ${m.text}${m.file ? ` in ${m.file}:${m.line}` : ''}`);
+      const shown = test.messages
+        .filter((m) => m.level !== 'notice')
+        .map((m) => `[${m.level}] ${m.text}${m.file ? ` in ${m.file}:${m.line}` : ''}`);
       return { ok: test.ok, detail: shown.join('\n') || (test.ok ? 'syntax is ok' : `exit code ${test.exitCode}`) };
     });
     if (!tested.ok) {
@@ -276,16 +324,21 @@ export class ConfigApplier {
       let severe: { path: string; line: string }[] = [];
       for (;;) {
         severe = await severeSince(offsets);
-        if (severe.length && mode === 'strict') return { ok: false, detail: `error log: ${severe.map((x) => x.line).join(' | ')}` };
-        if (!(await processExists(s.procRoot, instance.pid))) return { ok: false, detail: `the master ${instance.pid} exited` };
+        if (severe.length && mode === 'strict')
+          return { ok: false, detail: `error log: ${severe.map((x) => x.line).join(' | ')}` };
+        if (!(await processExists(s.procRoot, instance.pid)))
+          return { ok: false, detail: `the master ${instance.pid} exited` };
         fresh = newWorkers(before, await readWorkers(s.procRoot, instance.pid)).map((w) => w.pid);
         if (Date.now() >= end || (mode === 'restore' && fresh.length > 0)) break;
         await new Promise((res) => setTimeout(res, s.pollMs ?? 50));
       }
       const seen = severe.length ? `; error log meanwhile: ${severe.map((x) => x.line).join(' | ')}` : '';
       if (fresh.length === 0) return { ok: false, detail: `no new worker generation within ${period} ms${seen}` };
-      if (mode === 'restore') return { ok: true, detail: `new workers ${fresh.join(', ')} run the restored config${seen}` };
-      const logs = errorLogs.length ? `, no emerg/alert/crit in ${errorLogs.join(', ')}` : ', no error log known to check';
+      if (mode === 'restore')
+        return { ok: true, detail: `new workers ${fresh.join(', ')} run the restored config${seen}` };
+      const logs = errorLogs.length
+        ? `, no emerg/alert/crit in ${errorLogs.join(', ')}`
+        : ', no error log known to check';
       return { ok: true, detail: `new workers ${fresh.join(', ')}${logs} for ${period} ms` };
     });
     return r.ok;

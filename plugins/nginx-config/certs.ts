@@ -12,11 +12,18 @@ export function certificateMetrics(certs: readonly CertificateInfo[], now: numbe
   for (const c of certs) {
     if (c.notAfter === undefined || seen.has(c.path)) continue;
     seen.add(c.path);
-    points.push({ attributes: { path: c.path, subject: c.subject ?? '' }, value: Math.round((c.notAfter - now) / 1000) });
+    points.push({
+      attributes: { path: c.path, subject: c.subject ?? '' },
+      value: Math.round((c.notAfter - now) / 1000),
+    });
   }
   return [
     gauge(
-      { name: 'nginx.ssl.certificate.expiry', unit: 's', description: 'Seconds until the certificate expires (negative once expired), per certificate file nginx loads.' },
+      {
+        name: 'nginx.ssl.certificate.expiry',
+        unit: 's',
+        description: 'Seconds until the certificate expires (negative once expired), per certificate file nginx loads.',
+      },
       points,
     ),
   ];
@@ -26,14 +33,26 @@ export function certificateMetrics(certs: readonly CertificateInfo[], now: numbe
  * Certificates expiring within `windowMs` that were not announced yet. `announced` holds
  * `path|notAfter` keys and is updated, so a renewed certificate (new notAfter) is announced again.
  */
-export function expiringCertificates(instanceId: string, certs: readonly CertificateInfo[], now: number, windowMs: number, announced: Set<string>): CertificateExpiring[] {
+export function expiringCertificates(
+  instanceId: string,
+  certs: readonly CertificateInfo[],
+  now: number,
+  windowMs: number,
+  announced: Set<string>,
+): CertificateExpiring[] {
   const out: CertificateExpiring[] = [];
   for (const c of certs) {
     if (c.notAfter === undefined || c.notAfter - now > windowMs) continue;
     const key = `${c.path}|${c.notAfter}`;
     if (announced.has(key)) continue;
     announced.add(key);
-    out.push({ instanceId, path: c.path, ...(c.subject ? { subject: c.subject } : {}), notAfter: c.notAfter, secondsLeft: Math.round((c.notAfter - now) / 1000) });
+    out.push({
+      instanceId,
+      path: c.path,
+      ...(c.subject ? { subject: c.subject } : {}),
+      notAfter: c.notAfter,
+      secondsLeft: Math.round((c.notAfter - now) / 1000),
+    });
   }
   return out;
 }

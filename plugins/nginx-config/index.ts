@@ -23,34 +23,69 @@ import { InstanceTracker, type ConfigTools, type TrackerSettings } from './track
 
 export const schema = object(
   {
-    enabled: bool({ default: true, description: 'Parse, watch and validate the config of every nginx instance found.' }),
-    watch: bool({ default: true, description: 'Watch the config files and include directories and re-parse on a change (false: only when nginx starts or reloads).' }),
-    debounce: duration({ default: '1s', min: '10ms', max: '1m', description: 'Quiet time after the last file event before a burst of changes is re-parsed.' }),
-    warnings_as_errors: bool({ default: false, description: 'Treat `[warn]` messages of `nginx -t` as errors (the validation fails and an apply is refused).' }),
+    enabled: bool({
+      default: true,
+      description: 'Parse, watch and validate the config of every nginx instance found.',
+    }),
+    watch: bool({
+      default: true,
+      description:
+        'Watch the config files and include directories and re-parse on a change (false: only when nginx starts or reloads).',
+    }),
+    debounce: duration({
+      default: '1s',
+      min: '10ms',
+      max: '1m',
+      description: 'Quiet time after the last file event before a burst of changes is re-parsed.',
+    }),
+    warnings_as_errors: bool({
+      default: false,
+      description: 'Treat `[warn]` messages of `nginx -t` as errors (the validation fails and an apply is refused).',
+    }),
     test_timeout: duration({ default: '30s', min: '1s', max: '10m', description: 'Time limit of one `nginx -t` run.' }),
-    cert_expiry_window: duration({ default: '30d', min: '0s', max: '3650d', description: 'A certificate expiring within this window publishes nginx.ssl.certificate.expiring (once per certificate).' }),
-    cert_check_interval: duration({ default: '1m', min: '1s', max: '24h', description: 'How often the nginx.ssl.certificate.expiry gauge is refreshed and the expiry window checked.' }),
+    cert_expiry_window: duration({
+      default: '30d',
+      min: '0s',
+      max: '3650d',
+      description:
+        'A certificate expiring within this window publishes nginx.ssl.certificate.expiring (once per certificate).',
+    }),
+    cert_check_interval: duration({
+      default: '1m',
+      min: '1s',
+      max: '24h',
+      description: 'How often the nginx.ssl.certificate.expiry gauge is refreshed and the expiry window checked.',
+    }),
     apply_enabled: bool({
       default: false,
-      description: 'Allow PUT /v1/nginx/{id}/config to write nginx config files and reload nginx. Off by default: the API then answers 403.',
+      description:
+        'Allow PUT /v1/nginx/{id}/config to write nginx config files and reload nginx. Off by default: the API then answers 403.',
     }),
     allowed_directories: list(string(), {
       default: ['/etc/nginx'],
-      description: 'Directories an apply may write into (symlinks and `..` are resolved first; nothing outside is written).',
+      description:
+        'Directories an apply may write into (symlinks and `..` are resolved first; nothing outside is written).',
     }),
     apply_confirm_period: duration({
       default: '2s',
       min: '100ms',
       max: '5m',
-      description: 'After the reload of an apply: how long a new worker generation must run without emerg/alert/crit in the error log before the apply counts; else it is rolled back.',
+      description:
+        'After the reload of an apply: how long a new worker generation must run without emerg/alert/crit in the error log before the apply counts; else it is rolled back.',
     }),
-    proc_root: string({ default: '/proc', description: 'Where the proc file system is mounted (to confirm a reload by the new workers).' }),
+    proc_root: string({
+      default: '/proc',
+      description: 'Where the proc file system is mounted (to confirm a reload by the new workers).',
+    }),
     static_instances: list(
       object({
         conf_path: string({ default: '', description: 'Absolute path of the main config file.' }),
         prefix: string({ default: '', description: 'nginx prefix (-p); empty: the binary\u2019s --prefix.' }),
         binary: string({ default: '/usr/sbin/nginx', description: 'nginx binary used for `nginx -t`.' }),
-        pid_file: string({ default: '', description: 'pid file of the master; without it the config is parsed, watched and tested but not applied.' }),
+        pid_file: string({
+          default: '',
+          description: 'pid file of the master; without it the config is parsed, watched and tested but not applied.',
+        }),
       }),
       {
         default: [],
@@ -110,7 +145,10 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     this.#ctx = ctx;
     this.#cfg = ctx.config;
     this.#startedAt = Date.now();
-    this.#tester = new NginxTester({ warningsAsErrors: this.#cfg.warnings_as_errors, timeoutMs: this.#cfg.test_timeout });
+    this.#tester = new NginxTester({
+      warningsAsErrors: this.#cfg.warnings_as_errors,
+      timeoutMs: this.#cfg.test_timeout,
+    });
     this.#applier = new ConfigApplier(this.#applierSettings());
     ctx.api.route('GET', '/v1/nginx', () => this.#list());
     ctx.api.route('GET', '/v1/nginx/:id/config', (req) => this.#getConfig(req));
@@ -118,7 +156,10 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     this.#startTimer();
     ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
     this.#track(this.#syncStatics());
-    if (!this.#cfg.apply_enabled) ctx.logger.info('config apply is disabled (nginx_config.apply_enabled: false): PUT /v1/nginx/{id}/config answers 403');
+    if (!this.#cfg.apply_enabled)
+      ctx.logger.info(
+        'config apply is disabled (nginx_config.apply_enabled: false): PUT /v1/nginx/{id}/config answers 403',
+      );
   }
 
   #applierSettings() {
@@ -154,13 +195,24 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     this.#errors.set(stage, n);
     this.#lastError = `${stage}${instance ? ` (${instance.confPath})` : ''}: ${err.message}`;
     // Once per stage: every later one is only counted (agent_nginx_config_errors_total{stage}).
-    if (n === 1) this.#ctx.logger.error({ err, stage, instance: instance?.id }, `nginx config ${stage} failed${instance ? ` for ${instance.confPath}` : ''}: ${err.message} (further ${stage} errors are counted in agent_nginx_config_errors_total)`);
+    if (n === 1)
+      this.#ctx.logger.error(
+        { err, stage, instance: instance?.id },
+        `nginx config ${stage} failed${instance ? ` for ${instance.confPath}` : ''}: ${err.message} (further ${stage} errors are counted in agent_nginx_config_errors_total)`,
+      );
   }
 
   #newTracker(instance: NginxInstance, isStatic: boolean): InstanceTracker {
     const t = new InstanceTracker(
       instance,
-      { tools: this.#tools, tester: this.#tester, applier: this.#applier, ownWrites: this.#ownWrites, bus: this.#ctx.bus, onError: (stage, err, inst) => this.#error(stage, err, inst) },
+      {
+        tools: this.#tools,
+        tester: this.#tester,
+        applier: this.#applier,
+        ownWrites: this.#ownWrites,
+        bus: this.#ctx.bus,
+        onError: (stage, err, inst) => this.#error(stage, err, inst),
+      },
       this.#trackerSettings(),
       { isStatic },
     );
@@ -171,7 +223,12 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
 
   /** Handles discovery events; the work (parse, -t) runs in the background so the queue keeps moving. */
   process(msg: Message): void {
-    if (msg.topic !== 'nginx.instance.added' && msg.topic !== 'nginx.instance.removed' && msg.topic !== 'nginx.instance.reloaded') return;
+    if (
+      msg.topic !== 'nginx.instance.added' &&
+      msg.topic !== 'nginx.instance.removed' &&
+      msg.topic !== 'nginx.instance.reloaded'
+    )
+      return;
     const inst = msg.data?.instance;
     if (!inst?.id || !inst.confPath) {
       this.#error('parse', new Error(`${msg.topic} without an instance id and config path`));
@@ -207,7 +264,10 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   }
 
   async #staticInstance(e: StaticEntry): Promise<NginxInstance> {
-    if (!e.conf_path.startsWith('/')) throw new Error(`nginx_config.static_instances: conf_path must be an absolute path, got ${JSON.stringify(e.conf_path)}`);
+    if (!e.conf_path.startsWith('/'))
+      throw new Error(
+        `nginx_config.static_instances: conf_path must be an absolute path, got ${JSON.stringify(e.conf_path)}`,
+      );
     const info = await this.#binaries.get(e.binary);
     const prefix = (e.prefix || info.prefix || NGINX_DEFAULT_PREFIX).replace(/\/+$/, '') || '/';
     return {
@@ -244,7 +304,9 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     }
     this.#statics = next;
     for (const [id, st] of next) {
-      const discovered = [...this.#trackers.values()].some((t) => !t.isStatic && t.instance.confPath === st.instance.confPath && t.instance.prefix === st.instance.prefix);
+      const discovered = [...this.#trackers.values()].some(
+        (t) => !t.isStatic && t.instance.confPath === st.instance.confPath && t.instance.prefix === st.instance.prefix,
+      );
       if (!this.#trackers.has(id) && !discovered) this.#newTracker(st.instance, true);
     }
   }
@@ -258,14 +320,29 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
       time: Date.now(),
       metrics: [
         counter(
-          { name: 'agent.nginx.config.errors', unit: '{error}', description: 'Failures of the nginx-config plugin by stage: parse, analyse, test, watch, apply, static.' },
+          {
+            name: 'agent.nginx.config.errors',
+            unit: '{error}',
+            description: 'Failures of the nginx-config plugin by stage: parse, analyse, test, watch, apply, static.',
+          },
           stages.map((s) => ({ attributes: { stage: s }, value: this.#errors.get(s) ?? 0, startTime: start })),
         ),
         counter(
-          { name: 'agent.nginx.config.applies', unit: '{apply}', description: 'Config applies by outcome: applied, refused (nginx -t), rolled_back, path_refused, failed.' },
+          {
+            name: 'agent.nginx.config.applies',
+            unit: '{apply}',
+            description: 'Config applies by outcome: applied, refused (nginx -t), rolled_back, path_refused, failed.',
+          },
           outcomes.map((o) => ({ attributes: { outcome: o }, value: this.#applies.get(o) ?? 0, startTime: start })),
         ),
-        gauge({ name: 'agent.nginx.config.watched', unit: '{instance}', description: 'nginx instances whose config is followed.' }, [{ attributes: {}, value: this.#trackers.size }]),
+        gauge(
+          {
+            name: 'agent.nginx.config.watched',
+            unit: '{instance}',
+            description: 'nginx instances whose config is followed.',
+          },
+          [{ attributes: {}, value: this.#trackers.size }],
+        ),
       ],
     });
   }
@@ -284,7 +361,14 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         configVersion: t.snapshot?.version ?? null,
         configStatus: t.snapshot?.payload.status ?? null,
         files: t.snapshot?.files.length ?? 0,
-        lastTest: t.lastTest ? { ok: t.lastTest.ok, exitCode: t.lastTest.exitCode, version: t.lastTest.version, messages: t.lastTest.messages } : null,
+        lastTest: t.lastTest
+          ? {
+              ok: t.lastTest.ok,
+              exitCode: t.lastTest.exitCode,
+              version: t.lastTest.version,
+              messages: t.lastTest.messages,
+            }
+          : null,
       };
     });
     return { status: 200, body: { instances } };
@@ -292,7 +376,8 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
 
   #tracker(id: string): InstanceTracker {
     const t = this.#trackers.get(id);
-    if (!t) throw new ApiError(404, `no nginx instance with id ${JSON.stringify(id)}; GET /v1/nginx lists the known ones`);
+    if (!t)
+      throw new ApiError(404, `no nginx instance with id ${JSON.stringify(id)}; GET /v1/nginx lists the known ones`);
     return t;
   }
 
@@ -301,10 +386,20 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     // The first parse may still run: wait for it (bounded) rather than answer with nothing.
     for (let i = 0; i < 200 && !t.snapshot; i++) await new Promise((r) => setTimeout(r, 25));
     const s = t.snapshot;
-    if (!s) throw new ApiError(503, `the config of ${t.instance.confPath} has not been parsed yet; try again in a moment`);
+    if (!s)
+      throw new ApiError(503, `the config of ${t.instance.confPath} has not been parsed yet; try again in a moment`);
     return {
       status: 200,
-      body: { id: s.instanceId, confPath: s.confPath, prefix: s.prefix, version: s.version, files: s.files, payload: s.payload, analysis: s.analysis, lastTest: t.lastTest ?? null },
+      body: {
+        id: s.instanceId,
+        confPath: s.confPath,
+        prefix: s.prefix,
+        version: s.version,
+        files: s.files,
+        payload: s.payload,
+        analysis: s.analysis,
+        lastTest: t.lastTest ?? null,
+      },
     };
   }
 
@@ -321,12 +416,28 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
       this.#error('apply', e as Error, t.instance);
       throw e;
     }
-    const outcome: ApplyOutcome = r.ok ? 'applied' : r.status === 422 ? 'refused' : r.status === 403 ? 'path_refused' : r.rolledBack && r.status === 409 ? 'rolled_back' : 'failed';
+    const outcome: ApplyOutcome = r.ok
+      ? 'applied'
+      : r.status === 422
+        ? 'refused'
+        : r.status === 403
+          ? 'path_refused'
+          : r.rolledBack && r.status === 409
+            ? 'rolled_back'
+            : 'failed';
     this.#applies.set(outcome, (this.#applies.get(outcome) ?? 0) + 1);
     const log = this.#ctx.logger;
     const failed = r.steps.find((s) => !s.ok);
-    if (r.ok) log.info({ instance: t.instance.id, files: r.written, version: r.version }, `applied ${r.written.length} file(s) to ${t.instance.confPath} and reloaded nginx`);
-    else log.warn({ instance: t.instance.id, status: r.status, step: failed?.step }, `config apply for ${t.instance.confPath} failed at ${failed?.step}: ${failed?.detail ?? ''}${r.rolledBack ? ' (rolled back)' : ''}`);
+    if (r.ok)
+      log.info(
+        { instance: t.instance.id, files: r.written, version: r.version },
+        `applied ${r.written.length} file(s) to ${t.instance.confPath} and reloaded nginx`,
+      );
+    else
+      log.warn(
+        { instance: t.instance.id, status: r.status, step: failed?.step },
+        `config apply for ${t.instance.confPath} failed at ${failed?.step}: ${failed?.detail ?? ''}${r.rolledBack ? ' (rolled back)' : ''}`,
+      );
     return {
       status: r.status,
       body: {
@@ -377,9 +488,15 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
       })),
       errors: Object.fromEntries(this.#errors),
     };
-    const failing = [...this.#trackers.values()].filter((t) => t.snapshot?.payload.status === 'failed' || t.lastTest?.ok === false);
+    const failing = [...this.#trackers.values()].filter(
+      (t) => t.snapshot?.payload.status === 'failed' || t.lastTest?.ok === false,
+    );
     if (failing.length)
-      return { state: 'degraded', reason: `config of ${failing.map((t) => t.instance.confPath).join(', ')} does not parse or fails nginx -t`, details };
+      return {
+        state: 'degraded',
+        reason: `config of ${failing.map((t) => t.instance.confPath).join(', ')} does not parse or fails nginx -t`,
+        details,
+      };
     if (this.#lastError && this.#trackers.size === 0) return { state: 'degraded', reason: this.#lastError, details };
     return { state: 'running', details };
   }
@@ -411,16 +528,28 @@ async function readPid(file: string): Promise<number> {
 
 /** Validates the PUT body `{"files":[{"path","content"}]}`; throws ApiError 400 naming the field. */
 export function parseApplyBody(body: unknown): ApplyFile[] {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(400, 'body must be a JSON object {"files":[{"path":"/etc/nginx/nginx.conf","content":"..."}]}');
+  if (!body || typeof body !== 'object' || Array.isArray(body))
+    throw new ApiError(400, 'body must be a JSON object {"files":[{"path":"/etc/nginx/nginx.conf","content":"..."}]}');
   const extra = Object.keys(body).filter((k) => k !== 'files');
-  if (extra.length) throw new ApiError(400, `unknown key(s) ${extra.map((k) => JSON.stringify(k)).join(', ')} in the body: only "files" is accepted`);
+  if (extra.length)
+    throw new ApiError(
+      400,
+      `unknown key(s) ${extra.map((k) => JSON.stringify(k)).join(', ')} in the body: only "files" is accepted`,
+    );
   const files = (body as { files?: unknown }).files;
-  if (!Array.isArray(files) || files.length === 0) throw new ApiError(400, 'files must be a non-empty list of {"path","content"}');
+  if (!Array.isArray(files) || files.length === 0)
+    throw new ApiError(400, 'files must be a non-empty list of {"path","content"}');
   return files.map((f, i) => {
-    if (!f || typeof f !== 'object' || Array.isArray(f)) throw new ApiError(400, `files[${i}] must be an object {"path","content"}`);
+    if (!f || typeof f !== 'object' || Array.isArray(f))
+      throw new ApiError(400, `files[${i}] must be an object {"path","content"}`);
     const { path, content, ...rest } = f as Record<string, unknown>;
-    if (Object.keys(rest).length) throw new ApiError(400, `files[${i}] has unknown key(s) ${Object.keys(rest).join(', ')}: only path and content are accepted`);
-    if (typeof path !== 'string' || path === '') throw new ApiError(400, `files[${i}].path must be a non-empty string (an absolute path)`);
+    if (Object.keys(rest).length)
+      throw new ApiError(
+        400,
+        `files[${i}] has unknown key(s) ${Object.keys(rest).join(', ')}: only path and content are accepted`,
+      );
+    if (typeof path !== 'string' || path === '')
+      throw new ApiError(400, `files[${i}].path must be a non-empty string (an absolute path)`);
     if (typeof content !== 'string') throw new ApiError(400, `files[${i}].content must be a string (the whole file)`);
     return { path, content };
   });
@@ -428,7 +557,8 @@ export function parseApplyBody(body: unknown): ApplyFile[] {
 
 export const plugin = defineBuiltin({
   name: 'nginx-config',
-  description: 'Parses, watches and validates (nginx -t) each nginx config; certificate expiry; apply with rollback over the API.',
+  description:
+    'Parses, watches and validates (nginx -t) each nginx config; certificate expiry; apply with rollback over the API.',
   schema,
   create: () => new NginxConfigPlugin(),
 });

@@ -9,7 +9,13 @@ import { appendFile, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { GaugeMetric } from '../../core/metrics/model.js';
-import type { CertificateExpiring, NginxConfigApplied, NginxConfigChanged, NginxConfigValidated, NginxInstance } from '../../core/nginx/types.js';
+import type {
+  CertificateExpiring,
+  NginxConfigApplied,
+  NginxConfigChanged,
+  NginxConfigValidated,
+  NginxInstance,
+} from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import { defaultConf, NGINX_BIN, TestNginx } from '../../core/testing/nginx.js';
 import type { Envelope } from '../../core/topics.js';
@@ -19,7 +25,19 @@ const DEBOUNCE_MS = 200;
 const settle = () => new Promise((r) => setTimeout(r, DEBOUNCE_MS * 4));
 
 function instanceOf(n: TestNginx, pid: number, id = 'inst-1'): NginxInstance {
-  return { id, pid, binary: NGINX_BIN, version: '1.22.1', plus: false, prefix: n.prefix, confPath: n.confPath, configureArgs: [], modules: [], workers: [], health: 'HEALTHY' };
+  return {
+    id,
+    pid,
+    binary: NGINX_BIN,
+    version: '1.22.1',
+    plus: false,
+    prefix: n.prefix,
+    confPath: n.confPath,
+    configureArgs: [],
+    modules: [],
+    workers: [],
+    health: 'HEALTHY',
+  };
 }
 
 function of<T>(h: PluginHarness, topic: string): T[] {
@@ -36,11 +54,27 @@ describe('nginx-config plugin with a real nginx', () => {
 
   /** Waits for one more nginx.config.changed (and its validation), then for the quiet period; returns it. */
   async function nextChange(n: number): Promise<{ change: NginxConfigChanged; test: NginxConfigValidated }> {
-    await h.waitFor(() => changed().length > n && validated().some((v) => v.version === changed()[n].version), `nginx.config.changed #${n + 1} and its validation`);
+    await h.waitFor(
+      () => changed().length > n && validated().some((v) => v.version === changed()[n].version),
+      `nginx.config.changed #${n + 1} and its validation`,
+    );
     await settle();
-    assert.equal(changed().length, n + 1, `exactly one nginx.config.changed, got ${JSON.stringify(changed().slice(n).map((c) => [c.added, c.removed, c.changed]))}`);
+    assert.equal(
+      changed().length,
+      n + 1,
+      `exactly one nginx.config.changed, got ${JSON.stringify(
+        changed()
+          .slice(n)
+          .map((c) => [c.added, c.removed, c.changed]),
+      )}`,
+    );
     const change = changed()[n];
-    return { change, test: validated().filter((v) => v.version === change.version).at(-1)! };
+    return {
+      change,
+      test: validated()
+        .filter((v) => v.version === change.version)
+        .at(-1)!,
+    };
   }
 
   before(async () => {
@@ -49,7 +83,25 @@ describe('nginx-config plugin with a real nginx', () => {
     await mkdir(confD);
     await writeFile(join(confD, 'a.conf'), 'map $uri $a_conf { default 1; }\n');
     certPath = join(nginx.prefix, 'conf', 'cert.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '10', '-subj', '/CN=expiring.test', '-keyout', join(nginx.prefix, 'conf', 'key.pem'), '-out', certPath], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '10',
+        '-subj',
+        '/CN=expiring.test',
+        '-keyout',
+        join(nginx.prefix, 'conf', 'key.pem'),
+        '-out',
+        certPath,
+      ],
+      { stdio: 'ignore' },
+    );
     h = await startPlugin(plugin, {
       debounce: `${DEBOUNCE_MS}ms`,
       apply_enabled: true,
@@ -158,13 +210,19 @@ describe('nginx-config plugin with a real nginx', () => {
     it('a valid change is applied and served; the watcher does not report the agent\u2019s own write', async () => {
       await settle();
       const n = changed().length;
-      const content = base().replace('location = /ok {', 'location = /from-api { return 200 "from api\\n"; }\n        location = /ok {');
+      const content = base().replace(
+        'location = /ok {',
+        'location = /from-api { return 200 "from api\\n"; }\n        location = /ok {',
+      );
       const r = await h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content }] });
       assert.equal(r.status, 200, JSON.stringify(r.body, null, 1));
       const b = r.body as NginxConfigApplied & { steps: { step: string }[] };
       assert.equal(b.ok, true);
       assert.equal(b.rolledBack, false);
-      assert.deepEqual(b.steps.map((s) => s.step), ['check-paths', 'check-master', 'backup', 'write', 'test', 'reload', 'confirm']);
+      assert.deepEqual(
+        b.steps.map((s) => s.step),
+        ['check-paths', 'check-master', 'backup', 'write', 'test', 'reload', 'confirm'],
+      );
       const res = await fetch(nginx.url('/from-api'));
       assert.equal(await res.text(), 'from api\n');
       const applied = of<NginxConfigApplied>(h, 'nginx.config.applied').at(-1)!;
@@ -181,7 +239,9 @@ describe('nginx-config plugin with a real nginx', () => {
     it('a change with a syntax error is 422, nothing on disk changes, the old config keeps serving', async () => {
       const before = await readFile(nginx.confPath, 'utf8');
       const n = changed().length;
-      const r = await h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content: before + '\nbogus_directive on;\n' }] });
+      const r = await h.request('PUT', '/v1/nginx/inst-1/config', {
+        files: [{ path: nginx.confPath, content: `${before}\nbogus_directive on;\n` }],
+      });
       assert.equal(r.status, 422);
       const b = r.body as { ok: boolean; rolledBack: boolean; test: NginxConfigValidated; error: string };
       assert.equal(b.ok, false);
@@ -197,24 +257,46 @@ describe('nginx-config plugin with a real nginx', () => {
 
     it('paths outside allowed_directories are 403 and nothing is written', async () => {
       const before = await readFile(nginx.confPath, 'utf8');
-      const r = await h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content: 'x' }, { path: '/etc/passwd', content: 'x' }] });
+      const r = await h.request('PUT', '/v1/nginx/inst-1/config', {
+        files: [
+          { path: nginx.confPath, content: 'x' },
+          { path: '/etc/passwd', content: 'x' },
+        ],
+      });
       assert.equal(r.status, 403);
       assert.match((r.body as { error: string }).error, /outside allowed_directories/);
       assert.equal(await readFile(nginx.confPath, 'utf8'), before);
     });
 
     it('bad bodies are 400 and unknown instances 404', async () => {
-      for (const body of ['not json', {}, { files: [] }, { files: [{ path: 1, content: '' }] }, { files: [{ path: '/a' }] }, { files: [{ path: '/a', content: '', mode: 7 }] }, { files: [], extra: 1 }]) {
+      for (const body of [
+        'not json',
+        {},
+        { files: [] },
+        { files: [{ path: 1, content: '' }] },
+        { files: [{ path: '/a' }] },
+        { files: [{ path: '/a', content: '', mode: 7 }] },
+        { files: [], extra: 1 },
+      ]) {
         const r = await h.request('PUT', '/v1/nginx/inst-1/config', body);
         assert.equal(r.status, 400, JSON.stringify(body));
         assert.ok((r.body as { error: string }).error.length > 10);
       }
-      assert.equal((await h.request('PUT', '/v1/nginx/other/config', { files: [{ path: '/a', content: '' }] })).status, 404);
+      assert.equal(
+        (await h.request('PUT', '/v1/nginx/other/config', { files: [{ path: '/a', content: '' }] })).status,
+        404,
+      );
     });
 
     it('two applies at once run one after the other', async () => {
-      const one = base().replace('location = /ok {', 'location = /one { return 200 "one\\n"; }\n        location = /ok {');
-      const two = base().replace('location = /ok {', 'location = /two { return 200 "two\\n"; }\n        location = /ok {');
+      const one = base().replace(
+        'location = /ok {',
+        'location = /one { return 200 "one\\n"; }\n        location = /ok {',
+      );
+      const two = base().replace(
+        'location = /ok {',
+        'location = /two { return 200 "two\\n"; }\n        location = /ok {',
+      );
       const [r1, r2] = await Promise.all([
         h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content: one }] }),
         h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content: two }] }),
@@ -224,16 +306,22 @@ describe('nginx-config plugin with a real nginx', () => {
       assert.equal(await readFile(nginx.confPath, 'utf8'), two);
       assert.equal(await (await fetch(nginx.url('/two'))).text(), 'two\n');
       const applied = of<NginxConfigApplied>(h, 'nginx.config.applied').slice(-2);
-      assert.deepEqual(applied.map((a) => [a.ok, a.version]), [
-        [true, (r1.body as { version: string }).version],
-        [true, (r2.body as { version: string }).version],
-      ]);
+      assert.deepEqual(
+        applied.map((a) => [a.ok, a.version]),
+        [
+          [true, (r1.body as { version: string }).version],
+          [true, (r2.body as { version: string }).version],
+        ],
+      );
     });
   });
 
   it('publishes the certificate expiry gauge and an expiring event for a certificate within the window', async () => {
     const n = changed().length;
-    await writeFile(join(confD, 'tls.conf'), `server {\n  listen 127.0.0.1:1 ssl;\n  ssl_certificate ${certPath};\n  ssl_certificate_key ${join(nginx.prefix, 'conf', 'key.pem')};\n}\n`);
+    await writeFile(
+      join(confD, 'tls.conf'),
+      `server {\n  listen 127.0.0.1:1 ssl;\n  ssl_certificate ${certPath};\n  ssl_certificate_key ${join(nginx.prefix, 'conf', 'key.pem')};\n}\n`,
+    );
     await h.waitFor(() => changed().length > n, 'the change adding tls.conf');
     await h.waitFor(() => of(h, 'nginx.ssl.certificate.expiring').length > 0, 'nginx.ssl.certificate.expiring');
     const ev = of<CertificateExpiring>(h, 'nginx.ssl.certificate.expiring')[0];
@@ -246,12 +334,18 @@ describe('nginx-config plugin with a real nginx', () => {
     assert.match(p.attributes.subject, /expiring\.test/);
     assert.ok(p.value > 9 * 86_400 && p.value <= 10 * 86_400);
     await unlink(join(confD, 'tls.conf'));
-    await h.waitFor(() => !(h.metric('nginx.ssl.certificate.expiry') as GaugeMetric | undefined)?.points.length, 'the gauge to drop the certificate');
+    await h.waitFor(
+      () => !(h.metric('nginx.ssl.certificate.expiry') as GaugeMetric | undefined)?.points.length,
+      'the gauge to drop the certificate',
+    );
   });
 
   it('forgets the instance when it is removed', async () => {
     h.publish('nginx.instance.removed', { instance: instanceOf(nginx, await nginx.masterPid()) });
-    await h.waitFor(async () => ((await h.request('GET', '/v1/nginx')).body as { instances: unknown[] }).instances.length === 0, 'the instance to be forgotten');
+    await h.waitFor(
+      async () => ((await h.request('GET', '/v1/nginx')).body as { instances: unknown[] }).instances.length === 0,
+      'the instance to be forgotten',
+    );
     assert.equal((await h.request('GET', '/v1/nginx/inst-1/config')).status, 404);
   });
 });
@@ -284,11 +378,18 @@ describe('nginx-config plugin defaults and static instances', () => {
     try {
       h.publish('nginx.instance.added', { instance: instanceOf(nginx, await nginx.masterPid()) });
       await h.waitFor(() => of(h, 'nginx.config.validated').length > 0, 'the first validation');
-      const content = (await readFile(nginx.confPath, 'utf8')).replace('location = /ok {', 'location = /reconfigured { return 200 "yes\\n"; }\n        location = /ok {');
+      const content = (await readFile(nginx.confPath, 'utf8')).replace(
+        'location = /ok {',
+        'location = /reconfigured { return 200 "yes\\n"; }\n        location = /ok {',
+      );
       const put = () => h.request('PUT', '/v1/nginx/inst-1/config', { files: [{ path: nginx.confPath, content }] });
       assert.equal((await put()).status, 403);
       const issues: never[] = [];
-      const section = plugin.schema.parse({ apply_enabled: true, allowed_directories: [join(nginx.prefix, 'conf')], apply_confirm_period: '300ms' }, ['nginx_config'], issues);
+      const section = plugin.schema.parse(
+        { apply_enabled: true, allowed_directories: [join(nginx.prefix, 'conf')], apply_confirm_period: '300ms' },
+        ['nginx_config'],
+        issues,
+      );
       assert.deepEqual(issues, []);
       await h.host.reconfigure({ nginx_config: section } as never, ['nginx_config']);
       const r = await put();
@@ -300,10 +401,16 @@ describe('nginx-config plugin defaults and static instances', () => {
   });
 
   it('follows a static instance from its config path and pid file, and a discovered one replaces it', async () => {
-    const h = await startPlugin(plugin, { static_instances: [{ conf_path: nginx.confPath, prefix: nginx.prefix, binary: NGINX_BIN, pid_file: nginx.pidFile }] });
+    const h = await startPlugin(plugin, {
+      static_instances: [
+        { conf_path: nginx.confPath, prefix: nginx.prefix, binary: NGINX_BIN, pid_file: nginx.pidFile },
+      ],
+    });
     try {
       await h.waitFor(() => of(h, 'nginx.config.validated').length > 0, 'the first validation of the static instance');
-      const listed = (await h.request('GET', '/v1/nginx')).body as { instances: { id: string; source: string; pid: number; configVersion: string }[] };
+      const listed = (await h.request('GET', '/v1/nginx')).body as {
+        instances: { id: string; source: string; pid: number; configVersion: string }[];
+      };
       assert.equal(listed.instances.length, 1);
       assert.equal(listed.instances[0].source, 'static');
       assert.equal(listed.instances[0].pid, await nginx.masterPid());

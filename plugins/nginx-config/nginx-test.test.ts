@@ -43,8 +43,22 @@ describe('testPassed', () => {
 
 describe('testArgs', () => {
   it('passes prefix with a trailing slash, the config, and -g when the master had one', () => {
-    assert.deepEqual(testArgs({ prefix: '/p', confPath: '/p/conf/nginx.conf' }), ['-t', '-p', '/p/', '-c', '/p/conf/nginx.conf']);
-    assert.deepEqual(testArgs({ prefix: '/p/', confPath: '/c', globalDirectives: 'daemon off;' }), ['-t', '-p', '/p/', '-c', '/c', '-g', 'daemon off;']);
+    assert.deepEqual(testArgs({ prefix: '/p', confPath: '/p/conf/nginx.conf' }), [
+      '-t',
+      '-p',
+      '/p/',
+      '-c',
+      '/p/conf/nginx.conf',
+    ]);
+    assert.deepEqual(testArgs({ prefix: '/p/', confPath: '/c', globalDirectives: 'daemon off;' }), [
+      '-t',
+      '-p',
+      '/p/',
+      '-c',
+      '/c',
+      '-g',
+      'daemon off;',
+    ]);
   });
 });
 
@@ -64,7 +78,10 @@ describe('NginxTester against the real nginx binary', () => {
     health: 'HEALTHY',
   });
   const conf = (body: string) =>
-    writeFile(join(prefix, 'conf', 'nginx.conf'), `pid logs/nginx.pid;\nerror_log logs/error.log notice;\nevents {}\nhttp {\n  client_body_temp_path tmp;\n${body}\n}\n`);
+    writeFile(
+      join(prefix, 'conf', 'nginx.conf'),
+      `pid logs/nginx.pid;\nerror_log logs/error.log notice;\nevents {}\nhttp {\n  client_body_temp_path tmp;\n${body}\n}\n`,
+    );
 
   before(async () => {
     prefix = await mkdtemp(join(tmpdir(), 'nginx-config-t-'));
@@ -88,7 +105,12 @@ describe('NginxTester against the real nginx binary', () => {
     assert.equal(r.ok, false);
     assert.equal(r.exitCode, 1);
     const e = r.messages.find((m) => m.level === 'emerg');
-    assert.deepEqual(e, { level: 'emerg', text: 'unknown directive "bogus_directive"', file: join(prefix, 'conf', 'nginx.conf'), line: 7 });
+    assert.deepEqual(e, {
+      level: 'emerg',
+      text: 'unknown directive "bogus_directive"',
+      file: join(prefix, 'conf', 'nginx.conf'),
+      line: 7,
+    });
   });
 
   it('keeps [warn] lines and fails on them only with warnings_as_errors', async () => {
@@ -102,7 +124,10 @@ describe('NginxTester against the real nginx binary', () => {
   });
 
   it('reports a binary that cannot run as a failed test', async () => {
-    const r = await new NginxTester({ warningsAsErrors: false }).test({ ...inst(), binary: '/nonexistent/nginx' }, 'v4');
+    const r = await new NginxTester({ warningsAsErrors: false }).test(
+      { ...inst(), binary: '/nonexistent/nginx' },
+      'v4',
+    );
     assert.equal(r.ok, false);
     assert.equal(r.exitCode, null);
     assert.match(r.messages.at(-1)!.text, /cannot run \/nonexistent\/nginx/);

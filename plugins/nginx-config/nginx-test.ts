@@ -38,7 +38,9 @@ export function parseTestOutput(text: string): NginxTestMessage[] {
       msg = line;
     }
     const where = WHERE.exec(msg);
-    out.push(where ? { level, text: msg.slice(0, where.index), file: where[1], line: Number(where[2]) } : { level, text: msg });
+    out.push(
+      where ? { level, text: msg.slice(0, where.index), file: where[1], line: Number(where[2]) } : { level, text: msg },
+    );
   }
   return out;
 }
@@ -53,7 +55,13 @@ export function testPassed(exitCode: number | null, messages: NginxTestMessage[]
 
 /** The argument list of `nginx -t` for an instance. */
 export function testArgs(instance: Pick<NginxInstance, 'prefix' | 'confPath' | 'globalDirectives'>): string[] {
-  const args = ['-t', '-p', instance.prefix.endsWith('/') ? instance.prefix : instance.prefix + '/', '-c', instance.confPath];
+  const args = [
+    '-t',
+    '-p',
+    instance.prefix.endsWith('/') ? instance.prefix : `${instance.prefix}/`,
+    '-c',
+    instance.confPath,
+  ];
   if (instance.globalDirectives) args.push('-g', instance.globalDirectives);
   return args;
 }
@@ -76,20 +84,31 @@ export class NginxTester {
   test(instance: NginxInstance, version: string): Promise<NginxConfigValidated> {
     const args = testArgs(instance);
     return new Promise((resolve) => {
-      execFile(instance.binary, args, { timeout: this.settings.timeoutMs ?? 30_000, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
-        const e = err as (NodeJS.ErrnoException & { code?: string | number; killed?: boolean }) | null;
-        let exitCode: number | null = 0;
-        const messages = parseTestOutput(`${stderr}\n${stdout}`);
-        if (e) {
-          if (typeof e.code === 'number') exitCode = e.code;
-          else {
-            exitCode = null;
-            const why = e.killed ? `killed after ${this.settings.timeoutMs ?? 30_000} ms` : e.message;
-            messages.push({ level: 'emerg', text: `cannot run ${instance.binary} ${args.join(' ')}: ${why}` });
+      execFile(
+        instance.binary,
+        args,
+        { timeout: this.settings.timeoutMs ?? 30_000, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' },
+        (err, stdout, stderr) => {
+          const e = err as (NodeJS.ErrnoException & { code?: string | number; killed?: boolean }) | null;
+          let exitCode: number | null = 0;
+          const messages = parseTestOutput(`${stderr}\n${stdout}`);
+          if (e) {
+            if (typeof e.code === 'number') exitCode = e.code;
+            else {
+              exitCode = null;
+              const why = e.killed ? `killed after ${this.settings.timeoutMs ?? 30_000} ms` : e.message;
+              messages.push({ level: 'emerg', text: `cannot run ${instance.binary} ${args.join(' ')}: ${why}` });
+            }
           }
-        }
-        resolve({ instanceId: instance.id, version, ok: testPassed(exitCode, messages, this.settings.warningsAsErrors), exitCode, messages });
-      });
+          resolve({
+            instanceId: instance.id,
+            version,
+            ok: testPassed(exitCode, messages, this.settings.warningsAsErrors),
+            exitCode,
+            messages,
+          });
+        },
+      );
     });
   }
 }

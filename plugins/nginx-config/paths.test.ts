@@ -40,16 +40,38 @@ describe('resolveInside on a real tree', () => {
 
   it('accepts existing and new files inside, absolute or relative to the config directory', async () => {
     const base = join(root, 'etc/nginx');
-    assert.deepEqual(await resolveInside(join(base, 'nginx.conf'), base, allowed), { ok: true, requested: join(base, 'nginx.conf'), real: join(base, 'nginx.conf'), exists: true });
-    assert.deepEqual(await resolveInside('conf.d/new.conf', base, allowed), { ok: true, requested: 'conf.d/new.conf', real: join(base, 'conf.d/new.conf'), exists: false });
-    assert.deepEqual(await resolveInside('sub/dir/new.conf', base, allowed), { ok: true, requested: 'sub/dir/new.conf', real: join(base, 'sub/dir/new.conf'), exists: false });
+    assert.deepEqual(await resolveInside(join(base, 'nginx.conf'), base, allowed), {
+      ok: true,
+      requested: join(base, 'nginx.conf'),
+      real: join(base, 'nginx.conf'),
+      exists: true,
+    });
+    assert.deepEqual(await resolveInside('conf.d/new.conf', base, allowed), {
+      ok: true,
+      requested: 'conf.d/new.conf',
+      real: join(base, 'conf.d/new.conf'),
+      exists: false,
+    });
+    assert.deepEqual(await resolveInside('sub/dir/new.conf', base, allowed), {
+      ok: true,
+      requested: 'sub/dir/new.conf',
+      real: join(base, 'sub/dir/new.conf'),
+      exists: false,
+    });
     const viaInner = await resolveInside(join(base, 'inner/x.conf'), base, allowed);
     assert.equal(viaInner.ok && viaInner.real, join(base, 'conf.d/x.conf'));
   });
 
   it('refuses `..`, symlinked files and symlinked directories that lead outside', async () => {
     const base = join(root, 'etc/nginx');
-    for (const p of [join(base, '../../outside/new.conf'), '../../outside/secret', join(base, 'escape/new.conf'), join(base, 'escape/secret'), join(base, 'link.conf'), '/etc/passwd']) {
+    for (const p of [
+      join(base, '../../outside/new.conf'),
+      '../../outside/secret',
+      join(base, 'escape/new.conf'),
+      join(base, 'escape/secret'),
+      join(base, 'link.conf'),
+      '/etc/passwd',
+    ]) {
       const r = await resolveInside(p, base, allowed);
       assert.equal(r.ok, false, `${p} must be refused`);
       assert.match((r as { reason: string }).reason, /outside allowed_directories/);
@@ -58,9 +80,12 @@ describe('resolveInside on a real tree', () => {
 
   it('refuses a dangling symlink, a directory, and the allowed directory itself', async () => {
     const base = join(root, 'etc/nginx');
-    assert.match((await resolveInside('dangling.conf', base, allowed) as { reason: string }).reason, /symbolic link to a missing target/);
-    assert.match((await resolveInside('conf.d', base, allowed) as { reason: string }).reason, /not a regular file/);
-    assert.match((await resolveInside(base, base, allowed) as { reason: string }).reason, /allowed directory itself/);
+    assert.match(
+      ((await resolveInside('dangling.conf', base, allowed)) as { reason: string }).reason,
+      /symbolic link to a missing target/,
+    );
+    assert.match(((await resolveInside('conf.d', base, allowed)) as { reason: string }).reason, /not a regular file/);
+    assert.match(((await resolveInside(base, base, allowed)) as { reason: string }).reason, /allowed directory itself/);
     assert.equal((await resolveInside('', base, allowed)).ok, false);
   });
 

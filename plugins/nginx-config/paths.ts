@@ -19,18 +19,21 @@ export const nodePathFs: PathFs = {
     try {
       return await fsLstat(p);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return null;
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR')
+        return null;
       throw e;
     }
   },
 };
 
-export type Resolved = { ok: true; requested: string; real: string; exists: boolean } | { ok: false; requested: string; reason: string };
+export type Resolved =
+  | { ok: true; requested: string; real: string; exists: boolean }
+  | { ok: false; requested: string; reason: string };
 
 /** True when `p` is `dir` or inside it (both absolute, normalised). */
 export function isInside(p: string, dir: string): boolean {
   const rel = relative(dir, p);
-  return rel === '' || (!rel.startsWith('..' + sep) && rel !== '..' && !isAbsolute(rel));
+  return rel === '' || (!rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel));
 }
 
 /** realpath of the deepest existing ancestor of `abs`, with the missing tail appended. */
@@ -78,7 +81,12 @@ export async function resolveAllowedDirs(dirs: readonly string[], fs: PathFs = n
  * (from {@link resolveAllowedDirs}). The returned `real` is the path to write: it never differs
  * from what the kernel would open, so a symlink or `..` cannot lead outside.
  */
-export async function resolveInside(requested: string, baseDir: string, allowedReal: readonly string[], fs: PathFs = nodePathFs): Promise<Resolved> {
+export async function resolveInside(
+  requested: string,
+  baseDir: string,
+  allowedReal: readonly string[],
+  fs: PathFs = nodePathFs,
+): Promise<Resolved> {
   if (typeof requested !== 'string' || requested === '' || requested.includes('\0'))
     return { ok: false, requested: String(requested), reason: 'path must be a non-empty string without NUL bytes' };
   const abs = resolve(baseDir, requested);
@@ -96,10 +104,12 @@ export async function resolveInside(requested: string, baseDir: string, allowedR
       requested,
       reason: `${requested} resolves to ${real}, outside allowed_directories (${allowedReal.join(', ') || 'none exist'}); add its directory to nginx_config.allowed_directories to allow it`,
     };
-  if (real === inside) return { ok: false, requested, reason: `${requested} is an allowed directory itself, not a file` };
+  if (real === inside)
+    return { ok: false, requested, reason: `${requested} is an allowed directory itself, not a file` };
   if (exists) {
     const st = await fs.lstat(real);
-    if (st && !st.isFile()) return { ok: false, requested, reason: `${requested} (${real}) exists and is not a regular file` };
+    if (st && !st.isFile())
+      return { ok: false, requested, reason: `${requested} (${real}) exists and is not a regular file` };
   }
   return { ok: true, requested, real, exists };
 }

@@ -24,7 +24,10 @@ import { includePatterns, planWatch } from './watch-targets.js';
 
 /** The parser, analyser and version functions (core/nginx/config), injected. */
 export interface ConfigTools {
-  parse(confPath: string, opts: { prefix?: string; confDir?: string; readFile?: (p: string) => Promise<string> }): Promise<ConfigPayload>;
+  parse(
+    confPath: string,
+    opts: { prefix?: string; confDir?: string; readFile?: (p: string) => Promise<string> },
+  ): Promise<ConfigPayload>;
   analyse(payload: ConfigPayload, opts: { prefix: string; confPath: string }): Promise<ConfigAnalysis>;
   version(files: { path: string; content: string }[]): { version: string; files: ConfigFileInfo[] };
 }
@@ -141,7 +144,13 @@ export class InstanceTracker {
       // the old one again (a version change then means someone else wrote meanwhile).
       const loaded = r.written.length ? await this.#load() : undefined;
       const version = r.ok ? loaded?.snapshot.version : this.#snapshot?.version;
-      this.deps.bus.publish('nginx.config.applied', { instanceId: this.#instance.id, ok: r.ok, rolledBack: r.rolledBack, steps: r.steps, ...(version ? { version } : {}) });
+      this.deps.bus.publish('nginx.config.applied', {
+        instanceId: this.#instance.id,
+        ok: r.ok,
+        rolledBack: r.rolledBack,
+        steps: r.steps,
+        ...(version ? { version } : {}),
+      });
       if (loaded) await this.#commit(loaded, 'apply', r.ok && r.test ? r.test : undefined);
       return { ...r, ...(version ? { version } : {}) };
     });
@@ -157,7 +166,11 @@ export class InstanceTracker {
     };
     let payload: ConfigPayload;
     try {
-      payload = await this.deps.tools.parse(inst.confPath, { prefix: inst.prefix, confDir: dirname(inst.confPath), readFile: readText });
+      payload = await this.deps.tools.parse(inst.confPath, {
+        prefix: inst.prefix,
+        confDir: dirname(inst.confPath),
+        readFile: readText,
+      });
     } catch (e) {
       this.deps.onError('parse', e as Error, inst);
       return undefined;
@@ -168,10 +181,29 @@ export class InstanceTracker {
       analysis = await this.deps.tools.analyse(payload, { prefix: inst.prefix, confPath: inst.confPath });
     } catch (e) {
       this.deps.onError('analyse', e as Error, inst);
-      analysis = { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [] };
+      analysis = {
+        servers: [],
+        upstreams: [],
+        accessLogs: [],
+        errorLogs: [],
+        logFormats: {},
+        stubStatus: [],
+        plusApi: [],
+        certificates: [],
+      };
     }
     const { version, files } = this.deps.tools.version([...contents].map(([path, content]) => ({ path, content })));
-    return { snapshot: { instanceId: inst.id, confPath: inst.confPath, prefix: inst.prefix, version, files, payload, analysis } };
+    return {
+      snapshot: {
+        instanceId: inst.id,
+        confPath: inst.confPath,
+        prefix: inst.prefix,
+        version,
+        files,
+        payload,
+        analysis,
+      },
+    };
   }
 
   async #commit(loaded: Loaded, reason: RefreshReason, test?: NginxConfigValidated): Promise<void> {
@@ -183,7 +215,11 @@ export class InstanceTracker {
     if (prev && prev.version === next.version && reason !== 'initial') return;
     this.counts.changes++;
     const diff = diffFiles(prev?.files, next.files);
-    this.deps.bus.publish('nginx.config.changed', { ...next, ...(prev ? { previousVersion: prev.version } : {}), ...diff });
+    this.deps.bus.publish('nginx.config.changed', {
+      ...next,
+      ...(prev ? { previousVersion: prev.version } : {}),
+      ...diff,
+    });
     let result = test;
     if (!result) {
       try {
@@ -232,7 +268,13 @@ export class InstanceTracker {
       metrics: certificateMetrics(s.analysis.certificates, now),
     };
     this.deps.bus.publish('metrics', batch);
-    for (const ev of expiringCertificates(this.#instance.id, s.analysis.certificates, now, this.settings.certExpiryWindowMs, this.#announced))
+    for (const ev of expiringCertificates(
+      this.#instance.id,
+      s.analysis.certificates,
+      now,
+      this.settings.certExpiryWindowMs,
+      this.#announced,
+    ))
       this.deps.bus.publish('nginx.ssl.certificate.expiring', ev);
   }
 
@@ -243,6 +285,11 @@ export class InstanceTracker {
       this.#closed = true;
     });
     await this.#watcher?.close();
-    this.deps.bus.publish('metrics', { source: `nginx-config:${this.#instance.id}`, time: Date.now(), metrics: [], final: true });
+    this.deps.bus.publish('metrics', {
+      source: `nginx-config:${this.#instance.id}`,
+      time: Date.now(),
+      metrics: [],
+      final: true,
+    });
   }
 }

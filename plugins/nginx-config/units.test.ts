@@ -48,9 +48,19 @@ describe('OwnWrites', () => {
 
 describe('watch targets', () => {
   it('recognises editor temp files', () => {
-    for (const n of ['/e/.nginx.conf.swp', '/e/nginx.conf.swp', '/e/nginx.conf~', '/e/.#nginx.conf', '/e/#nginx.conf#', '/e/4913', '/e/x.conf.tmp', '/e/.x.conf.agent-abc.tmp'])
+    for (const n of [
+      '/e/.nginx.conf.swp',
+      '/e/nginx.conf.swp',
+      '/e/nginx.conf~',
+      '/e/.#nginx.conf',
+      '/e/#nginx.conf#',
+      '/e/4913',
+      '/e/x.conf.tmp',
+      '/e/.x.conf.agent-abc.tmp',
+    ])
       assert.equal(isTempFile(n), true, n);
-    for (const n of ['/e/nginx.conf', '/e/conf.d/a.conf', '/e/mime.types', '/e/49130']) assert.equal(isTempFile(n), false, n);
+    for (const n of ['/e/nginx.conf', '/e/conf.d/a.conf', '/e/mime.types', '/e/49130'])
+      assert.equal(isTempFile(n), false, n);
   });
 
   it('turns glob(3) patterns into path RegExps (no match across / and no hidden files for *)', () => {
@@ -77,13 +87,30 @@ describe('watch targets', () => {
           errors: [],
           parsed: [
             { directive: 'include', line: 1, args: ['modules-enabled/*.conf'] },
-            { directive: 'http', line: 2, args: [], block: [{ directive: 'include', line: 3, args: ['/etc/nginx/mime.types'] }, { directive: 'include', line: 4, args: ['conf.d/*.conf'] }] },
+            {
+              directive: 'http',
+              line: 2,
+              args: [],
+              block: [
+                { directive: 'include', line: 3, args: ['/etc/nginx/mime.types'] },
+                { directive: 'include', line: 4, args: ['conf.d/*.conf'] },
+              ],
+            },
           ],
         },
-        { file: '/etc/nginx/conf.d/a.conf', status: 'ok', errors: [], parsed: [{ directive: 'include', line: 1, args: ['snippets/$var.conf'] }] },
+        {
+          file: '/etc/nginx/conf.d/a.conf',
+          status: 'ok',
+          errors: [],
+          parsed: [{ directive: 'include', line: 1, args: ['snippets/$var.conf'] }],
+        },
       ],
     };
-    assert.deepEqual(includePatterns(payload, '/etc/nginx'), ['/etc/nginx/conf.d/*.conf', '/etc/nginx/mime.types', '/etc/nginx/modules-enabled/*.conf']);
+    assert.deepEqual(includePatterns(payload, '/etc/nginx'), [
+      '/etc/nginx/conf.d/*.conf',
+      '/etc/nginx/mime.types',
+      '/etc/nginx/modules-enabled/*.conf',
+    ]);
   });
 
   it('plans directories and depth, from the nearest existing ancestor of a missing glob base', async () => {
@@ -109,7 +136,8 @@ describe('watch targets', () => {
 
 describe('proc', () => {
   it('reads the start time from a stat line whose comm has spaces and parens', () => {
-    const stat = '1234 (nginx: worker (x)) S 1200 1200 1200 0 -1 4194624 100 0 0 0 1 2 0 0 20 0 1 0 987654 12345678 300 18446744073709551615';
+    const stat =
+      '1234 (nginx: worker (x)) S 1200 1200 1200 0 -1 4194624 100 0 0 0 1 2 0 0 20 0 1 0 987654 12345678 300 18446744073709551615';
     assert.equal(parseStartTicks(stat), 987654);
     assert.equal(parseStartTicks('garbage'), null);
   });
@@ -124,10 +152,23 @@ describe('proc', () => {
   });
 
   it('finds new workers, including a reused pid with a new start time', () => {
-    assert.deepEqual(newWorkers([{ pid: 1, startTicks: 10 }, { pid: 2, startTicks: 11 }], [{ pid: 2, startTicks: 11 }, { pid: 1, startTicks: 20 }, { pid: 3, startTicks: 21 }]), [
-      { pid: 1, startTicks: 20 },
-      { pid: 3, startTicks: 21 },
-    ]);
+    assert.deepEqual(
+      newWorkers(
+        [
+          { pid: 1, startTicks: 10 },
+          { pid: 2, startTicks: 11 },
+        ],
+        [
+          { pid: 2, startTicks: 11 },
+          { pid: 1, startTicks: 20 },
+          { pid: 3, startTicks: 21 },
+        ],
+      ),
+      [
+        { pid: 1, startTicks: 20 },
+        { pid: 3, startTicks: 21 },
+      ],
+    );
   });
 });
 
@@ -176,10 +217,13 @@ describe('certificates', () => {
   it('announces certificates inside the window once, and again when renewed into it', () => {
     const announced = new Set<string>();
     const first = expiringCertificates('i1', certs, now, 30 * day, announced);
-    assert.deepEqual(first.map((e) => [e.path, e.secondsLeft]), [
-      ['/c/soon.pem', 5 * 86_400],
-      ['/c/gone.pem', -86_400],
-    ]);
+    assert.deepEqual(
+      first.map((e) => [e.path, e.secondsLeft]),
+      [
+        ['/c/soon.pem', 5 * 86_400],
+        ['/c/gone.pem', -86_400],
+      ],
+    );
     assert.deepEqual(expiringCertificates('i1', certs, now + 1000, 30 * day, announced), []);
     const renewed = [{ ...certs[0], notAfter: now + 20 * day }];
     assert.equal(expiringCertificates('i1', renewed, now, 30 * day, announced).length, 1);

@@ -23,7 +23,8 @@ export function includePatterns(payload: ConfigPayload, confDir: string): string
   const out = new Set<string>();
   const walk = (list: ConfigDirective[] | undefined) => {
     for (const d of list ?? []) {
-      if (d.directive === 'include' && d.args.length === 1 && !d.args[0].includes('$')) out.add(isAbsolute(d.args[0]) ? d.args[0] : resolve(confDir, d.args[0]));
+      if (d.directive === 'include' && d.args.length === 1 && !d.args[0].includes('$'))
+        out.add(isAbsolute(d.args[0]) ? d.args[0] : resolve(confDir, d.args[0]));
       if (d.block) walk(d.block);
     }
   };
@@ -50,7 +51,7 @@ export function globToRegExp(pattern: string): RegExp {
         let body = seg.slice(i + 1, end);
         const neg = body[0] === '!' || body[0] === '^';
         if (neg) body = body.slice(1);
-        re += `[${neg ? '^/' : ''}${body.replace(/[\\\]]/g, (x) => '\\' + x)}]`;
+        re += `[${neg ? '^/' : ''}${body.replace(/[\\\]]/g, (x) => `\\${x}`)}]`;
         i = end;
       } else if (c === '\\' && i + 1 < seg.length) {
         re += escapeRe(seg[++i]);
@@ -109,12 +110,15 @@ export async function planWatch(opts: {
   const list = [...dirs.entries()].sort((a, b) => a[0].length - b[0].length);
   const kept: [string, number][] = [];
   for (const [d, depth] of list) {
-    const cover = kept.find(([k, kd]) => d.startsWith(k === '/' ? '/' : k + sep) && d.slice(k.length).split('/').filter(Boolean).length + depth <= kd);
+    const cover = kept.find(
+      ([k, kd]) =>
+        d.startsWith(k === '/' ? '/' : k + sep) && d.slice(k.length).split('/').filter(Boolean).length + depth <= kd,
+    );
     if (!cover) kept.push([d, depth]);
   }
   return {
     dirs: kept.map(([d]) => d).sort(),
-    depth: Math.max(0, ...kept.map(([d, depth]) => depth)),
+    depth: Math.max(0, ...kept.map(([_d, depth]) => depth)),
     files: new Set(opts.files),
     patterns: opts.patterns.map((p) => (hasGlob(p) ? globToRegExp(p) : new RegExp(`^${escapeAll(p)}$`))),
     exclude: new Set(opts.exclude ?? []),

@@ -26,10 +26,20 @@ export interface BinaryInfoSettings {
 
 function runFile(file: string, args: string[], timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: timeoutMs, maxBuffer: 1 << 20, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${file} ${args.join(' ')}: ${err.message.split('\n')[0]}${stderr ? `: ${stderr.trim().slice(0, 200)}` : ''}`));
-      else resolve(`${stderr}${stdout}`);
-    });
+    execFile(
+      file,
+      args,
+      { timeout: timeoutMs, maxBuffer: 1 << 20, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' } },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(
+            new Error(
+              `${file} ${args.join(' ')}: ${err.message.split('\n')[0]}${stderr ? `: ${stderr.trim().slice(0, 200)}` : ''}`,
+            ),
+          );
+        else resolve(`${stderr}${stdout}`);
+      },
+    );
   });
 }
 
@@ -76,7 +86,15 @@ export class BinaryInfoCache {
     try {
       info = parseNginxV(await this.#run(file, ['-V'], this.settings.timeoutMs));
     } catch (err) {
-      return { version: '', plus: false, configureArgs: [], staticModules: [], dynamicModules: [], modules: [], error: (err as Error).message };
+      return {
+        version: '',
+        plus: false,
+        configureArgs: [],
+        staticModules: [],
+        dynamicModules: [],
+        modules: [],
+        error: (err as Error).message,
+      };
     }
     let fromDir: string[] = [];
     const dir = info.modulesPath ?? join(info.prefix ?? NGINX_DEFAULT_PREFIX, 'modules');

@@ -8,10 +8,21 @@ import { delimiter, isAbsolute, join } from 'node:path';
 import { counter, gauge, type Metric, type MetricBatch } from '../../core/metrics/model.js';
 import type { NginxHealth, NginxInstance, NginxInstanceEvent, NginxWorker } from '../../core/nginx/types.js';
 import type { BinaryInfoCache, BinaryInfoResult } from './binary-info.js';
-import { nginxInstanceId, parseMasterArgs, parseWorkerProcesses, resolveInstancePaths, workerProcessesFromGlobals, type ProcStat } from './parse.js';
+import {
+  nginxInstanceId,
+  parseMasterArgs,
+  parseWorkerProcesses,
+  resolveInstancePaths,
+  workerProcessesFromGlobals,
+  type ProcStat,
+} from './parse.js';
 import type { NginxMasterScan, ProcProcess, ProcReader, WorkerUsage } from './proc.js';
 
-export type InstanceTopic = 'nginx.instance.added' | 'nginx.instance.removed' | 'nginx.instance.reloaded' | 'nginx.instance.health';
+export type InstanceTopic =
+  | 'nginx.instance.added'
+  | 'nginx.instance.removed'
+  | 'nginx.instance.reloaded'
+  | 'nginx.instance.health';
 
 export interface DiscoveryEvent {
   topic: InstanceTopic;
@@ -105,7 +116,9 @@ export class NginxDiscovery {
     // Without a readable exe (another user's master) argv[0] names the binary; a bare `nginx` is
     // looked up in PATH so the id matches what a root agent computes from the exe link.
     const binary = m.exe ?? (isAbsolute(args.binary) ? args.binary : findInPath(args.binary || 'nginx'));
-    const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid), { replaced: m.exeDeleted === true });
+    const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid), {
+      replaced: m.exeDeleted === true,
+    });
     const { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
     const id = nginxInstanceId(binary, confPath, prefix);
     const ident: Identity = { id, binary, prefix, confPath, ...(args.globals ? { globals: args.globals } : {}), info };
@@ -138,14 +151,20 @@ export class NginxDiscovery {
       const chosen = list.find((x) => !pids.has(x.scan.master.stat.ppid)) ?? list[0];
       const peer = list.find((x) => x !== chosen)?.scan.master.stat.pid;
       let t = this.#tracked.get(id);
-      if (t && (t.instance.pid !== chosen.scan.master.stat.pid || t.masterStartTicks !== chosen.scan.master.stat.startTicks)) {
+      if (
+        t &&
+        (t.instance.pid !== chosen.scan.master.stat.pid || t.masterStartTicks !== chosen.scan.master.stat.startTicks)
+      ) {
         // Same nginx restarted between two polls: a new process, counters start again.
         events.push(...this.#remove(t, batches, now));
         t = undefined;
       }
-      const workers = chosen.scan.children.filter((c) => (c.role === 'worker' || c.role === 'worker-shutting-down') && c.stat.state !== 'Z');
+      const workers = chosen.scan.children.filter(
+        (c) => (c.role === 'worker' || c.role === 'worker-shutting-down') && c.stat.state !== 'Z',
+      );
       const usage = await Promise.all(workers.map((w) => this.#s.reader.usage(w.stat.pid)));
-      const starting = !t && !workers.some((w) => w.role === 'worker') && !['Z', 'T', 't'].includes(chosen.scan.master.stat.state);
+      const starting =
+        !t && !workers.some((w) => w.role === 'worker') && !['Z', 'T', 't'].includes(chosen.scan.master.stat.state);
       const mk = key(chosen.scan.master.stat.pid, chosen.scan.master.stat.startTicks);
       if (starting && !this.#pending.has(mk)) {
         // A master seen before its first workers (nginx starting): announce it at the next scan.
@@ -161,8 +180,13 @@ export class NginxDiscovery {
       } else {
         const before = t.instance.health;
         const reloaded = this.#update(t, chosen.scan.master.stat, workers, now, peer);
-        if (reloaded) events.push({ topic: 'nginx.instance.reloaded', data: { instance: structuredClone(t.instance) } });
-        if (t.instance.health !== before) events.push({ topic: 'nginx.instance.health', data: { instance: structuredClone(t.instance), previousHealth: before } });
+        if (reloaded)
+          events.push({ topic: 'nginx.instance.reloaded', data: { instance: structuredClone(t.instance) } });
+        if (t.instance.health !== before)
+          events.push({
+            topic: 'nginx.instance.health',
+            data: { instance: structuredClone(t.instance), previousHealth: before },
+          });
       }
       batches.push(this.#metrics(t, workers, usage, now));
     }
@@ -174,7 +198,11 @@ export class NginxDiscovery {
       if (st && st.startTicks === t.masterStartTicks && st.state !== 'X') {
         const before = t.instance.health;
         this.#update(t, st, [], now, undefined);
-        if (t.instance.health !== before) events.push({ topic: 'nginx.instance.health', data: { instance: structuredClone(t.instance), previousHealth: before } });
+        if (t.instance.health !== before)
+          events.push({
+            topic: 'nginx.instance.health',
+            data: { instance: structuredClone(t.instance), previousHealth: before },
+          });
         batches.push(this.#metrics(t, [], [], now));
       } else {
         events.push(...this.#remove(t, batches, now));
@@ -251,21 +279,41 @@ export class NginxDiscovery {
     return false;
   }
 
-  #health(master: ProcStat, current: number, old: number, expected: number | undefined, t: Tracked, now: number): [NginxHealth, string?] {
+  #health(
+    master: ProcStat,
+    current: number,
+    old: number,
+    expected: number | undefined,
+    t: Tracked,
+    now: number,
+  ): [NginxHealth, string?] {
     const pid = master.pid;
-    if (master.state === 'Z') return ['UNHEALTHY', `master process ${pid} is a zombie: it exited and its parent has not reaped it`];
-    if (master.state === 'T' || master.state === 't') return ['UNHEALTHY', `master process ${pid} is stopped (SIGSTOP or a debugger); it handles no signals`];
+    if (master.state === 'Z')
+      return ['UNHEALTHY', `master process ${pid} is a zombie: it exited and its parent has not reaped it`];
+    if (master.state === 'T' || master.state === 't')
+      return ['UNHEALTHY', `master process ${pid} is stopped (SIGSTOP or a debugger); it handles no signals`];
     if (current === 0) return ['UNHEALTHY', `master process ${pid} has no worker processes: nothing serves requests`];
-    if (expected !== undefined && current < expected) return ['DEGRADED', `${current} of ${expected} worker processes running (worker_processes ${expected})`];
+    if (expected !== undefined && current < expected)
+      return ['DEGRADED', `${current} of ${expected} worker processes running (worker_processes ${expected})`];
     if (t.oldSince !== undefined && now - t.oldSince >= this.#s.oldGenerationGraceMs)
-      return ['DEGRADED', `${old} worker process(es) of an older generation still running ${Math.round((now - t.oldSince) / 1000)} s after a reload (long-lived connections; worker_shutdown_timeout bounds this)`];
-    if (t.upgradePeer !== undefined) return ['DEGRADED', `binary upgrade in progress: a second master process ${t.upgradePeer} runs beside ${pid}`];
+      return [
+        'DEGRADED',
+        `${old} worker process(es) of an older generation still running ${Math.round((now - t.oldSince) / 1000)} s after a reload (long-lived connections; worker_shutdown_timeout bounds this)`,
+      ];
+    if (t.upgradePeer !== undefined)
+      return ['DEGRADED', `binary upgrade in progress: a second master process ${t.upgradePeer} runs beside ${pid}`];
     return ['HEALTHY'];
   }
 
   #remove(t: Tracked, batches: MetricBatch[], now: number): DiscoveryEvent[] {
     this.#tracked.delete(t.instance.id);
-    batches.push({ source: SOURCE_PREFIX + t.instance.id, time: now, resource: { 'nginx.instance.id': t.instance.id }, metrics: [], final: true });
+    batches.push({
+      source: SOURCE_PREFIX + t.instance.id,
+      time: now,
+      resource: { 'nginx.instance.id': t.instance.id },
+      metrics: [],
+      final: true,
+    });
     return [{ topic: 'nginx.instance.removed', data: { instance: structuredClone(t.instance) } }];
   }
 
@@ -273,7 +321,11 @@ export class NginxDiscovery {
     // CPU as one cumulative counter per instance: workers that exited keep their share, so a reload
     // does not look like a counter reset and per-PID series do not pile up at every reload.
     const live = new Map<string, CpuTotals>();
-    for (const w of workers) live.set(key(w.stat.pid, w.stat.startTicks), { user: w.stat.utimeTicks / this.#hz, system: w.stat.stimeTicks / this.#hz });
+    for (const w of workers)
+      live.set(key(w.stat.pid, w.stat.startTicks), {
+        user: w.stat.utimeTicks / this.#hz,
+        system: w.stat.stimeTicks / this.#hz,
+      });
     for (const [k, v] of t.cpuLive) {
       if (!live.has(k)) {
         t.cpuExited.user += v.user;
@@ -292,23 +344,56 @@ export class NginxDiscovery {
     const running = workers.filter((w) => w.role === 'worker').length;
     const start = t.firstSeen;
     const metrics: Metric[] = [
-      counter({ name: 'nginx.worker.cpu.time', unit: 's', description: 'CPU time used by the worker processes of the instance (workers that exited included), by cpu.mode.' }, [
-        { attributes: { 'cpu.mode': 'user' }, value: round(user), startTime: start },
-        { attributes: { 'cpu.mode': 'system' }, value: round(system), startTime: start },
-      ]),
-      gauge({ name: 'nginx.worker.memory.usage', unit: 'By', description: 'Resident memory (RSS) of all worker processes of the instance.' }, [{ attributes: {}, value: rss }]),
-      gauge({ name: 'nginx.worker.count', unit: '{process}', description: 'Worker processes of the instance, by state: running, or shutting_down (an older generation after a reload).' }, [
-        { attributes: { state: 'running' }, value: running },
-        { attributes: { state: 'shutting_down' }, value: workers.length - running },
-      ]),
+      counter(
+        {
+          name: 'nginx.worker.cpu.time',
+          unit: 's',
+          description:
+            'CPU time used by the worker processes of the instance (workers that exited included), by cpu.mode.',
+        },
+        [
+          { attributes: { 'cpu.mode': 'user' }, value: round(user), startTime: start },
+          { attributes: { 'cpu.mode': 'system' }, value: round(system), startTime: start },
+        ],
+      ),
+      gauge(
+        {
+          name: 'nginx.worker.memory.usage',
+          unit: 'By',
+          description: 'Resident memory (RSS) of all worker processes of the instance.',
+        },
+        [{ attributes: {}, value: rss }],
+      ),
+      gauge(
+        {
+          name: 'nginx.worker.count',
+          unit: '{process}',
+          description:
+            'Worker processes of the instance, by state: running, or shutting_down (an older generation after a reload).',
+        },
+        [
+          { attributes: { state: 'running' }, value: running },
+          { attributes: { state: 'shutting_down' }, value: workers.length - running },
+        ],
+      ),
     ];
     if (fds.length > 0 || workers.length === 0)
       metrics.push(
-        gauge({ name: 'nginx.worker.open_file_descriptors', unit: '{file_descriptor}', description: 'Open file descriptors of all worker processes of the instance.' }, [
-          { attributes: {}, value: fds.reduce((a, u) => a + (u.openFds ?? 0), 0) },
-        ]),
+        gauge(
+          {
+            name: 'nginx.worker.open_file_descriptors',
+            unit: '{file_descriptor}',
+            description: 'Open file descriptors of all worker processes of the instance.',
+          },
+          [{ attributes: {}, value: fds.reduce((a, u) => a + (u.openFds ?? 0), 0) }],
+        ),
       );
-    return { source: SOURCE_PREFIX + t.instance.id, time: now, resource: { 'nginx.instance.id': t.instance.id }, metrics };
+    return {
+      source: SOURCE_PREFIX + t.instance.id,
+      time: now,
+      resource: { 'nginx.instance.id': t.instance.id },
+      metrics,
+    };
   }
 }
 

@@ -18,13 +18,22 @@ export const schema = object(
   {
     enabled: bool({ default: true, description: 'Find nginx instances in /proc and report their workers.' }),
     interval: duration({ default: '5s', min: '100ms', max: '1h', description: 'How often /proc is scanned.' }),
-    proc_root: string({ default: '/proc', description: 'Where the proc file system is mounted (a host /proc mounted into a container, e.g. /host/proc).' }),
-    version_timeout: duration({ default: '5s', min: '100ms', max: '1m', description: 'Time limit of one `nginx -V` run (once per binary).' }),
+    proc_root: string({
+      default: '/proc',
+      description: 'Where the proc file system is mounted (a host /proc mounted into a container, e.g. /host/proc).',
+    }),
+    version_timeout: duration({
+      default: '5s',
+      min: '100ms',
+      max: '1m',
+      description: 'Time limit of one `nginx -V` run (once per binary).',
+    }),
     old_generation_grace: duration({
       default: '60s',
       min: '0s',
       max: '24h',
-      description: 'Workers of an older generation may run this long after a reload (draining long connections) before the instance is DEGRADED.',
+      description:
+        'Workers of an older generation may run this long after a reload (draining long connections) before the instance is DEGRADED.',
     }),
   },
   { description: 'NGINX discovery: masters, workers, nginx -V, reloads and health from /proc.' },
@@ -95,27 +104,51 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
         this.#ctx.bus.publish(e.topic, e.data);
         const i = e.data.instance;
         if (e.topic === 'nginx.instance.added') {
-          log.info({ instance: i.id, pid: i.pid, binary: i.binary, version: i.version, plus: i.plus, prefix: i.prefix, confPath: i.confPath }, `found nginx ${i.version || '(version unknown)'} master ${i.pid} with ${i.confPath}`);
+          log.info(
+            {
+              instance: i.id,
+              pid: i.pid,
+              binary: i.binary,
+              version: i.version,
+              plus: i.plus,
+              prefix: i.prefix,
+              confPath: i.confPath,
+            },
+            `found nginx ${i.version || '(version unknown)'} master ${i.pid} with ${i.confPath}`,
+          );
           const err = (await this.#binaries.get(i.binary)).error;
           if (err && !this.#loggedBinaryErrors.has(i.binary)) {
             this.#loggedBinaryErrors.add(i.binary);
             log.warn({ binary: i.binary, err }, `cannot read ${i.binary} -V (version, modules unknown): ${err}`);
           }
-        } else if (e.topic === 'nginx.instance.removed') log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} (${i.confPath}) is gone`);
-        else if (e.topic === 'nginx.instance.reloaded') log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} reloaded: a new generation of workers runs`);
-        else log.warn({ instance: i.id, pid: i.pid, health: i.health, previous: e.data.previousHealth }, `nginx ${i.pid} is ${i.health}${i.healthReason ? `: ${i.healthReason}` : ''}`);
+        } else if (e.topic === 'nginx.instance.removed')
+          log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} (${i.confPath}) is gone`);
+        else if (e.topic === 'nginx.instance.reloaded')
+          log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} reloaded: a new generation of workers runs`);
+        else
+          log.warn(
+            { instance: i.id, pid: i.pid, health: i.health, previous: e.data.previousHealth },
+            `nginx ${i.pid} is ${i.health}${i.healthReason ? `: ${i.healthReason}` : ''}`,
+          );
       }
       for (const b of batches) this.#ctx.bus.publish('metrics', b);
       this.#publishSelf();
       const n = this.#discovery.instances().length;
       if (this.#polls === 1 && n === 0 && !this.#loggedNone) {
         this.#loggedNone = true;
-        log.warn({ proc_root: this.#ctx.config.proc_root, processes: this.#discovery.lastScan.processes }, `no nginx found in ${this.#ctx.config.proc_root}: ${NOT_FOUND_HINT}. Discovery keeps looking every ${this.#ctx.config.interval / 1000} s`);
+        log.warn(
+          { proc_root: this.#ctx.config.proc_root, processes: this.#discovery.lastScan.processes },
+          `no nginx found in ${this.#ctx.config.proc_root}: ${NOT_FOUND_HINT}. Discovery keeps looking every ${this.#ctx.config.interval / 1000} s`,
+        );
       }
     } catch (err) {
       this.#errors++;
       this.#lastError = (err as Error).message;
-      if (this.#errors === 1) log.error({ err }, `cannot scan ${this.#ctx.config.proc_root} for nginx: ${this.#lastError} (counted in agent_nginx_discovery_errors_total)`);
+      if (this.#errors === 1)
+        log.error(
+          { err },
+          `cannot scan ${this.#ctx.config.proc_root} for nginx: ${this.#lastError} (counted in agent_nginx_discovery_errors_total)`,
+        );
       this.#publishSelf();
     }
   }
@@ -127,11 +160,19 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
       source: this.name,
       time: Date.now(),
       metrics: [
-        counter({ name: 'agent.nginx.discovery.scans', unit: '{scan}', description: 'Completed scans of /proc for nginx.' }, [{ attributes: {}, value: this.#polls, startTime: start }]),
-        counter({ name: 'agent.nginx.discovery.errors', unit: '{error}', description: 'Scans of /proc that failed.' }, [{ attributes: {}, value: this.#errors, startTime: start }]),
+        counter(
+          { name: 'agent.nginx.discovery.scans', unit: '{scan}', description: 'Completed scans of /proc for nginx.' },
+          [{ attributes: {}, value: this.#polls, startTime: start }],
+        ),
+        counter({ name: 'agent.nginx.discovery.errors', unit: '{error}', description: 'Scans of /proc that failed.' }, [
+          { attributes: {}, value: this.#errors, startTime: start },
+        ]),
         gauge(
           { name: 'agent.nginx.instances', unit: '{instance}', description: 'nginx instances found, by health.' },
-          (['HEALTHY', 'DEGRADED', 'UNHEALTHY'] as const).map((h) => ({ attributes: { health: h }, value: instances.filter((i) => i.health === h).length })),
+          (['HEALTHY', 'DEGRADED', 'UNHEALTHY'] as const).map((h) => ({
+            attributes: { health: h },
+            value: instances.filter((i) => i.health === h).length,
+          })),
         ),
       ],
     });
@@ -174,7 +215,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
       })),
       ...(this.#polls > 0 && instances.length === 0 ? { hint: `no nginx found: ${NOT_FOUND_HINT}` } : {}),
     };
-    if (this.#lastError) return { state: 'degraded', reason: `cannot scan ${this.#ctx.config.proc_root}: ${this.#lastError}`, details };
+    if (this.#lastError)
+      return { state: 'degraded', reason: `cannot scan ${this.#ctx.config.proc_root}: ${this.#lastError}`, details };
     return { state: 'running', details };
   }
 
@@ -187,7 +229,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
 
 export const plugin = defineBuiltin({
   name: 'nginx-discovery',
-  description: 'Finds nginx masters and workers in /proc, reads nginx -V, publishes nginx.instance.* and worker metrics.',
+  description:
+    'Finds nginx masters and workers in /proc, reads nginx -V, publishes nginx.instance.* and worker metrics.',
   schema,
   create: () => new NginxDiscoveryPlugin(),
 });

@@ -31,8 +31,18 @@ const td = (f: string) => join(here, 'testdata', f);
 
 describe('parsers', () => {
   test('parseStat counts fields from the last parenthesis (names with spaces and parentheses)', () => {
-    const st = parseStat('4242 (nginx: a (b) c) S 1 4242 4242 0 -1 4194368 27 0 0 0 15 7 0 0 20 0 1 0 1257427 10502144 359 18446744073709551615 0');
-    assert.deepEqual(st, { pid: 4242, comm: 'nginx: a (b) c', state: 'S', ppid: 1, utimeTicks: 15, stimeTicks: 7, startTicks: 1257427 });
+    const st = parseStat(
+      '4242 (nginx: a (b) c) S 1 4242 4242 0 -1 4194368 27 0 0 0 15 7 0 0 20 0 1 0 1257427 10502144 359 18446744073709551615 0',
+    );
+    assert.deepEqual(st, {
+      pid: 4242,
+      comm: 'nginx: a (b) c',
+      state: 'S',
+      ppid: 1,
+      utimeTicks: 15,
+      stimeTicks: 7,
+      startTicks: 1257427,
+    });
     assert.equal(parseStat('garbage'), null);
     assert.equal(parseStat('12 (x) S 1 2'), null);
   });
@@ -54,12 +64,26 @@ describe('parsers', () => {
   });
 
   test('parseMasterArgs: -p, -c (joined or separate), -g spanning tokens, -e', () => {
-    assert.deepEqual(parseMasterArgs(['/usr/sbin/nginx', '-p', '/srv/', '-c', 'conf/nginx.conf', '-g', 'daemon', 'off;', 'worker_processes', '2;']), {
-      binary: '/usr/sbin/nginx',
-      prefix: '/srv/',
-      conf: 'conf/nginx.conf',
-      globals: 'daemon off; worker_processes 2;',
-    });
+    assert.deepEqual(
+      parseMasterArgs([
+        '/usr/sbin/nginx',
+        '-p',
+        '/srv/',
+        '-c',
+        'conf/nginx.conf',
+        '-g',
+        'daemon',
+        'off;',
+        'worker_processes',
+        '2;',
+      ]),
+      {
+        binary: '/usr/sbin/nginx',
+        prefix: '/srv/',
+        conf: 'conf/nginx.conf',
+        globals: 'daemon off; worker_processes 2;',
+      },
+    );
     assert.deepEqual(parseMasterArgs(['nginx', '-g', 'daemon', 'off;', '-cconf/a.conf', '-e', 'stderr']), {
       binary: 'nginx',
       conf: 'conf/a.conf',
@@ -70,17 +94,34 @@ describe('parsers', () => {
   });
 
   test('resolveInstancePaths: -c relative to -p, --conf-path and --prefix from -V, relative -p against the cwd', () => {
-    assert.deepEqual(resolveInstancePaths({ binary: 'nginx', prefix: '/srv/site/', conf: 'conf/nginx.conf' }, {}), { prefix: '/srv/site', confPath: '/srv/site/conf/nginx.conf' });
-    assert.deepEqual(resolveInstancePaths({ binary: 'nginx' }, { prefix: '/usr/share/nginx', confPath: '/etc/nginx/nginx.conf' }), {
-      prefix: '/usr/share/nginx',
-      confPath: '/etc/nginx/nginx.conf',
+    assert.deepEqual(resolveInstancePaths({ binary: 'nginx', prefix: '/srv/site/', conf: 'conf/nginx.conf' }, {}), {
+      prefix: '/srv/site',
+      confPath: '/srv/site/conf/nginx.conf',
     });
-    assert.deepEqual(resolveInstancePaths({ binary: 'nginx', prefix: 'site' }, { confPath: 'conf/x.conf' }, '/home/u'), { prefix: '/home/u/site', confPath: '/home/u/site/conf/x.conf' });
-    assert.deepEqual(resolveInstancePaths({ binary: 'nginx' }, {}), { prefix: '/usr/local/nginx', confPath: '/usr/local/nginx/conf/nginx.conf' });
+    assert.deepEqual(
+      resolveInstancePaths({ binary: 'nginx' }, { prefix: '/usr/share/nginx', confPath: '/etc/nginx/nginx.conf' }),
+      {
+        prefix: '/usr/share/nginx',
+        confPath: '/etc/nginx/nginx.conf',
+      },
+    );
+    assert.deepEqual(
+      resolveInstancePaths({ binary: 'nginx', prefix: 'site' }, { confPath: 'conf/x.conf' }, '/home/u'),
+      { prefix: '/home/u/site', confPath: '/home/u/site/conf/x.conf' },
+    );
+    assert.deepEqual(resolveInstancePaths({ binary: 'nginx' }, {}), {
+      prefix: '/usr/local/nginx',
+      confPath: '/usr/local/nginx/conf/nginx.conf',
+    });
   });
 
   test('splitShellWords keeps quoted arguments whole and drops the quotes', () => {
-    assert.deepEqual(splitShellWords(` --with-cc-opt='-g -O2' --prefix=/usr "--a=b c" x\\ y`), ['--with-cc-opt=-g -O2', '--prefix=/usr', '--a=b c', 'x y']);
+    assert.deepEqual(splitShellWords(` --with-cc-opt='-g -O2' --prefix=/usr "--a=b c" x\\ y`), [
+      '--with-cc-opt=-g -O2',
+      '--prefix=/usr',
+      '--a=b c',
+      'x y',
+    ]);
   });
 
   test('parseNginxV on the recorded Debian nginx -V', async () => {
@@ -90,11 +131,21 @@ describe('parsers', () => {
     assert.equal(v.prefix, '/usr/share/nginx');
     assert.equal(v.confPath, '/etc/nginx/nginx.conf');
     assert.equal(v.modulesPath, '/usr/lib/nginx/modules');
-    assert.ok(v.configureArgs.includes('--with-cc-opt=-g -O2 -ffile-prefix-map=/build/reproducible-path/nginx-1.22.1=. -fstack-protector-strong -Wformat -Werror=format-security -fPIC -Wdate-time -D_FORTIFY_SOURCE=2'));
+    assert.ok(
+      v.configureArgs.includes(
+        '--with-cc-opt=-g -O2 -ffile-prefix-map=/build/reproducible-path/nginx-1.22.1=. -fstack-protector-strong -Wformat -Werror=format-security -fPIC -Wdate-time -D_FORTIFY_SOURCE=2',
+      ),
+    );
     assert.ok(v.staticModules.includes('http_stub_status_module'));
     assert.ok(v.staticModules.includes('http_ssl_module'));
     assert.ok(!v.staticModules.includes('http_geoip_module'));
-    assert.deepEqual(v.dynamicModules, ['http_geoip_module', 'http_image_filter_module', 'http_perl_module', 'http_xslt_module', 'stream_geoip_module']);
+    assert.deepEqual(v.dynamicModules, [
+      'http_geoip_module',
+      'http_image_filter_module',
+      'http_perl_module',
+      'http_xslt_module',
+      'stream_geoip_module',
+    ]);
   });
 
   test('parseNginxV on a Plus-looking nginx -V', async () => {
@@ -107,7 +158,10 @@ describe('parsers', () => {
   });
 
   test('parseNginxV names what it got when the text is not nginx -V', () => {
-    assert.throws(() => parseNginxV('Usage: foo [options]\n'), /expected a line "nginx version: nginx\/X.Y.Z", got "Usage: foo \[options\]"/);
+    assert.throws(
+      () => parseNginxV('Usage: foo [options]\n'),
+      /expected a line "nginx version: nginx\/X.Y.Z", got "Usage: foo \[options\]"/,
+    );
   });
 
   test('instance id: sha256 of binary, conf, prefix; 16 hex; differs per part', () => {
@@ -156,18 +210,22 @@ async function fixture() {
       const p = join(dir, String(pid), 'stat');
       const text = await readFile(p, 'utf8');
       const close = text.lastIndexOf(')');
-      const f = text.slice(close + 2).trim().split(' ');
+      const f = text
+        .slice(close + 2)
+        .trim()
+        .split(' ');
       fn(f);
       await writeFile(p, `${text.slice(0, close + 1)} ${f.join(' ')}\n`);
     },
     async setTitle(pid: number, title: string) {
-      await writeFile(join(dir, String(pid), 'cmdline'), title + '\0\0\0');
+      await writeFile(join(dir, String(pid), 'cmdline'), `${title}\0\0\0`);
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
 }
 
-const metricOf = (b: MetricBatch, name: string) => b.metrics.find((m) => m.name === name) as CounterMetric | GaugeMetric | undefined;
+const metricOf = (b: MetricBatch, name: string) =>
+  b.metrics.find((m) => m.name === name) as CounterMetric | GaugeMetric | undefined;
 
 describe('discovery over fixture /proc trees', () => {
   test('finds the real master, rejects the fake ones, the nginx -t process and reads -V once', async () => {
@@ -185,7 +243,11 @@ describe('discovery over fixture /proc trees', () => {
       assert.equal(i.version, '1.22.1');
       assert.equal(i.plus, false);
       assert.ok(i.modules.includes('http_stub_status_module') && i.modules.includes('http_geoip_module'));
-      assert.deepEqual(i.workers.map((w) => w.pid), [101, 102], 'workers only: the cache manager is no worker');
+      assert.deepEqual(
+        i.workers.map((w) => w.pid),
+        [101, 102],
+        'workers only: the cache manager is no worker',
+      );
       assert.equal(i.health, 'HEALTHY');
       assert.equal(f.d.lastScan.rejected, 1, 'the python process that renamed itself nginx');
       // The zombie master has no readable exe: its argv[0] names the binary; its config path uses the -V prefix.
@@ -196,10 +258,22 @@ describe('discovery over fixture /proc trees', () => {
 
       const b = r.batches.find((x) => x.source === `nginx-discovery:${i.id}`)!;
       assert.deepEqual(b.resource, { 'nginx.instance.id': i.id });
-      assert.deepEqual(metricOf(b, 'nginx.worker.cpu.time')!.points.map((p) => [p.attributes['cpu.mode'], p.value]), [['user', 4], ['system', 1]]);
+      assert.deepEqual(
+        metricOf(b, 'nginx.worker.cpu.time')!.points.map((p) => [p.attributes['cpu.mode'], p.value]),
+        [
+          ['user', 4],
+          ['system', 1],
+        ],
+      );
       assert.equal(metricOf(b, 'nginx.worker.memory.usage')!.points[0].value, 8000 * 1024);
       assert.equal(metricOf(b, 'nginx.worker.open_file_descriptors')!.points[0].value, 22);
-      assert.deepEqual(metricOf(b, 'nginx.worker.count')!.points.map((p) => [p.attributes.state, p.value]), [['running', 2], ['shutting_down', 0]]);
+      assert.deepEqual(
+        metricOf(b, 'nginx.worker.count')!.points.map((p) => [p.attributes.state, p.value]),
+        [
+          ['running', 2],
+          ['shutting_down', 0],
+        ],
+      );
 
       await f.d.poll();
       assert.equal(f.runs.length, 1, 'nginx -V ran once for the one binary path over two polls');
@@ -237,7 +311,10 @@ describe('discovery over fixture /proc trees', () => {
       const b = r.batches.find((x) => x.source === `nginx-discovery:${id}`)!;
       // 102 exited with 2.5 s user: kept; 101 1.5 s; 104 and 105 0.1 s each.
       assert.equal(metricOf(b, 'nginx.worker.cpu.time')!.points[0].value, 4.2);
-      assert.deepEqual(metricOf(b, 'nginx.worker.count')!.points.map((p) => p.value), [2, 1]);
+      assert.deepEqual(
+        metricOf(b, 'nginx.worker.count')!.points.map((p) => p.value),
+        [2, 1],
+      );
 
       f.advance(61_000);
       const late = await f.d.poll();
@@ -265,7 +342,8 @@ describe('discovery over fixture /proc trees', () => {
     };
     try {
       await f.d.poll();
-      const master = 'nginx: master process /usr/sbin/nginx -p /srv/site/ -c conf/nginx.conf -g daemon on; worker_processes 2;';
+      const master =
+        'nginx: master process /usr/sbin/nginx -p /srv/site/ -c conf/nginx.conf -g daemon on; worker_processes 2;';
       await clone(100, 110, 100, master);
       let r = await f.d.poll();
       assert.deepEqual(r.events, [], 'a child wearing the master title, without workers: a worker being born');
@@ -276,14 +354,23 @@ describe('discovery over fixture /proc trees', () => {
       const h = r.events.find((e) => e.topic === 'nginx.instance.health')!;
       assert.equal(h.data.instance.pid, 100, 'the original master stays the instance');
       assert.equal(h.data.instance.health, 'DEGRADED');
-      assert.equal(h.data.instance.healthReason, 'binary upgrade in progress: a second master process 110 runs beside 100');
+      assert.equal(
+        h.data.instance.healthReason,
+        'binary upgrade in progress: a second master process 110 runs beside 100',
+      );
 
       // The old master quits: the new one is the instance now (a new process: removed, then added).
       for (const pid of [100, 101, 102, 103]) await rm(join(f.dir, String(pid)), { recursive: true });
       await f.setStat(110, (x) => (x[1] = '1'));
       r = await f.d.poll();
       const mine = r.events.filter((e) => e.data.instance.id === h.data.instance.id);
-      assert.deepEqual(mine.map((e) => [e.topic, e.data.instance.pid]), [['nginx.instance.removed', 100], ['nginx.instance.added', 110]]);
+      assert.deepEqual(
+        mine.map((e) => [e.topic, e.data.instance.pid]),
+        [
+          ['nginx.instance.removed', 100],
+          ['nginx.instance.added', 110],
+        ],
+      );
       assert.equal(mine[1].data.instance.health, 'HEALTHY');
     } finally {
       await f.cleanup();
@@ -331,7 +418,13 @@ describe('discovery over fixture /proc trees', () => {
       await f.setStat(106, (x) => (x[19] = '9000'));
       const r = await f.d.poll();
       assert.deepEqual(r.events, []);
-      assert.deepEqual(f.d.instances().find((i) => i.pid === 100)!.workers.map((w) => w.pid), [101, 106]);
+      assert.deepEqual(
+        f.d
+          .instances()
+          .find((i) => i.pid === 100)!
+          .workers.map((w) => w.pid),
+        [101, 106],
+      );
     } finally {
       await f.cleanup();
     }
@@ -358,7 +451,10 @@ describe('discovery over fixture /proc trees', () => {
       await f.setStat(100, (x) => (x[0] = 'Z'));
       await writeFile(join(f.dir, '100', 'cmdline'), '');
       r = await f.d.poll();
-      assert.ok(!r.events.some((e) => e.topic === 'nginx.instance.removed' && e.data.instance.id === id), 'still known as a zombie');
+      assert.ok(
+        !r.events.some((e) => e.topic === 'nginx.instance.removed' && e.data.instance.id === id),
+        'still known as a zombie',
+      );
       const inst = f.d.instances().find((i) => i.id === id)!;
       assert.equal(inst.health, 'UNHEALTHY');
       assert.match(inst.healthReason!, /zombie/);
@@ -381,14 +477,20 @@ describe('the plugin over fixture trees', () => {
     await mkdir(join(dir, '1'));
     await writeFile(join(dir, '1', 'stat'), '1 (init) S 0 1 1 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 5 0 0 0\n');
     const lines: { level: number; msg: string }[] = [];
-    const logger = pino({ level: 'info' }, new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }));
+    const logger = pino(
+      { level: 'info' },
+      new Writable({ write: (c, _e, cb) => (lines.push(JSON.parse(String(c))), cb()) }),
+    );
     const h = await startPlugin(plugin, { interval: '100ms', proc_root: dir }, { logger });
     try {
       const self = h.host.get('nginx-discovery') as NginxDiscoveryPlugin;
       await h.waitFor(() => (self.status().details as { scans: number }).scans >= 3, 'three scans');
       const warns = lines.filter((l) => /no nginx found/.test(l.msg));
       assert.equal(warns.length, 1, 'said once, not at every scan');
-      assert.match(warns[0].msg, new RegExp(`no nginx found in ${dir}: start nginx, or run the agent where it can see the nginx processes`));
+      assert.match(
+        warns[0].msg,
+        new RegExp(`no nginx found in ${dir}: start nginx, or run the agent where it can see the nginx processes`),
+      );
       assert.match(warns[0].msg, /shareProcessNamespace: true/);
       assert.match(String((self.status().details as { hint?: string }).hint), /no nginx found/);
     } finally {
@@ -402,7 +504,10 @@ describe('the plugin over fixture trees', () => {
     await cp(td('proc'), dir, { recursive: true, verbatimSymlinks: true });
     const h = await startPlugin(plugin, { interval: '1h', proc_root: dir });
     try {
-      const added = () => h.published.filter((m) => m.topic === 'nginx.instance.added').map((m) => (m.data as NginxInstanceEvent).instance.pid);
+      const added = () =>
+        h.published
+          .filter((m) => m.topic === 'nginx.instance.added')
+          .map((m) => (m.data as NginxInstanceEvent).instance.pid);
       await h.waitFor(() => added().length === 2, 'the two masters of the fixture');
       h.publish('agent.config.reloaded', { ok: true, changedSections: ['nginx_discovery'] });
       h.publish('agent.config.reloaded', { ok: true, changedSections: ['nginx_status'] });
@@ -422,7 +527,10 @@ describe('discovery of a real nginx (TestNginx)', () => {
     const h = await startPlugin(plugin, { interval: '100ms' });
     try {
       const pid = await n.masterPid();
-      const eventsFor = (topic: string) => h.published.filter((m) => m.topic === topic && (m.data as NginxInstanceEvent).instance.pid === pid).map((m) => (m.data as NginxInstanceEvent).instance);
+      const eventsFor = (topic: string) =>
+        h.published
+          .filter((m) => m.topic === topic && (m.data as NginxInstanceEvent).instance.pid === pid)
+          .map((m) => (m.data as NginxInstanceEvent).instance);
       await h.waitFor(() => eventsFor('nginx.instance.added').length > 0, 'nginx.instance.added for the test nginx');
       const inst = eventsFor('nginx.instance.added')[0];
       assert.equal(inst.binary, '/usr/sbin/nginx');
@@ -436,8 +544,20 @@ describe('discovery of a real nginx (TestNginx)', () => {
       const self = h.host.get('nginx-discovery') as NginxDiscoveryPlugin;
       assert.ok(self.instances().some((i) => i.id === inst.id));
 
-      await h.waitFor(() => (h.metric('nginx.worker.count')?.points ?? []).some((p) => p.attributes['nginx.instance.id'] === inst.id && p.attributes.state === 'running' && 'value' in p && p.value === 2), 'two running workers in the store');
-      const rss = h.metric('nginx.worker.memory.usage')!.points.find((p) => p.attributes['nginx.instance.id'] === inst.id)!;
+      await h.waitFor(
+        () =>
+          (h.metric('nginx.worker.count')?.points ?? []).some(
+            (p) =>
+              p.attributes['nginx.instance.id'] === inst.id &&
+              p.attributes.state === 'running' &&
+              'value' in p &&
+              p.value === 2,
+          ),
+        'two running workers in the store',
+      );
+      const rss = h
+        .metric('nginx.worker.memory.usage')!
+        .points.find((p) => p.attributes['nginx.instance.id'] === inst.id)!;
       assert.ok('value' in rss && rss.value > 0);
 
       // The parsed config asks for 3 workers, 2 run: DEGRADED; back to 2: HEALTHY.
@@ -448,15 +568,41 @@ describe('discovery of a real nginx (TestNginx)', () => {
           prefix: n.prefix,
           version: workers,
           files: [],
-          payload: { status: 'ok', errors: [], config: [{ file: n.confPath, status: 'ok', errors: [], parsed: [{ directive: 'worker_processes', line: 1, args: [workers] }] }] },
-          analysis: { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [] },
+          payload: {
+            status: 'ok',
+            errors: [],
+            config: [
+              {
+                file: n.confPath,
+                status: 'ok',
+                errors: [],
+                parsed: [{ directive: 'worker_processes', line: 1, args: [workers] }],
+              },
+            ],
+          },
+          analysis: {
+            servers: [],
+            upstreams: [],
+            accessLogs: [],
+            errorLogs: [],
+            logFormats: {},
+            stubStatus: [],
+            plusApi: [],
+            certificates: [],
+          },
           added: [],
           removed: [],
           changed: [],
         });
       changed('3');
-      await h.waitFor(() => eventsFor('nginx.instance.health').some((i) => i.health === 'DEGRADED'), 'DEGRADED with 2 of 3 workers');
-      assert.equal(eventsFor('nginx.instance.health').find((i) => i.health === 'DEGRADED')!.healthReason, '2 of 3 worker processes running (worker_processes 3)');
+      await h.waitFor(
+        () => eventsFor('nginx.instance.health').some((i) => i.health === 'DEGRADED'),
+        'DEGRADED with 2 of 3 workers',
+      );
+      assert.equal(
+        eventsFor('nginx.instance.health').find((i) => i.health === 'DEGRADED')!.healthReason,
+        '2 of 3 worker processes running (worker_processes 3)',
+      );
       changed('2');
       await h.waitFor(() => eventsFor('nginx.instance.health').at(-1)!.health === 'HEALTHY', 'HEALTHY again');
 
@@ -467,7 +613,10 @@ describe('discovery of a real nginx (TestNginx)', () => {
 
       await n.stop();
       await h.waitFor(() => eventsFor('nginx.instance.removed').length > 0, 'nginx.instance.removed');
-      await h.waitFor(() => !h.store.sources().includes(`nginx-discovery:${inst.id}`), 'the instance metrics to leave the store');
+      await h.waitFor(
+        () => !h.store.sources().includes(`nginx-discovery:${inst.id}`),
+        'the instance metrics to leave the store',
+      );
       assert.equal(eventsFor('nginx.instance.added').length, 1, 'added once');
     } finally {
       await h.close();

@@ -30,7 +30,10 @@ export function parseStat(text: string): ProcStat | null {
   const close = text.lastIndexOf(')');
   if (open < 1 || close < open) return null;
   const pid = Number(text.slice(0, open).trim());
-  const f = text.slice(close + 1).trim().split(/\s+/);
+  const f = text
+    .slice(close + 1)
+    .trim()
+    .split(/\s+/);
   // f[0] is field 3 (state): field N is f[N - 3].
   if (!Number.isInteger(pid) || f.length < 20) return null;
   const num = (i: number) => Number(f[i]);
@@ -115,7 +118,11 @@ export function parseMasterArgs(argv: readonly string[]): MasterArgs {
     if (tok.length > 2) value = tok.slice(2);
     else if (flag === 'g') {
       const parts: string[] = [];
-      while (i + 1 < argv.length && !(ALL_FLAGS.test(argv[i + 1]) && parts.length > 0 && parts[parts.length - 1].endsWith(';'))) parts.push(argv[++i]);
+      while (
+        i + 1 < argv.length &&
+        !(ALL_FLAGS.test(argv[i + 1]) && parts.length > 0 && parts[parts.length - 1].endsWith(';'))
+      )
+        parts.push(argv[++i]);
       value = parts.join(' ');
     } else value = argv[++i] ?? '';
     if (flag === 'p') out.prefix = value;
@@ -189,7 +196,9 @@ export function parseNginxV(text: string): BinaryInfo {
   const vm = /^nginx version: nginx\/(\S+)(?:\s+\((nginx-plus[^)]*)\))?/m.exec(text);
   if (!vm) {
     const first = text.trim().split('\n')[0] ?? '';
-    throw new Error(`not the output of nginx -V: expected a line "nginx version: nginx/X.Y.Z", got ${JSON.stringify(first.slice(0, 120))}`);
+    throw new Error(
+      `not the output of nginx -V: expected a line "nginx version: nginx/X.Y.Z", got ${JSON.stringify(first.slice(0, 120))}`,
+    );
   }
   const am = /^configure arguments:(.*)$/m.exec(text);
   const configureArgs = am ? splitShellWords(am[1]) : [];
@@ -224,7 +233,10 @@ export function parseNginxV(text: string): BinaryInfo {
 
 /** Module names from the file names in the modules directory (`ngx_http_geoip_module.so` -> `http_geoip_module`). */
 export function modulesFromDir(names: readonly string[]): string[] {
-  return names.filter((n) => n.endsWith('.so')).map(moduleName).sort();
+  return names
+    .filter((n) => n.endsWith('.so'))
+    .map(moduleName)
+    .sort();
 }
 
 /** nginx's compiled-in defaults when `-V` does not name them. */
@@ -241,7 +253,11 @@ export interface InstancePaths {
  * `--prefix` (relative to the master's working directory), then `-c` or `--conf-path` relative to
  * the prefix. Paths come back absolute and without a trailing slash.
  */
-export function resolveInstancePaths(args: MasterArgs, bin: Pick<BinaryInfo, 'prefix' | 'confPath'>, cwd = '/'): InstancePaths {
+export function resolveInstancePaths(
+  args: MasterArgs,
+  bin: Pick<BinaryInfo, 'prefix' | 'confPath'>,
+  cwd = '/',
+): InstancePaths {
   const prefix = resolve(cwd, args.prefix || bin.prefix || NGINX_DEFAULT_PREFIX);
   const conf = args.conf || bin.confPath || NGINX_DEFAULT_CONF;
   return { prefix, confPath: isAbsolute(conf) ? resolve(conf) : resolve(prefix, conf) };

@@ -125,7 +125,13 @@ export class ProcReader {
       // A worker just forked still wears its master's title for a moment: a "master" under a master
       // without children of its own is that, not a second master (a binary upgrade has workers).
       if (children.length === 0 && procs.get(p.stat.ppid)?.role === 'master') continue;
-      masters.push({ master: p, exe, ...(rawExe?.endsWith(' (deleted)') ? { exeDeleted: true } : {}), cwd: await this.#link(p.stat.pid, 'cwd'), children });
+      masters.push({
+        master: p,
+        exe,
+        ...(rawExe?.endsWith(' (deleted)') ? { exeDeleted: true } : {}),
+        cwd: await this.#link(p.stat.pid, 'cwd'),
+        children,
+      });
     }
     masters.sort((a, b) => a.master.stat.pid - b.master.stat.pid);
     return { masters, rejected, processes: pids.length };

@@ -155,11 +155,21 @@ export class AccessLogFold {
       for (let m = 0; m <= OTHER; m++)
         for (let r = 0; r < 5; r++) {
           const v = this.responses[m * 5 + r];
-          if (v > 0) points.push({ attributes: { status_range: RANGES[r], 'http.request.method': METHOD_NAMES[m] }, value: v, startTime: start });
+          if (v > 0)
+            points.push({
+              attributes: { status_range: RANGES[r], 'http.request.method': METHOD_NAMES[m] },
+              value: v,
+              startTime: start,
+            });
         }
       out.push(
         counter(
-          { name: 'nginx.http.responses', unit: '{response}', description: 'Responses logged in the access log, by status_range (1xx..5xx) and http.request.method (_OTHER for unknown methods).' },
+          {
+            name: 'nginx.http.responses',
+            unit: '{response}',
+            description:
+              'Responses logged in the access log, by status_range (1xx..5xx) and http.request.method (_OTHER for unknown methods).',
+          },
           points,
         ),
       );
@@ -167,15 +177,42 @@ export class AccessLogFold {
     if (this.#has('bytes'))
       out.push(
         counter(
-          { name: 'nginx.http.response.bytes', unit: 'By', description: 'Bytes sent to clients: $body_bytes_sent, or $bytes_sent when the format has only that.' },
+          {
+            name: 'nginx.http.response.bytes',
+            unit: 'By',
+            description: 'Bytes sent to clients: $body_bytes_sent, or $bytes_sent when the format has only that.',
+          },
           [{ attributes: {}, value: this.bytes, startTime: start }],
         ),
       );
-    const hist = (name: string, what: string, h: Histogram) => histogram({ name, unit: 's', description: what }, [h.point(start)]);
-    if (this.#has('requestTime')) out.push(hist('nginx.http.request.time', 'Request processing time ($request_time).', this.requestTime));
-    if (this.#has('upConnect')) out.push(hist('nginx.upstream.connect.time', 'Time to connect to an upstream, one observation per upstream tried ($upstream_connect_time).', this.upstreamConnect));
-    if (this.#has('upHeader')) out.push(hist('nginx.upstream.header.time', 'Time to the upstream response header, per upstream tried ($upstream_header_time).', this.upstreamHeader));
-    if (this.#has('upResponse')) out.push(hist('nginx.upstream.response.time', 'Time to the full upstream response, per upstream tried ($upstream_response_time).', this.upstreamResponse));
+    const hist = (name: string, what: string, h: Histogram) =>
+      histogram({ name, unit: 's', description: what }, [h.point(start)]);
+    if (this.#has('requestTime'))
+      out.push(hist('nginx.http.request.time', 'Request processing time ($request_time).', this.requestTime));
+    if (this.#has('upConnect'))
+      out.push(
+        hist(
+          'nginx.upstream.connect.time',
+          'Time to connect to an upstream, one observation per upstream tried ($upstream_connect_time).',
+          this.upstreamConnect,
+        ),
+      );
+    if (this.#has('upHeader'))
+      out.push(
+        hist(
+          'nginx.upstream.header.time',
+          'Time to the upstream response header, per upstream tried ($upstream_header_time).',
+          this.upstreamHeader,
+        ),
+      );
+    if (this.#has('upResponse'))
+      out.push(
+        hist(
+          'nginx.upstream.response.time',
+          'Time to the full upstream response, per upstream tried ($upstream_response_time).',
+          this.upstreamResponse,
+        ),
+      );
     out.push(...lineMetrics(this.lines, this.malformed, start));
     return out;
   }
@@ -184,9 +221,15 @@ export class AccessLogFold {
 /** The line counters every log (access or error) publishes. */
 export function lineMetrics(lines: number, malformed: number, start: number): Metric[] {
   return [
-    counter({ name: 'nginx.log.lines', unit: '{line}', description: 'Lines read from the log.' }, [{ attributes: {}, value: lines, startTime: start }]),
+    counter({ name: 'nginx.log.lines', unit: '{line}', description: 'Lines read from the log.' }, [
+      { attributes: {}, value: lines, startTime: start },
+    ]),
     counter(
-      { name: 'nginx.log.lines.malformed', unit: '{line}', description: 'Lines that did not match the log format (not counted in any other metric).' },
+      {
+        name: 'nginx.log.lines.malformed',
+        unit: '{line}',
+        description: 'Lines that did not match the log format (not counted in any other metric).',
+      },
       [{ attributes: {}, value: malformed, startTime: start }],
     ),
   ];

@@ -28,7 +28,8 @@ export interface ErrorLogLine {
 /** Parses one error log line; null when it is not in nginx's error log shape. */
 export function parseErrorLine(line: string): ErrorLogLine | null {
   // 2026/11/24 07:46:00 [error] 1234#1234: message
-  if (line.length < 24 || line.charCodeAt(4) !== 47 || line.charCodeAt(19) !== 32 || line.charCodeAt(20) !== 91) return null;
+  if (line.length < 24 || line.charCodeAt(4) !== 47 || line.charCodeAt(19) !== 32 || line.charCodeAt(20) !== 91)
+    return null;
   const close = line.indexOf('] ', 21);
   if (close < 0) return null;
   const level = line.slice(21, close);
@@ -52,7 +53,10 @@ export class ErrorLogFold {
   readonly startTime: number;
 
   /** `onSevere` gets every emerg, alert and crit line. */
-  constructor(private readonly onSevere: (line: ErrorLogLine) => void, opts: { startTime?: number } = {}) {
+  constructor(
+    private readonly onSevere: (line: ErrorLogLine) => void,
+    opts: { startTime?: number } = {},
+  ) {
     this.startTime = opts.startTime ?? Date.now();
   }
 
@@ -75,7 +79,8 @@ export class ErrorLogFold {
       return;
     }
     this.byLevel.set(l.level, (this.byLevel.get(l.level) ?? 0) + 1);
-    for (const f of UPSTREAM_FAILURES) if (f.match(l.message)) this.upstream.set(f.reason, (this.upstream.get(f.reason) ?? 0) + 1);
+    for (const f of UPSTREAM_FAILURES)
+      if (f.match(l.message)) this.upstream.set(f.reason, (this.upstream.get(f.reason) ?? 0) + 1);
     if (l.level === 'emerg' || l.level === 'alert' || l.level === 'crit') this.onSevere(l);
   }
 
@@ -83,11 +88,19 @@ export class ErrorLogFold {
     const start = this.startTime;
     return [
       counter(
-        { name: 'nginx.error_log.entries', unit: '{entry}', description: 'Error log lines by level (emerg, alert, crit, error, warn, notice, info, debug).' },
+        {
+          name: 'nginx.error_log.entries',
+          unit: '{entry}',
+          description: 'Error log lines by level (emerg, alert, crit, error, warn, notice, info, debug).',
+        },
         [...this.byLevel].map(([level, value]) => ({ attributes: { level }, value, startTime: start })),
       ),
       counter(
-        { name: 'nginx.upstream.errors', unit: '{error}', description: 'Upstream failures in the error log, by reason: timed_out, connect_refused, no_live_upstreams.' },
+        {
+          name: 'nginx.upstream.errors',
+          unit: '{error}',
+          description: 'Upstream failures in the error log, by reason: timed_out, connect_refused, no_live_upstreams.',
+        },
         [...this.upstream].map(([reason, value]) => ({ attributes: { reason }, value, startTime: start })),
       ),
       ...lineMetrics(this.lines, this.malformed, start),

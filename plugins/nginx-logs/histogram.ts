@@ -2,7 +2,9 @@
 import type { HistogramPoint } from '../../core/metrics/model.js';
 
 /** Latency bounds in seconds: nginx logs times with millisecond resolution, requests can take a minute. */
-export const DEFAULT_LATENCY_BOUNDS: readonly number[] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const DEFAULT_LATENCY_BOUNDS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
 
 /** Explicit-bucket histogram with fixed bounds. */
 export class Histogram {
@@ -28,6 +30,13 @@ export class Histogram {
   }
 
   point(startTime: number): HistogramPoint {
-    return { attributes: {}, count: this.count, sum: this.sum, bounds: Array.from(this.bounds), buckets: Array.from(this.buckets), startTime };
+    return {
+      attributes: {},
+      count: this.count,
+      sum: this.sum,
+      bounds: Array.from(this.bounds),
+      buckets: Array.from(this.buckets),
+      startTime,
+    };
   }
 }

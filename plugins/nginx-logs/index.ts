@@ -18,16 +18,21 @@ import { LogTailer } from './tailer.js';
 /** The `nginx_logs` config section. */
 export const schema = object(
   {
-    enabled: bool({ default: true, description: 'Follow the access and error logs of every discovered nginx instance.' }),
+    enabled: bool({
+      default: true,
+      description: 'Follow the access and error logs of every discovered nginx instance.',
+    }),
     poll_interval: duration({
       default: '1s',
       min: '10ms',
       max: '1m',
-      description: 'How often each log is checked for new lines, rotation and truncation (one stat and one read per log).',
+      description:
+        'How often each log is checked for new lines, rotation and truncation (one stat and one read per log).',
     }),
     start_at: oneOf(['end', 'beginning'] as const, {
       default: 'end',
-      description: 'Where to start in a log that already exists when first seen: end (count only new lines) or beginning. A log that appears later is always read from its start.',
+      description:
+        'Where to start in a log that already exists when first seen: end (count only new lines) or beginning. A log that appears later is always read from its start.',
     }),
     histogram_bounds: list(number({ min: 0 }), {
       default: [...DEFAULT_LATENCY_BOUNDS],
@@ -37,19 +42,30 @@ export const schema = object(
       default: '5s',
       min: '0s',
       max: '10m',
-      description: 'After a rename rotation, the old file is kept open and read until it has not grown for this long (nginx writes to it until it reopens).',
+      description:
+        'After a rename rotation, the old file is kept open and read until it has not grown for this long (nginx writes to it until it reopens).',
     }),
     logs: list(
       object({
         path: string({ description: 'Absolute path of the log file.' }),
         type: oneOf(['access', 'error'] as const, { default: 'access', description: 'access or error.' }),
         format: string({ default: 'combined', description: 'For access logs: a log_format string, or combined.' }),
-        escape: oneOf(['default', 'json', 'none'] as const, { default: 'default', description: 'The escape= of the log_format.' }),
+        escape: oneOf(['default', 'json', 'none'] as const, {
+          default: 'default',
+          description: 'The escape= of the log_format.',
+        }),
       }),
-      { default: [], description: 'Logs to follow without discovery (nginx in another container, no /proc access): [{path, type, format, escape}].' },
+      {
+        default: [],
+        description:
+          'Logs to follow without discovery (nginx in another container, no /proc access): [{path, type, format, escape}].',
+      },
     ),
   },
-  { description: 'Access and error log metrics: responses by status range and method, bytes, request and upstream time histograms, error log levels.' },
+  {
+    description:
+      'Access and error log metrics: responses by status range and method, bytes, request and upstream time histograms, error log levels.',
+  },
 );
 
 /** Validated `nginx_logs` section. */
@@ -118,7 +134,8 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   reconfigure(config: NginxLogsConfig): void {
     const boundsChanged = JSON.stringify(config.histogram_bounds) !== JSON.stringify(this.#config.histogram_bounds);
     this.#config = config;
-    if (boundsChanged) for (const j of this.#jobs.values()) if (j.access) j.access = this.#accessFold(j, this.#compile(j));
+    if (boundsChanged)
+      for (const j of this.#jobs.values()) if (j.access) j.access = this.#accessFold(j, this.#compile(j));
     this.#syncStatic();
     this.#stopTimer();
     this.#startTimer();
@@ -182,7 +199,11 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   }
 
   #syncStatic(): void {
-    const desired: Desired[] = this.#config.logs.map((l) => ({ type: l.type, path: l.path, formats: l.type === 'access' ? [{ format: l.format, escape: l.escape }] : [] }));
+    const desired: Desired[] = this.#config.logs.map((l) => ({
+      type: l.type,
+      path: l.path,
+      formats: l.type === 'access' ? [{ format: l.format, escape: l.escape }] : [],
+    }));
     this.#sync(STATIC_INSTANCE, desired);
   }
 
@@ -231,7 +252,14 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       job.access = this.#accessFold(job, compiled);
     } else {
       job.error = new ErrorLogFold(
-        (l) => this.#ctx.bus.publish('nginx.log.error', { instanceId, file: d.path, level: l.level, message: l.message, time: l.time }),
+        (l) =>
+          this.#ctx.bus.publish('nginx.log.error', {
+            instanceId,
+            file: d.path,
+            level: l.level,
+            message: l.message,
+            time: l.time,
+          }),
         { startTime: job.startTime },
       );
     }
@@ -260,7 +288,10 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   #accessFold(j: Job, formats: CompiledLogFormat[]): AccessLogFold {
     j.startTime = Date.now();
     j.published = -1;
-    return new AccessLogFold(formats, { bounds: [...this.#config.histogram_bounds].sort((a, b) => a - b), startTime: j.startTime });
+    return new AccessLogFold(formats, {
+      bounds: [...this.#config.histogram_bounds].sort((a, b) => a - b),
+      startTime: j.startTime,
+    });
   }
 
   #stop(k: string, j: Job): void {
@@ -277,10 +308,17 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     const st = j.tailer.stats;
     const metrics: Metric[] = [
       ...fold.metrics(),
-      counter({ name: 'nginx.log.rotations', unit: '{rotation}', description: 'Rotations seen by the tailer, by kind: rename (create + reopen) or truncate (copytruncate).' }, [
-        { attributes: { kind: 'rename' }, value: st.rotations, startTime: j.startTime },
-        { attributes: { kind: 'truncate' }, value: st.truncations, startTime: j.startTime },
-      ]),
+      counter(
+        {
+          name: 'nginx.log.rotations',
+          unit: '{rotation}',
+          description: 'Rotations seen by the tailer, by kind: rename (create + reopen) or truncate (copytruncate).',
+        },
+        [
+          { attributes: { kind: 'rename' }, value: st.rotations, startTime: j.startTime },
+          { attributes: { kind: 'truncate' }, value: st.truncations, startTime: j.startTime },
+        ],
+      ),
     ];
     const resource: Record<string, string> = { 'log.file.path': j.path };
     if (j.instanceId !== STATIC_INSTANCE) resource['nginx.instance.id'] = j.instanceId;
@@ -305,7 +343,9 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
         ...(st.lastError ? { error: readHint(st.lastError) } : {}),
       };
     });
-    const notTailable = [...this.#untailable.values()].flat().map((u) => ({ instance_id: u.instanceId, type: u.type, path: u.path, tailable: false, reason: u.reason }));
+    const notTailable = [...this.#untailable.values()]
+      .flat()
+      .map((u) => ({ instance_id: u.instanceId, type: u.type, path: u.path, tailable: false, reason: u.reason }));
     const errors = [...logs.filter((l) => l.error).map((l) => `${l.path}: ${l.error}`), ...this.#formatErrors.values()];
     const details = { logs: [...logs, ...notTailable] };
     return errors.length ? { state: 'degraded', reason: errors.join('; '), details } : { state: 'running', details };
@@ -322,7 +362,9 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
 
 /** The error, with what to do about the usual one. */
 function readHint(err: string): string {
-  return err.includes('EACCES') ? `${err} (give the agent's user read access, e.g. membership of the group that owns the nginx logs, adm on Debian)` : err;
+  return err.includes('EACCES')
+    ? `${err} (give the agent's user read access, e.g. membership of the group that owns the nginx logs, adm on Debian)`
+    : err;
 }
 
 function key(instanceId: string, path: string): string {
@@ -335,7 +377,8 @@ function source(j: Job): string {
 
 export const plugin = defineBuiltin({
   name: 'nginx-logs',
-  description: 'Access and error log metrics for every nginx instance: responses, bytes, request/upstream time histograms, error levels.',
+  description:
+    'Access and error log metrics for every nginx instance: responses, bytes, request/upstream time histograms, error levels.',
   schema,
   create: () => new NginxLogs(),
 });

@@ -61,7 +61,7 @@ export function compileLogFormat(format: string, opts: { escape?: LogEscape } = 
   const lead = /^escape=(default|json|none)\s+/.exec(format);
   const body = lead ? format.slice(lead[0].length) : format;
   const text = PREDEFINED_FORMATS[body] ?? body;
-  const escape = opts.escape ?? ((lead?.[1] as LogEscape | undefined) ?? 'default');
+  const escape = opts.escape ?? (lead?.[1] as LogEscape | undefined) ?? 'default';
   const literals: string[] = [];
   const fields: string[] = [];
   let lit = '';
@@ -72,7 +72,8 @@ export function compileLogFormat(format: string, opts: { escape?: LogEscape } = 
       let j: number;
       if (text[i + 1] === '{') {
         const close = text.indexOf('}', i + 2);
-        if (close < 0) throw new LogFormatError(`log_format ${JSON.stringify(text)}: "\${" at offset ${i} has no closing "}"`);
+        if (close < 0)
+          throw new LogFormatError(`log_format ${JSON.stringify(text)}: "\${" at offset ${i} has no closing "}"`);
         name = text.slice(i + 2, close);
         j = close + 1;
       } else {

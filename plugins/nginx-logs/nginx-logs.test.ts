@@ -3,7 +3,18 @@
  * through a reload, a rename rotation with `nginx -s reopen`, and a copytruncate rotation.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:net';
 import { stat } from 'node:fs/promises';
@@ -29,7 +40,16 @@ function access(path: string, format = TIMED_FORMAT, formatName = 'timed'): Acce
 }
 
 function changed(accessLogs: AccessLogInfo[], errorLogs: ErrorLogInfo[]): NginxConfigChanged {
-  const analysis: ConfigAnalysis = { servers: [], upstreams: [], accessLogs, errorLogs, logFormats: {}, stubStatus: [], plusApi: [], certificates: [] };
+  const analysis: ConfigAnalysis = {
+    servers: [],
+    upstreams: [],
+    accessLogs,
+    errorLogs,
+    logFormats: {},
+    stubStatus: [],
+    plusApi: [],
+    certificates: [],
+  };
   return {
     instanceId: INSTANCE,
     confPath: '/x/nginx.conf',
@@ -62,14 +82,18 @@ function rows(h: PluginHarness): LogRow[] {
 function responses(h: PluginHarness, path: string, attrs: Record<string, string> = {}): number {
   const m = h.metric('nginx.http.responses');
   return ((m?.points ?? []) as NumberPoint[])
-    .filter((p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))
+    .filter(
+      (p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v),
+    )
     .reduce((a, p) => a + p.value, 0);
 }
 
 function counterValue(h: PluginHarness, name: string, path: string, attrs: Record<string, string> = {}): number {
   const m = h.metric(name);
   return ((m?.points ?? []) as NumberPoint[])
-    .filter((p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v))
+    .filter(
+      (p) => p.attributes['log.file.path'] === path && Object.entries(attrs).every(([k, v]) => p.attributes[k] === v),
+    )
     .reduce((a, p) => a + p.value, 0);
 }
 
@@ -107,10 +131,17 @@ function add(a: Record<string, number>, b: Record<string, number>): Record<strin
 
 async function expectExact(h: PluginHarness, path: string, want: Record<string, number>): Promise<void> {
   const total = Object.values(want).reduce((a, b) => a + b, 0);
-  await h.waitFor(() => responses(h, path) >= total, `${total} responses counted for ${path} (have ${responses(h, path)})`);
+  await h.waitFor(
+    () => responses(h, path) >= total,
+    `${total} responses counted for ${path} (have ${responses(h, path)})`,
+  );
   // Let a few more polls run: nothing may be counted twice.
   await new Promise((r) => setTimeout(r, 150));
-  const got = Object.fromEntries(['1xx', '2xx', '3xx', '4xx', '5xx'].map((r) => [r, responses(h, path, { status_range: r })]).filter(([, v]) => v !== 0));
+  const got = Object.fromEntries(
+    ['1xx', '2xx', '3xx', '4xx', '5xx']
+      .map((r) => [r, responses(h, path, { status_range: r })])
+      .filter(([, v]) => v !== 0),
+  );
   assert.deepEqual(got, want);
 }
 
@@ -121,8 +152,14 @@ test('exact counts by status range and method, through a reload, a rename rotati
   h.publish(
     'nginx.config.changed',
     changed(
-      [access(nginx.accessLog), { ...access('syslog:server=127.0.0.1:514'), tailable: false, reason: 'syslog destination' }],
-      [{ path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' }, { path: 'stderr', file: 'nginx.conf', line: 2, tailable: false, reason: 'stderr', level: 'error' }],
+      [
+        access(nginx.accessLog),
+        { ...access('syslog:server=127.0.0.1:514'), tailable: false, reason: 'syslog destination' },
+      ],
+      [
+        { path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' },
+        { path: 'stderr', file: 'nginx.conf', line: 2, tailable: false, reason: 'stderr', level: 'error' },
+      ],
     ),
   );
   await h.waitFor(() => rows(h).filter((r) => r.open).length === 2, 'both logs open');
@@ -169,9 +206,15 @@ test('exact counts by status range and method, through a reload, a rename rotati
   await expectExact(h, nginx.accessLog, want);
 
   // Error log: one connect() refused per /upstream-down request (2 + 2 + 2 + 2 + 4).
-  await h.waitFor(() => counterValue(h, 'nginx.upstream.errors', nginx.errorLog, { reason: 'connect_refused' }) === 12, '12 connect refused errors');
+  await h.waitFor(
+    () => counterValue(h, 'nginx.upstream.errors', nginx.errorLog, { reason: 'connect_refused' }) === 12,
+    '12 connect refused errors',
+  );
   assert.equal(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'error' }), 12);
-  assert.ok(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'notice' }) > 0, 'reload and reopen write notice lines');
+  assert.ok(
+    counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'notice' }) > 0,
+    'reload and reopen write notice lines',
+  );
   assert.equal(counterValue(h, 'nginx.log.lines.malformed', nginx.accessLog), 0);
   assert.ok(counterValue(h, 'nginx.log.rotations', nginx.accessLog, { kind: 'truncate' }) >= 1);
 
@@ -180,7 +223,9 @@ test('exact counts by status range and method, through a reload, a rename rotati
   const total = Object.values(want).reduce((a, b) => a + b, 0);
   assert.equal(rt.find((p) => p.attributes['log.file.path'] === nginx.accessLog)?.count, total);
   // A refused connect logs `-` as $upstream_connect_time and 0.000 as $upstream_response_time.
-  const hcount = (name: string) => ((h.metric(name)?.points ?? []) as HistogramPoint[]).find((p) => p.attributes['log.file.path'] === nginx.accessLog)?.count;
+  const hcount = (name: string) =>
+    ((h.metric(name)?.points ?? []) as HistogramPoint[]).find((p) => p.attributes['log.file.path'] === nginx.accessLog)
+      ?.count;
   assert.equal(hcount('nginx.upstream.connect.time'), 0);
   assert.equal(hcount('nginx.upstream.header.time'), 0);
   assert.equal(hcount('nginx.upstream.response.time'), 12);
@@ -188,7 +233,10 @@ test('exact counts by status range and method, through a reload, a rename rotati
 
   // Malformed lines are counted, not thrown.
   appendFileSync(nginx.accessLog, 'garbage line\nanother one\n');
-  await h.waitFor(() => counterValue(h, 'nginx.log.lines.malformed', nginx.accessLog) === 2, 'two malformed lines counted');
+  await h.waitFor(
+    () => counterValue(h, 'nginx.log.lines.malformed', nginx.accessLog) === 2,
+    'two malformed lines counted',
+  );
   await expectExact(h, nginx.accessLog, want);
 
   // The instance goes away: its series go with it.
@@ -209,17 +257,28 @@ test('a log that does not exist yet is counted from its first line; emerg/alert/
   cleanups.push(() => new Promise((r) => sock.close(r)));
 
   const h = await start(nginx);
-  h.publish('nginx.config.changed', changed([access(later)], [{ path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' }]));
+  h.publish(
+    'nginx.config.changed',
+    changed([access(later)], [{ path: nginx.errorLog, file: 'nginx.conf', line: 3, tailable: true, level: 'notice' }]),
+  );
   await h.waitFor(() => rows(h).some((r) => r.path === nginx.errorLog && r.open), 'error log open');
   assert.equal(rows(h).find((r) => r.path === later)?.open, false);
 
-  await nginx.writeConf(defaultConf({ port: nginx.port, prefix: nginx.prefix }, { serverExtra: `access_log ${later} timed;\n        location /crit/ { root ${nginx.prefix}/html; }` }));
+  await nginx.writeConf(
+    defaultConf(
+      { port: nginx.port, prefix: nginx.prefix },
+      { serverExtra: `access_log ${later} timed;\n        location /crit/ { root ${nginx.prefix}/html; }` },
+    ),
+  );
   await nginx.reload();
   const want = await traffic(nginx);
   await expectExact(h, later, want);
 
   assert.deepEqual(await nginx.get('/crit/sock'), [500]);
-  await h.waitFor(() => h.published.some((e) => e.topic === 'nginx.log.error'), 'a crit line published on nginx.log.error');
+  await h.waitFor(
+    () => h.published.some((e) => e.topic === 'nginx.log.error'),
+    'a crit line published on nginx.log.error',
+  );
   const ev = h.published.find((e) => e.topic === 'nginx.log.error')!.data as NginxErrorLogEvent;
   assert.equal(ev.level, 'crit');
   assert.equal(ev.instanceId, INSTANCE);
@@ -246,7 +305,10 @@ test('static logs from the config; start_at beginning counts history; a bad form
   const st = h.host.report().find((r) => r.name === 'nginx-logs')!;
   assert.equal(st.state, 'degraded');
   assert.match(String(st.reason), /bad\.log: log_format cannot be used: .*no closing/);
-  await h.waitFor(() => /html: EISDIR/.test(String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason)), 'the unreadable log named in the status');
+  await h.waitFor(
+    () => /html: EISDIR/.test(String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason)),
+    'the unreadable log named in the status',
+  );
 });
 
 test('reconfigure: static logs follow the new list, new bounds restart the histograms, no restart of the plugin', async () => {
@@ -256,12 +318,18 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
   writeFileSync(a, '');
   writeFileSync(b, '');
   const parse = (raw: Record<string, unknown>) => schema.parse(raw, ['nginx_logs'], []);
-  const batches: { source: string; final?: boolean; metrics: readonly { name: string; points: readonly unknown[] }[] }[] = [];
+  const batches: {
+    source: string;
+    final?: boolean;
+    metrics: readonly { name: string; points: readonly unknown[] }[];
+  }[] = [];
   const p = new NginxLogs();
   const ac = new AbortController();
   p.init({
     config: parse({ poll_interval: '1m', logs: [{ path: a, format: '$status $request_time' }] }),
-    bus: { publish: (topic: string, data: unknown) => void (topic === 'metrics' && batches.push(data as never)) } as never,
+    bus: {
+      publish: (topic: string, data: unknown) => void (topic === 'metrics' && batches.push(data as never)),
+    } as never,
     logger: nullLogger(),
     signal: ac.signal,
     api: { route() {} },
@@ -273,7 +341,7 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
     await p.close();
     rmSync(dir, { recursive: true, force: true });
   });
-  const paths = () => ((p.status().details as { logs: { path: string }[] }).logs.map((l) => l.path));
+  const paths = () => (p.status().details as { logs: { path: string }[] }).logs.map((l) => l.path);
   assert.deepEqual(paths(), [a]);
   appendFileSync(a, '200 0.2\n');
   await p.tick();
@@ -283,7 +351,16 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
   };
   assert.deepEqual(bounds().length, 15);
 
-  p.reconfigure(parse({ poll_interval: '1m', histogram_bounds: [0.5, 0.1], logs: [{ path: a, format: '$status $request_time' }, { path: b, type: 'error' }] }));
+  p.reconfigure(
+    parse({
+      poll_interval: '1m',
+      histogram_bounds: [0.5, 0.1],
+      logs: [
+        { path: a, format: '$status $request_time' },
+        { path: b, type: 'error' },
+      ],
+    }),
+  );
   assert.deepEqual(paths(), [a, b]);
   appendFileSync(a, '200 0.3\n');
   await p.tick();
@@ -291,5 +368,8 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
 
   p.reconfigure(parse({ poll_interval: '1m', logs: [{ path: b, type: 'error' }] }));
   assert.deepEqual(paths(), [b]);
-  assert.ok(batches.some((x) => x.source === `nginx-logs:static:${a}` && x.final), 'the removed log takes its series with it');
+  assert.ok(
+    batches.some((x) => x.source === `nginx-logs:static:${a}` && x.final),
+    'the removed log takes its series with it',
+  );
 });

@@ -28,7 +28,8 @@ function setup(opts: Partial<TailerOptions> = {}) {
   return { path, lines, clock, t };
 }
 
-const numbered = (from: number, count: number, tag = 'line') => Array.from({ length: count }, (_, i) => `${tag} ${from + i}\n`).join('');
+const numbered = (from: number, count: number, tag = 'line') =>
+  Array.from({ length: count }, (_, i) => `${tag} ${from + i}\n`).join('');
 
 test('start_at end skips history; appended lines are read; a partial line waits for its newline', async () => {
   const { path, lines, t } = setup({ startAt: 'end' });
@@ -91,7 +92,10 @@ test('rename rotation: lines written to the old file after the rename (before re
   clock.now = 2000; // the old file has been quiet long enough
   await t.poll();
   assert.equal(t.stats.draining, 0);
-  assert.deepEqual([...lines].sort(), [...numbered(0, 7).trimEnd().split('\n'), 'line 100', 'line 101', 'line 102'].sort());
+  assert.deepEqual(
+    [...lines].sort(),
+    [...numbered(0, 7).trimEnd().split('\n'), 'line 100', 'line 101', 'line 102'].sort(),
+  );
   await t.close();
 });
 

@@ -82,7 +82,16 @@ export class LogTailer {
       now: Date.now,
       ...opts,
     };
-    this.stats = { path: opts.path, open: false, offset: 0, bytesRead: 0, rotations: 0, truncations: 0, oversizedLines: 0, draining: 0 };
+    this.stats = {
+      path: opts.path,
+      open: false,
+      offset: 0,
+      bytesRead: 0,
+      rotations: 0,
+      truncations: 0,
+      oversizedLines: 0,
+      draining: 0,
+    };
   }
 
   /** Reads what is new; never throws (errors are kept in `stats.lastError`). */
@@ -235,7 +244,7 @@ export class LogTailer {
   }
 
   async #retire(r: Reader): Promise<void> {
-    if (r.carry > 0) this.#o.onText(r.buf.toString('utf8', 0, r.carry) + '\n');
+    if (r.carry > 0) this.#o.onText(`${r.buf.toString('utf8', 0, r.carry)}\n`);
     r.carry = 0;
     this.#old = this.#old.filter((x) => x !== r);
     await r.fh.close().catch(() => {});

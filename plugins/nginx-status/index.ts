@@ -20,24 +20,32 @@ export const schema = object(
   {
     enabled: bool({ default: true, description: 'Read stub_status (or the NGINX Plus API) of every nginx instance.' }),
     interval: duration({ default: '5s', min: '100ms', max: '1h', description: 'How often each instance is read.' }),
-    timeout: duration({ default: '3s', min: '100ms', max: '1m', description: 'Time limit of one HTTP request to nginx.' }),
+    timeout: duration({
+      default: '3s',
+      min: '100ms',
+      max: '1m',
+      description: 'Time limit of one HTTP request to nginx.',
+    }),
     stub_status_url: string({
       default: '',
       pattern: URL_PATTERN,
       patternHelp: 'an http:// or https:// URL of a stub_status location, e.g. http://127.0.0.1/nginx_status',
-      description: "stub_status URL to read instead of the one found in nginx's config ('' = find it in the config). With no nginx found in /proc, this URL is read on its own.",
+      description:
+        "stub_status URL to read instead of the one found in nginx's config ('' = find it in the config). With no nginx found in /proc, this URL is read on its own.",
     }),
     plus_api_url: string({
       default: '',
       pattern: URL_PATTERN,
       patternHelp: 'an http:// or https:// URL of an NGINX Plus `api` location, e.g. http://127.0.0.1:8080/api',
-      description: "NGINX Plus API base URL to read instead of the `api` location found in the config ('' = find it in the config).",
+      description:
+        "NGINX Plus API base URL to read instead of the `api` location found in the config ('' = find it in the config).",
     }),
     forget_after: duration({
       default: '5m',
       min: '0s',
       max: '7d',
-      description: 'After an instance is gone, nginx.up stays 0 this long (so alerts on nginx_up == 0 fire) before its series are dropped.',
+      description:
+        'After an instance is gone, nginx.up stays 0 this long (so alerts on nginx_up == 0 fire) before its series are dropped.',
     }),
   },
   { description: 'NGINX status metrics: stub_status, or the NGINX Plus HTTP API.' },
@@ -139,7 +147,13 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         t.stubUrls = urlsOf(a?.stubStatus);
         t.plusUrls = urlsOf(a?.plusApi);
         t.workingUrl = undefined;
-        if (t.stubUrls.length === 0 && t.plusUrls.length === 0 && !this.#config.stub_status_url && !this.#config.plus_api_url && !t.loggedNoUrl) {
+        if (
+          t.stubUrls.length === 0 &&
+          t.plusUrls.length === 0 &&
+          !this.#config.stub_status_url &&
+          !this.#config.plus_api_url &&
+          !t.loggedNoUrl
+        ) {
           t.loggedNoUrl = true;
           this.#ctx.logger.info(
             { instance: t.id, confPath: msg.data.confPath },
@@ -173,7 +187,8 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     if (this.#ctx.signal.aborted) return;
     const now = Date.now();
     const discovered = [...this.#targets.values()].filter((t) => t.id !== CONFIGURED_TARGET);
-    if (discovered.length === 0 && (this.#config.stub_status_url || this.#config.plus_api_url)) this.#target(CONFIGURED_TARGET);
+    if (discovered.length === 0 && (this.#config.stub_status_url || this.#config.plus_api_url))
+      this.#target(CONFIGURED_TARGET);
     for (const t of [...this.#targets.values()]) {
       if (t.goneAt !== undefined && now - t.goneAt >= this.#config.forget_after) {
         this.#targets.delete(t.id);
@@ -194,7 +209,11 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
   async #scrapeOne(t: Target): Promise<void> {
     const c = this.#config;
     const plusUrls = c.plus_api_url ? [c.plus_api_url] : t.plusUrls;
-    const stubUrls = c.stub_status_url ? [c.stub_status_url] : t.workingUrl ? [t.workingUrl, ...t.stubUrls.filter((u) => u !== t.workingUrl)] : t.stubUrls;
+    const stubUrls = c.stub_status_url
+      ? [c.stub_status_url]
+      : t.workingUrl
+        ? [t.workingUrl, ...t.stubUrls.filter((u) => u !== t.workingUrl)]
+        : t.stubUrls;
     // An explicit plus_api_url is read whatever -V said; a found `api` location only on Plus.
     const plus = plusUrls.length > 0 && (c.plus_api_url !== '' || (t.instance?.plus ?? true));
     if (!plus && stubUrls.length === 0) return; // nothing to read yet (status() says what to add)
@@ -208,7 +227,10 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
           this.#ok(t, 'plus', plusMetrics(r.data, t.counters, now));
           if (r.errors.length && t.loggedError !== r.errors.join()) {
             t.loggedError = r.errors.join();
-            this.#ctx.logger.warn({ instance: t.id, errors: r.errors }, `NGINX Plus API ${base}: some endpoints failed (left out): ${r.errors.join('; ')}`);
+            this.#ctx.logger.warn(
+              { instance: t.id, errors: r.errors },
+              `NGINX Plus API ${base}: some endpoints failed (left out): ${r.errors.join('; ')}`,
+            );
           }
           return;
         } catch (err) {
@@ -233,7 +255,13 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         return;
       } catch (err) {
         const e = err as Error & { cause?: { code?: string } };
-        errors.push(e.name === 'TimeoutError' ? `GET ${url}: no answer within ${c.timeout} ms` : e.message.startsWith('GET ') ? e.message : `GET ${url}: ${e.cause?.code ?? e.message}`);
+        errors.push(
+          e.name === 'TimeoutError'
+            ? `GET ${url}: no answer within ${c.timeout} ms`
+            : e.message.startsWith('GET ')
+              ? e.message
+              : `GET ${url}: ${e.cause?.code ?? e.message}`,
+        );
       }
     }
     this.#fail(t, errors.join('; '));
@@ -255,7 +283,10 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#scrapes.error++;
     if (t.loggedError !== error) {
       t.loggedError = error;
-      this.#ctx.logger.warn({ instance: t.id, error }, `cannot read nginx status of ${t.id}: ${error} (nginx.up is 0; counted in agent_nginx_status_scrapes_total{outcome="error"})`);
+      this.#ctx.logger.warn(
+        { instance: t.id, error },
+        `cannot read nginx status of ${t.id}: ${error} (nginx.up is 0; counted in agent_nginx_status_scrapes_total{outcome="error"})`,
+      );
     }
     t.lastError = error;
     // Counters of a status page that does not answer are not current: drop them, keep nginx.up 0.
@@ -280,10 +311,17 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
       source: this.name,
       time: Date.now(),
       metrics: [
-        counter({ name: 'agent.nginx.status.scrapes', unit: '{scrape}', description: 'Reads of stub_status or the Plus API, by outcome (ok, error).' }, [
-          { attributes: { outcome: 'ok' }, value: this.#scrapes.ok, startTime: this.#startedAt },
-          { attributes: { outcome: 'error' }, value: this.#scrapes.error, startTime: this.#startedAt },
-        ]),
+        counter(
+          {
+            name: 'agent.nginx.status.scrapes',
+            unit: '{scrape}',
+            description: 'Reads of stub_status or the Plus API, by outcome (ok, error).',
+          },
+          [
+            { attributes: { outcome: 'ok' }, value: this.#scrapes.ok, startTime: this.#startedAt },
+            { attributes: { outcome: 'error' }, value: this.#scrapes.error, startTime: this.#startedAt },
+          ],
+        ),
       ],
     });
   }
@@ -310,7 +348,12 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     });
     const down = targets.filter((t) => t.up === false && !('gone_since' in t));
     const details = { targets, scrapes_ok: this.#scrapes.ok, scrapes_failed: this.#scrapes.error };
-    if (down.length) return { state: 'degraded', reason: `cannot read the status of ${down.map((d) => d.instance).join(', ')}: ${down[0].last_error}`, details };
+    if (down.length)
+      return {
+        state: 'degraded',
+        reason: `cannot read the status of ${down.map((d) => d.instance).join(', ')}: ${down[0].last_error}`,
+        details,
+      };
     return { state: 'running', details };
   }
 
@@ -324,7 +367,11 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
 /** The URLs of status endpoints, best first; malformed entries are skipped, not thrown on. */
 function urlsOf(list: readonly { urls?: unknown }[] | undefined): string[] {
   if (!Array.isArray(list)) return [];
-  return list.flatMap((s) => (Array.isArray(s?.urls) ? (s.urls as unknown[]).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u)) : []));
+  return list.flatMap((s) =>
+    Array.isArray(s?.urls)
+      ? (s.urls as unknown[]).filter((u): u is string => typeof u === 'string' && /^https?:\/\//.test(u))
+      : [],
+  );
 }
 
 export const plugin = defineBuiltin({

@@ -16,19 +16,32 @@ const here = import.meta.dirname;
 
 describe('parseStubStatus', () => {
   test('reads the page as nginx writes it (trailing spaces on lines 1, 3, 4)', () => {
-    const s = parseStubStatus('Active connections: 1 \nserver accepts handled requests\n 5 5 5 \nReading: 0 Writing: 1 Waiting: 0 \n');
+    const s = parseStubStatus(
+      'Active connections: 1 \nserver accepts handled requests\n 5 5 5 \nReading: 0 Writing: 1 Waiting: 0 \n',
+    );
     assert.deepEqual(s, { active: 1, accepted: 5, handled: 5, requests: 5, reading: 0, writing: 1, waiting: 0 });
   });
 
   test('accepts CRLF line ends and big numbers', () => {
-    const s = parseStubStatus('Active connections: 291\r\nserver accepts handled requests\r\n 16630948 16630948 31070465\r\nReading: 6 Writing: 179 Waiting: 106\r\n');
+    const s = parseStubStatus(
+      'Active connections: 291\r\nserver accepts handled requests\r\n 16630948 16630948 31070465\r\nReading: 6 Writing: 179 Waiting: 106\r\n',
+    );
     assert.equal(s.requests, 31070465);
     assert.equal(s.waiting, 106);
   });
 
   test('a page that is not stub_status gets an error saying what it was', () => {
-    assert.throws(() => parseStubStatus('<html><head><title>404 Not Found</title></head></html>'), /not a stub_status page: expected "Active connections: N" on line 1, got "<html><head><title>404 Not Found/);
-    assert.throws(() => parseStubStatus('Active connections: 1\nserver accepts handled requests\n 5 5\nReading: 0 Writing: 1 Waiting: 0'), /three numbers .* on line 3, got " ?5 5"/);
+    assert.throws(
+      () => parseStubStatus('<html><head><title>404 Not Found</title></head></html>'),
+      /not a stub_status page: expected "Active connections: N" on line 1, got "<html><head><title>404 Not Found/,
+    );
+    assert.throws(
+      () =>
+        parseStubStatus(
+          'Active connections: 1\nserver accepts handled requests\n 5 5\nReading: 0 Writing: 1 Waiting: 0',
+        ),
+      /three numbers .* on line 3, got " ?5 5"/,
+    );
     assert.throws(() => parseStubStatus(''), /line 1/);
   });
 });
@@ -47,14 +60,23 @@ describe('counters: a value going backwards is a reset', () => {
     const c = new CounterTracker(() => 0);
     const s = { active: 3, accepted: 10, handled: 9, requests: 20, reading: 1, writing: 1, waiting: 1 };
     const first = stubStatusMetrics(s, c, 1);
-    assert.deepEqual(first.map((m) => `${m.name}:${m.type}:${m.unit}`), [
-      'nginx.http.connections:counter:{connection}',
-      'nginx.http.connection.count:gauge:{connection}',
-      'nginx.http.requests:counter:{request}',
-      'nginx.up:gauge:{status}',
-    ]);
-    assert.deepEqual(first[0].points.map((p) => p.attributes.outcome), ['accepted', 'handled']);
-    assert.deepEqual(first[1].points.map((p) => p.attributes.outcome), ['active', 'reading', 'writing', 'waiting']);
+    assert.deepEqual(
+      first.map((m) => `${m.name}:${m.type}:${m.unit}`),
+      [
+        'nginx.http.connections:counter:{connection}',
+        'nginx.http.connection.count:gauge:{connection}',
+        'nginx.http.requests:counter:{request}',
+        'nginx.up:gauge:{status}',
+      ],
+    );
+    assert.deepEqual(
+      first[0].points.map((p) => p.attributes.outcome),
+      ['accepted', 'handled'],
+    );
+    assert.deepEqual(
+      first[1].points.map((p) => p.attributes.outcome),
+      ['active', 'reading', 'writing', 'waiting'],
+    );
     const second = stubStatusMetrics({ ...s, requests: 27 }, c, 2);
     assert.equal((second.find((m) => m.name === 'nginx.http.request.count')!.points[0] as NumberPoint).value, 7);
   });
@@ -72,7 +94,20 @@ const value = (m: Metric | undefined, attrs: Record<string, string> = {}): numbe
 };
 
 function instance(id: string, over: Partial<NginxInstance> = {}): NginxInstance {
-  return { id, pid: 1, binary: '/usr/sbin/nginx', version: '1.22.1', plus: false, prefix: '/p', confPath: '/p/conf/nginx.conf', configureArgs: [], modules: [], workers: [], health: 'HEALTHY', ...over };
+  return {
+    id,
+    pid: 1,
+    binary: '/usr/sbin/nginx',
+    version: '1.22.1',
+    plus: false,
+    prefix: '/p',
+    confPath: '/p/conf/nginx.conf',
+    configureArgs: [],
+    modules: [],
+    workers: [],
+    health: 'HEALTHY',
+    ...over,
+  };
 }
 
 function configChanged(id: string, a: Partial<ConfigAnalysis>): NginxConfigChanged {
@@ -83,7 +118,17 @@ function configChanged(id: string, a: Partial<ConfigAnalysis>): NginxConfigChang
     version: 'v1',
     files: [],
     payload: { status: 'ok', errors: [], config: [] },
-    analysis: { servers: [], upstreams: [], accessLogs: [], errorLogs: [], logFormats: {}, stubStatus: [], plusApi: [], certificates: [], ...a },
+    analysis: {
+      servers: [],
+      upstreams: [],
+      accessLogs: [],
+      errorLogs: [],
+      logFormats: {},
+      stubStatus: [],
+      plusApi: [],
+      certificates: [],
+      ...a,
+    },
     added: [],
     removed: [],
     changed: [],
@@ -106,10 +151,24 @@ describe('stub_status of a real nginx', () => {
   test('N requests -> nginx.http.requests grows by exactly N + 1 (the scrape itself); nginx.up 0 after stop, agent running', async () => {
     const self = h.host.get('nginx-status') as NginxStatusPlugin;
     const id = 'realnginx0000001';
-    h.publish('nginx.instance.added', { instance: instance(id, { pid: await n.masterPid(), prefix: n.prefix, confPath: n.confPath }) });
-    h.publish('nginx.config.changed', configChanged(id, { stubStatus: [{ urls: ['http://127.0.0.1:1/nginx_status', n.url('/nginx_status')], file: n.confPath, line: 20 }] }));
-    await h.waitFor(() => value(h.metric('nginx.up'), { 'nginx.instance.id': id }) === 1, 'nginx.up 1 after the config names stub_status');
-    assert.equal((self.status().details!.targets as { url?: string }[])[0].url, n.url('/nginx_status'), 'the URL that answered, after one that did not');
+    h.publish('nginx.instance.added', {
+      instance: instance(id, { pid: await n.masterPid(), prefix: n.prefix, confPath: n.confPath }),
+    });
+    h.publish(
+      'nginx.config.changed',
+      configChanged(id, {
+        stubStatus: [{ urls: ['http://127.0.0.1:1/nginx_status', n.url('/nginx_status')], file: n.confPath, line: 20 }],
+      }),
+    );
+    await h.waitFor(
+      () => value(h.metric('nginx.up'), { 'nginx.instance.id': id }) === 1,
+      'nginx.up 1 after the config names stub_status',
+    );
+    assert.equal(
+      (self.status().details!.targets as { url?: string }[])[0].url,
+      n.url('/nginx_status'),
+      'the URL that answered, after one that did not',
+    );
 
     await scrape(h, self);
     const v1 = value(h.metric('nginx.http.requests'), { 'nginx.instance.id': id })!;
@@ -124,7 +183,10 @@ describe('stub_status of a real nginx', () => {
     const accepted = value(h.metric('nginx.http.connections'), { 'nginx.instance.id': id, outcome: 'accepted' })!;
     assert.ok(accepted >= 1);
     assert.equal(value(h.metric('nginx.http.connections'), { 'nginx.instance.id': id, outcome: 'handled' }), accepted);
-    assert.ok(value(h.metric('nginx.http.connection.count'), { 'nginx.instance.id': id, outcome: 'active' })! >= 1, 'the scrape itself is active');
+    assert.ok(
+      value(h.metric('nginx.http.connection.count'), { 'nginx.instance.id': id, outcome: 'active' })! >= 1,
+      'the scrape itself is active',
+    );
 
     await n.stop();
     await scrape(h, self);
@@ -159,7 +221,10 @@ describe('stub_status_url override, resets, and a page that is not stub_status',
       const self = h.host.get('nginx-status') as NginxStatusPlugin;
       body = 'Active connections: 1 \nserver accepts handled requests\n 1 1 1 \nReading: 0 Writing: 1 Waiting: 0 \n';
       h.publish('nginx.instance.added', { instance: instance('goneinstance0001') });
-      h.publish('nginx.config.changed', configChanged('goneinstance0001', { stubStatus: [{ urls: [url], file: '/p/conf/nginx.conf', line: 3 }] }));
+      h.publish(
+        'nginx.config.changed',
+        configChanged('goneinstance0001', { stubStatus: [{ urls: [url], file: '/p/conf/nginx.conf', line: 3 }] }),
+      );
       await h.waitFor(() => h.store.sources().includes('nginx-status:goneinstance0001'), 'the first read');
       h.publish('nginx.instance.removed', { instance: instance('goneinstance0001') });
       await h.bus.drain(2000);
@@ -175,7 +240,8 @@ describe('stub_status_url override, resets, and a page that is not stub_status',
     const h = await startPlugin(plugin, { interval: '1h', stub_status_url: url });
     try {
       const self = h.host.get('nginx-status') as NginxStatusPlugin;
-      const page = (acc: number, req: number) => `Active connections: 1 \nserver accepts handled requests\n ${acc} ${acc} ${req} \nReading: 0 Writing: 1 Waiting: 0 \n`;
+      const page = (acc: number, req: number) =>
+        `Active connections: 1 \nserver accepts handled requests\n ${acc} ${acc} ${req} \nReading: 0 Writing: 1 Waiting: 0 \n`;
       body = page(100, 500);
       await scrape(h, self);
       // With no nginx discovered, the configured URL is read on its own.
@@ -197,7 +263,10 @@ describe('stub_status_url override, resets, and a page that is not stub_status',
       body = '<html>Welcome to nginx!</html>';
       await scrape(h, self);
       assert.equal(value(h.metric('nginx.up')), 0);
-      assert.match(self.status().reason!, /not a stub_status page: expected "Active connections: N" on line 1, got "<html>Welcome/);
+      assert.match(
+        self.status().reason!,
+        /not a stub_status page: expected "Active connections: N" on line 1, got "<html>Welcome/,
+      );
     } finally {
       await h.close();
     }
@@ -251,10 +320,26 @@ describe('NGINX Plus API (recorded responses served on 127.0.0.1)', () => {
     assert.equal(value(m('nginx.http.connections'), { outcome: 'dropped' }), 12);
     assert.equal(value(m('nginx.http.connection.count'), { outcome: 'idle' }), 117);
     assert.equal(value(m('nginx.http.requests')), 10624511);
-    assert.equal(value(m('nginx.http.zone.requests'), { 'nginx.zone.name': 'hg.nginx.org', 'nginx.zone.type': 'server' }), 175276);
-    assert.equal(value(m('nginx.http.response.status'), { 'nginx.zone.name': 'hg.nginx.org', status_range: '5xx' }), 566);
-    assert.equal(value(m('nginx.http.response.status'), { 'nginx.zone.name': 'swagger', 'nginx.zone.type': 'location', status_range: '3xx' }), 167);
-    assert.equal(value(m('nginx.http.request.byte.io'), { 'nginx.zone.name': 'trac.nginx.org', 'nginx.byte.io.direction': 'tx' }), 2089524530);
+    assert.equal(
+      value(m('nginx.http.zone.requests'), { 'nginx.zone.name': 'hg.nginx.org', 'nginx.zone.type': 'server' }),
+      175276,
+    );
+    assert.equal(
+      value(m('nginx.http.response.status'), { 'nginx.zone.name': 'hg.nginx.org', status_range: '5xx' }),
+      566,
+    );
+    assert.equal(
+      value(m('nginx.http.response.status'), {
+        'nginx.zone.name': 'swagger',
+        'nginx.zone.type': 'location',
+        status_range: '3xx',
+      }),
+      167,
+    );
+    assert.equal(
+      value(m('nginx.http.request.byte.io'), { 'nginx.zone.name': 'trac.nginx.org', 'nginx.byte.io.direction': 'tx' }),
+      2089524530,
+    );
     const peer1 = { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.address': '10.0.0.1:8080' };
     assert.equal(value(m('nginx.http.upstream.peer.response.time'), peer1), 0.042);
     assert.equal(m('nginx.http.upstream.peer.response.time')!.unit, 's');
@@ -263,22 +348,55 @@ describe('NGINX Plus API (recorded responses served on 127.0.0.1)', () => {
     assert.equal(value(m('nginx.http.upstream.peer.responses'), { ...peer1, status_range: '5xx' }), 17);
     assert.equal(value(m('nginx.http.upstream.peer.state'), { ...peer1, 'nginx.peer.state': 'up' }), 1);
     assert.equal(value(m('nginx.http.upstream.peer.state'), { ...peer1, 'nginx.peer.state': 'unhealthy' }), 0);
-    assert.equal(value(m('nginx.http.upstream.peer.state'), { 'nginx.peer.address': '10.0.0.2:8080', 'nginx.peer.name': 'backend-2.example:8080', 'nginx.peer.state': 'unhealthy' }), 1);
-    assert.equal(value(m('nginx.http.upstream.peer.count'), { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.state': 'up' }), 1);
-    assert.equal(value(m('nginx.http.upstream.peer.count'), { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.state': 'unhealthy' }), 1);
-    assert.equal(value(m('nginx.http.upstream.peer.count'), { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.state': 'down' }), 0);
-    assert.equal(value(m('nginx.http.upstream.peer.health_checks'), { 'nginx.peer.address': '10.0.0.2:8080', 'nginx.health_check': 'fail' }), 26210);
+    assert.equal(
+      value(m('nginx.http.upstream.peer.state'), {
+        'nginx.peer.address': '10.0.0.2:8080',
+        'nginx.peer.name': 'backend-2.example:8080',
+        'nginx.peer.state': 'unhealthy',
+      }),
+      1,
+    );
+    assert.equal(
+      value(m('nginx.http.upstream.peer.count'), { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.state': 'up' }),
+      1,
+    );
+    assert.equal(
+      value(m('nginx.http.upstream.peer.count'), {
+        'nginx.upstream.name': 'trac-backend',
+        'nginx.peer.state': 'unhealthy',
+      }),
+      1,
+    );
+    assert.equal(
+      value(m('nginx.http.upstream.peer.count'), { 'nginx.upstream.name': 'trac-backend', 'nginx.peer.state': 'down' }),
+      0,
+    );
+    assert.equal(
+      value(m('nginx.http.upstream.peer.health_checks'), {
+        'nginx.peer.address': '10.0.0.2:8080',
+        'nginx.health_check': 'fail',
+      }),
+      26210,
+    );
     assert.equal(value(m('nginx.http.upstream.queue.overflows'), { 'nginx.upstream.name': 'trac-backend' }), 7);
-    assert.equal(value(m('nginx.cache.bytes'), { 'nginx.cache.name': 'http_cache', 'nginx.cache.outcome': 'hit' }), 6685627875);
+    assert.equal(
+      value(m('nginx.cache.bytes'), { 'nginx.cache.name': 'http_cache', 'nginx.cache.outcome': 'hit' }),
+      6685627875,
+    );
     assert.equal(value(m('nginx.cache.memory.limit'), { 'nginx.cache.name': 'http_cache' }), 536870912);
     assert.equal(value(m('nginx.ssl.handshakes'), { 'nginx.ssl.status': 'failed' }), 21025);
-    assert.equal(value(m('nginx.ssl.certificate.verify_failures'), { 'nginx.ssl.verify_failure.reason': 'expired_cert' }), 2);
+    assert.equal(
+      value(m('nginx.ssl.certificate.verify_failures'), { 'nginx.ssl.verify_failure.reason': 'expired_cert' }),
+      2,
+    );
     assert.equal(value(m('nginx.up')), 1);
     for (const x of ms) assert.ok(x.unit !== 'ms', `${x.name} in seconds, not ms`);
   });
 
   test('a Plus API that does not answer falls back to stub_status', async () => {
-    const stub = createServer((_req, res) => res.end('Active connections: 2 \nserver accepts handled requests\n 9 9 40 \nReading: 0 Writing: 1 Waiting: 1 \n'));
+    const stub = createServer((_req, res) =>
+      res.end('Active connections: 2 \nserver accepts handled requests\n 9 9 40 \nReading: 0 Writing: 1 Waiting: 1 \n'),
+    );
     await new Promise<void>((r) => stub.listen(0, '127.0.0.1', () => r()));
     const addr = stub.address();
     const stubUrl = `http://127.0.0.1:${typeof addr === 'object' && addr ? addr.port : 0}/nginx_status`;
@@ -288,9 +406,15 @@ describe('NGINX Plus API (recorded responses served on 127.0.0.1)', () => {
       h.publish('nginx.instance.added', { instance: instance(id, { plus: true }) });
       h.publish(
         'nginx.config.changed',
-        configChanged(id, { plusApi: [{ urls: [`${base}-missing`], file: '/p/conf/nginx.conf', line: 30, write: false }], stubStatus: [{ urls: [stubUrl], file: '/p/conf/nginx.conf', line: 40 }] }),
+        configChanged(id, {
+          plusApi: [{ urls: [`${base}-missing`], file: '/p/conf/nginx.conf', line: 30, write: false }],
+          stubStatus: [{ urls: [stubUrl], file: '/p/conf/nginx.conf', line: 40 }],
+        }),
       );
-      await h.waitFor(() => value(h.metric('nginx.http.requests'), { 'nginx.instance.id': id }) === 40, 'stub_status read after the API failed');
+      await h.waitFor(
+        () => value(h.metric('nginx.http.requests'), { 'nginx.instance.id': id }) === 40,
+        'stub_status read after the API failed',
+      );
       const self = h.host.get('nginx-status') as NginxStatusPlugin;
       assert.equal((self.status().details!.targets as { mode?: string }[])[0].mode, 'stub_status');
     } finally {
@@ -304,10 +428,22 @@ describe('NGINX Plus API (recorded responses served on 127.0.0.1)', () => {
     try {
       const id = 'plusinstance0001';
       h.publish('nginx.instance.added', { instance: instance(id, { plus: true, version: '1.25.3' }) });
-      h.publish('nginx.config.changed', configChanged(id, { plusApi: [{ urls: [base], file: '/p/conf/nginx.conf', line: 30, write: false }] }));
-      await h.waitFor(() => value(h.metric('nginx.up'), { 'nginx.instance.id': id }) === 1, 'nginx.up from the Plus API');
+      h.publish(
+        'nginx.config.changed',
+        configChanged(id, { plusApi: [{ urls: [base], file: '/p/conf/nginx.conf', line: 30, write: false }] }),
+      );
+      await h.waitFor(
+        () => value(h.metric('nginx.up'), { 'nginx.instance.id': id }) === 1,
+        'nginx.up from the Plus API',
+      );
       assert.equal(value(h.metric('nginx.http.requests'), { 'nginx.instance.id': id }), 10624511);
-      assert.equal(value(h.metric('nginx.http.upstream.peer.requests'), { 'nginx.instance.id': id, 'nginx.peer.address': '10.0.0.1:8080' }), 57217);
+      assert.equal(
+        value(h.metric('nginx.http.upstream.peer.requests'), {
+          'nginx.instance.id': id,
+          'nginx.peer.address': '10.0.0.1:8080',
+        }),
+        57217,
+      );
       const self = h.host.get('nginx-status') as NginxStatusPlugin;
       assert.equal((self.status().details!.targets as { mode?: string }[])[0].mode, 'plus');
       assert.ok(requested.includes('/api/9/http/upstreams'));

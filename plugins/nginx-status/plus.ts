@@ -94,7 +94,9 @@ async function getJson(url: string, timeoutMs: number): Promise<unknown> {
   try {
     return JSON.parse(text);
   } catch {
-    throw new Error(`GET ${url}: not JSON (starts ${JSON.stringify(text.slice(0, 60))}); is it an \`api\` location of NGINX Plus?`);
+    throw new Error(
+      `GET ${url}: not JSON (starts ${JSON.stringify(text.slice(0, 60))}); is it an \`api\` location of NGINX Plus?`,
+    );
   }
 }
 
@@ -103,13 +105,19 @@ async function getJson(url: string, timeoutMs: number): Promise<unknown> {
  * endpoint in parallel. Throws only when the API itself does not answer; a failing endpoint (a module
  * not configured) is listed in `errors` and left out of the data.
  */
-export async function readPlusApi(base: string, timeoutMs: number, version?: number): Promise<{ data: PlusData; version: number; errors: string[] }> {
+export async function readPlusApi(
+  base: string,
+  timeoutMs: number,
+  version?: number,
+): Promise<{ data: PlusData; version: number; errors: string[] }> {
   const root = base.replace(/\/+$/, '');
   let v = version;
   if (v === undefined) {
     const versions = await getJson(`${root}/`, timeoutMs);
     if (!Array.isArray(versions) || !versions.every((x) => typeof x === 'number') || versions.length === 0)
-      throw new Error(`GET ${root}/: expected the list of API versions (e.g. [1,2,...,9]), got ${JSON.stringify(versions).slice(0, 80)}`);
+      throw new Error(
+        `GET ${root}/: expected the list of API versions (e.g. [1,2,...,9]), got ${JSON.stringify(versions).slice(0, 80)}`,
+      );
     v = Math.max(...(versions as number[]));
   }
   const errors: string[] = [];
@@ -136,15 +144,25 @@ const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFin
 
 /** Builds metrics from one read; counters go through `counters` (reset handling, interval deltas). */
 export function plusMetrics(d: PlusData, counters: CounterTracker, now: number): Metric[] {
-  const series = new Map<string, { d: { name: string; unit: string; description: string }; type: 'counter' | 'gauge'; points: NumberPoint[] }>();
-  const add = (type: 'counter' | 'gauge', desc: { name: string; unit: string; description: string }, attributes: Attributes, value: Num) => {
+  const series = new Map<
+    string,
+    { d: { name: string; unit: string; description: string }; type: 'counter' | 'gauge'; points: NumberPoint[] }
+  >();
+  const add = (
+    type: 'counter' | 'gauge',
+    desc: { name: string; unit: string; description: string },
+    attributes: Attributes,
+    value: Num,
+  ) => {
     if (!isNum(value)) return;
     let s = series.get(desc.name);
     if (!s) series.set(desc.name, (s = { d: desc, type, points: [] }));
     s.points.push(type === 'counter' ? counters.read(desc.name, attributes, value, now).point : { attributes, value });
   };
-  const c = (desc: { name: string; unit: string; description: string }, a: Attributes, v: Num) => add('counter', desc, a, v);
-  const g = (desc: { name: string; unit: string; description: string }, a: Attributes, v: Num) => add('gauge', desc, a, v);
+  const c = (desc: { name: string; unit: string; description: string }, a: Attributes, v: Num) =>
+    add('counter', desc, a, v);
+  const g = (desc: { name: string; unit: string; description: string }, a: Attributes, v: Num) =>
+    add('gauge', desc, a, v);
   const ms = (v: Num) => (isNum(v) ? v / 1000 : undefined);
 
   if (d.connections) {
@@ -217,7 +235,8 @@ export function plusMetrics(d: PlusData, counters: CounterTracker, now: number):
     c(M.sslHandshakes, { 'nginx.ssl.status': 'success' }, d.ssl.handshakes);
     c(M.sslHandshakes, { 'nginx.ssl.status': 'failed' }, d.ssl.handshakes_failed);
     c(M.sslHandshakes, { 'nginx.ssl.status': 'reuse' }, d.ssl.session_reuses);
-    for (const [reason, n] of Object.entries(d.ssl.verify_failures ?? {})) c(M.sslVerify, { 'nginx.ssl.verify_failure.reason': reason }, n);
+    for (const [reason, n] of Object.entries(d.ssl.verify_failures ?? {}))
+      c(M.sslVerify, { 'nginx.ssl.verify_failure.reason': reason }, n);
   }
 
   const out: Metric[] = [];
@@ -228,31 +247,131 @@ export function plusMetrics(d: PlusData, counters: CounterTracker, now: number):
 
 /** Descriptors of the Plus-only metrics (README table is written from these). */
 export const M = {
-  zoneRequests: { name: 'nginx.http.zone.requests', unit: '{request}', description: 'Client requests in a status zone (server or location).' },
-  zoneProcessing: { name: 'nginx.http.request.processing.count', unit: '{request}', description: 'Client requests being processed now, per zone.' },
-  zoneDiscarded: { name: 'nginx.http.request.discarded', unit: '{request}', description: 'Requests completed without sending a response, per zone.' },
-  zoneIo: { name: 'nginx.http.request.byte.io', unit: 'By', description: 'Bytes received from (rx) and sent to (tx) clients, per zone.' },
-  zoneStatus: { name: 'nginx.http.response.status', unit: '{response}', description: 'Responses per zone by status_range (1xx..5xx).' },
-  keepalive: { name: 'nginx.http.upstream.keepalive.count', unit: '{connection}', description: 'Idle keepalive connections of an upstream.' },
-  zombies: { name: 'nginx.http.upstream.zombie.count', unit: '{peer}', description: 'Peers removed from an upstream but still serving requests.' },
-  queueUsage: { name: 'nginx.http.upstream.queue.usage', unit: '{request}', description: 'Requests in the upstream queue now.' },
-  queueLimit: { name: 'nginx.http.upstream.queue.limit', unit: '{request}', description: 'Requests the upstream queue can hold.' },
-  queueOverflows: { name: 'nginx.http.upstream.queue.overflows', unit: '{request}', description: 'Requests rejected because the upstream queue was full.' },
-  peerCount: { name: 'nginx.http.upstream.peer.count', unit: '{peer}', description: 'Peers of an upstream by nginx.peer.state.' },
-  peerState: { name: 'nginx.http.upstream.peer.state', unit: '{state}', description: 'State of a peer: 1 for its current nginx.peer.state, 0 for the others.' },
-  peerConnections: { name: 'nginx.http.upstream.peer.connection.count', unit: '{connection}', description: 'Active connections to a peer.' },
-  peerRequests: { name: 'nginx.http.upstream.peer.requests', unit: '{request}', description: 'Client requests forwarded to a peer.' },
-  peerResponses: { name: 'nginx.http.upstream.peer.responses', unit: '{response}', description: 'Responses from a peer by status_range.' },
-  peerHeaderTime: { name: 'nginx.http.upstream.peer.header.time', unit: 's', description: 'Average time to get the response header from a peer.' },
-  peerResponseTime: { name: 'nginx.http.upstream.peer.response.time', unit: 's', description: 'Average time to get the full response from a peer.' },
-  peerIo: { name: 'nginx.http.upstream.peer.byte.io', unit: 'By', description: 'Bytes received from (rx) and sent to (tx) a peer.' },
-  peerFails: { name: 'nginx.http.upstream.peer.fails', unit: '{attempt}', description: 'Unsuccessful attempts to communicate with a peer.' },
-  peerUnavail: { name: 'nginx.http.upstream.peer.unavailables', unit: '{event}', description: 'Times a peer became unavailable (max_fails reached).' },
-  peerHealthChecks: { name: 'nginx.http.upstream.peer.health_checks', unit: '{check}', description: 'Failed health checks (fail) and transitions to unhealthy (unhealthy) of a peer.' },
+  zoneRequests: {
+    name: 'nginx.http.zone.requests',
+    unit: '{request}',
+    description: 'Client requests in a status zone (server or location).',
+  },
+  zoneProcessing: {
+    name: 'nginx.http.request.processing.count',
+    unit: '{request}',
+    description: 'Client requests being processed now, per zone.',
+  },
+  zoneDiscarded: {
+    name: 'nginx.http.request.discarded',
+    unit: '{request}',
+    description: 'Requests completed without sending a response, per zone.',
+  },
+  zoneIo: {
+    name: 'nginx.http.request.byte.io',
+    unit: 'By',
+    description: 'Bytes received from (rx) and sent to (tx) clients, per zone.',
+  },
+  zoneStatus: {
+    name: 'nginx.http.response.status',
+    unit: '{response}',
+    description: 'Responses per zone by status_range (1xx..5xx).',
+  },
+  keepalive: {
+    name: 'nginx.http.upstream.keepalive.count',
+    unit: '{connection}',
+    description: 'Idle keepalive connections of an upstream.',
+  },
+  zombies: {
+    name: 'nginx.http.upstream.zombie.count',
+    unit: '{peer}',
+    description: 'Peers removed from an upstream but still serving requests.',
+  },
+  queueUsage: {
+    name: 'nginx.http.upstream.queue.usage',
+    unit: '{request}',
+    description: 'Requests in the upstream queue now.',
+  },
+  queueLimit: {
+    name: 'nginx.http.upstream.queue.limit',
+    unit: '{request}',
+    description: 'Requests the upstream queue can hold.',
+  },
+  queueOverflows: {
+    name: 'nginx.http.upstream.queue.overflows',
+    unit: '{request}',
+    description: 'Requests rejected because the upstream queue was full.',
+  },
+  peerCount: {
+    name: 'nginx.http.upstream.peer.count',
+    unit: '{peer}',
+    description: 'Peers of an upstream by nginx.peer.state.',
+  },
+  peerState: {
+    name: 'nginx.http.upstream.peer.state',
+    unit: '{state}',
+    description: 'State of a peer: 1 for its current nginx.peer.state, 0 for the others.',
+  },
+  peerConnections: {
+    name: 'nginx.http.upstream.peer.connection.count',
+    unit: '{connection}',
+    description: 'Active connections to a peer.',
+  },
+  peerRequests: {
+    name: 'nginx.http.upstream.peer.requests',
+    unit: '{request}',
+    description: 'Client requests forwarded to a peer.',
+  },
+  peerResponses: {
+    name: 'nginx.http.upstream.peer.responses',
+    unit: '{response}',
+    description: 'Responses from a peer by status_range.',
+  },
+  peerHeaderTime: {
+    name: 'nginx.http.upstream.peer.header.time',
+    unit: 's',
+    description: 'Average time to get the response header from a peer.',
+  },
+  peerResponseTime: {
+    name: 'nginx.http.upstream.peer.response.time',
+    unit: 's',
+    description: 'Average time to get the full response from a peer.',
+  },
+  peerIo: {
+    name: 'nginx.http.upstream.peer.byte.io',
+    unit: 'By',
+    description: 'Bytes received from (rx) and sent to (tx) a peer.',
+  },
+  peerFails: {
+    name: 'nginx.http.upstream.peer.fails',
+    unit: '{attempt}',
+    description: 'Unsuccessful attempts to communicate with a peer.',
+  },
+  peerUnavail: {
+    name: 'nginx.http.upstream.peer.unavailables',
+    unit: '{event}',
+    description: 'Times a peer became unavailable (max_fails reached).',
+  },
+  peerHealthChecks: {
+    name: 'nginx.http.upstream.peer.health_checks',
+    unit: '{check}',
+    description: 'Failed health checks (fail) and transitions to unhealthy (unhealthy) of a peer.',
+  },
   cacheUsage: { name: 'nginx.cache.memory.usage', unit: 'By', description: 'Current size of a cache.' },
   cacheLimit: { name: 'nginx.cache.memory.limit', unit: 'By', description: 'max_size of a cache.' },
-  cacheResponses: { name: 'nginx.cache.responses', unit: '{response}', description: 'Responses read from a cache or the proxied server, by nginx.cache.outcome.' },
-  cacheBytes: { name: 'nginx.cache.bytes', unit: 'By', description: 'Bytes read from a cache or the proxied server, by nginx.cache.outcome.' },
-  sslHandshakes: { name: 'nginx.ssl.handshakes', unit: '{handshake}', description: 'SSL handshakes by nginx.ssl.status: success, failed, reuse (session reuses, a part of success).' },
-  sslVerify: { name: 'nginx.ssl.certificate.verify_failures', unit: '{certificate}', description: 'Client certificate verification failures by reason.' },
+  cacheResponses: {
+    name: 'nginx.cache.responses',
+    unit: '{response}',
+    description: 'Responses read from a cache or the proxied server, by nginx.cache.outcome.',
+  },
+  cacheBytes: {
+    name: 'nginx.cache.bytes',
+    unit: 'By',
+    description: 'Bytes read from a cache or the proxied server, by nginx.cache.outcome.',
+  },
+  sslHandshakes: {
+    name: 'nginx.ssl.handshakes',
+    unit: '{handshake}',
+    description: 'SSL handshakes by nginx.ssl.status: success, failed, reuse (session reuses, a part of success).',
+  },
+  sslVerify: {
+    name: 'nginx.ssl.certificate.verify_failures',
+    unit: '{certificate}',
+    description: 'Client certificate verification failures by reason.',
+  },
 } as const;

@@ -29,12 +29,24 @@ export function parseStubStatus(text: string): StubStatus {
   const lines = text.split(/\r?\n/).map((l) => l.trim());
   const got = () => JSON.stringify(text.trim().slice(0, 80));
   const active = /^Active connections:\s*(\d+)$/.exec(lines[0] ?? '');
-  if (!active) throw new Error(`not a stub_status page: expected "Active connections: N" on line 1, got ${got()} (is the URL a location with stub_status?)`);
-  if (!/^server accepts handled requests/.test(lines[1] ?? '')) throw new Error(`not a stub_status page: expected "server accepts handled requests" on line 2, got ${JSON.stringify(lines[1] ?? '')}`);
+  if (!active)
+    throw new Error(
+      `not a stub_status page: expected "Active connections: N" on line 1, got ${got()} (is the URL a location with stub_status?)`,
+    );
+  if (!/^server accepts handled requests/.test(lines[1] ?? ''))
+    throw new Error(
+      `not a stub_status page: expected "server accepts handled requests" on line 2, got ${JSON.stringify(lines[1] ?? '')}`,
+    );
   const nums = /^(\d+)\s+(\d+)\s+(\d+)/.exec(lines[2] ?? '');
-  if (!nums) throw new Error(`not a stub_status page: expected three numbers (accepts handled requests) on line 3, got ${JSON.stringify(lines[2] ?? '')}`);
+  if (!nums)
+    throw new Error(
+      `not a stub_status page: expected three numbers (accepts handled requests) on line 3, got ${JSON.stringify(lines[2] ?? '')}`,
+    );
   const rww = /^Reading:\s*(\d+)\s+Writing:\s*(\d+)\s+Waiting:\s*(\d+)$/.exec(lines[3] ?? '');
-  if (!rww) throw new Error(`not a stub_status page: expected "Reading: N Writing: N Waiting: N" on line 4, got ${JSON.stringify(lines[3] ?? '')}`);
+  if (!rww)
+    throw new Error(
+      `not a stub_status page: expected "Reading: N Writing: N Waiting: N" on line 4, got ${JSON.stringify(lines[3] ?? '')}`,
+    );
   return {
     active: Number(active[1]),
     accepted: Number(nums[1]),
@@ -47,11 +59,27 @@ export function parseStubStatus(text: string): StubStatus {
 }
 
 export const D = {
-  connections: { name: 'nginx.http.connections', unit: '{connection}', description: 'Client connections since nginx started, by outcome (accepted, handled; Plus: dropped).' },
-  connectionCount: { name: 'nginx.http.connection.count', unit: '{connection}', description: 'Client connections now, by outcome (active, reading, writing, waiting; Plus: idle).' },
+  connections: {
+    name: 'nginx.http.connections',
+    unit: '{connection}',
+    description: 'Client connections since nginx started, by outcome (accepted, handled; Plus: dropped).',
+  },
+  connectionCount: {
+    name: 'nginx.http.connection.count',
+    unit: '{connection}',
+    description: 'Client connections now, by outcome (active, reading, writing, waiting; Plus: idle).',
+  },
   requests: { name: 'nginx.http.requests', unit: '{request}', description: 'Client requests since nginx started.' },
-  requestCount: { name: 'nginx.http.request.count', unit: '{request}', description: 'Client requests in the last collection interval.' },
-  up: { name: 'nginx.up', unit: '{status}', description: 'Whether the last read of the status endpoint succeeded (1) or not (0).' },
+  requestCount: {
+    name: 'nginx.http.request.count',
+    unit: '{request}',
+    description: 'Client requests in the last collection interval.',
+  },
+  up: {
+    name: 'nginx.up',
+    unit: '{status}',
+    description: 'Whether the last read of the status endpoint succeeded (1) or not (0).',
+  },
 } as const;
 
 /** The five stub_status metrics from one read; `request.count` is absent on the first read. */

@@ -6,7 +6,12 @@
 import { ValueType, type HrTime } from '@opentelemetry/api';
 import { JsonMetricsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { AggregationTemporality, DataPointType, type MetricData, type ResourceMetrics } from '@opentelemetry/sdk-metrics';
+import {
+  AggregationTemporality,
+  DataPointType,
+  type MetricData,
+  type ResourceMetrics,
+} from '@opentelemetry/sdk-metrics';
 import type { HistogramPoint, NumberPoint } from '../../core/metrics/model.js';
 import type { StoredMetric } from '../../core/metrics/store.js';
 import type { AgentInfo } from '../../core/plugin/types.js';
@@ -66,7 +71,12 @@ export function toResourceMetrics(
   }));
 }
 
-function metricData(m: StoredMetric, points: readonly (NumberPoint | HistogramPoint)[], end: HrTime, agentStart: number): MetricData {
+function metricData(
+  m: StoredMetric,
+  points: readonly (NumberPoint | HistogramPoint)[],
+  end: HrTime,
+  agentStart: number,
+): MetricData {
   const descriptor = { name: m.name, description: m.description, unit: m.unit, valueType: ValueType.DOUBLE };
   const start = (p: { startTime?: number }) => hr(p.startTime ?? agentStart);
   if (m.type === 'histogram') {
@@ -89,9 +99,20 @@ function metricData(m: StoredMetric, points: readonly (NumberPoint | HistogramPo
     value: p.value,
   }));
   if (m.type === 'counter') {
-    return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.SUM, isMonotonic: true, dataPoints };
+    return {
+      descriptor,
+      aggregationTemporality: AggregationTemporality.CUMULATIVE,
+      dataPointType: DataPointType.SUM,
+      isMonotonic: true,
+      dataPoints,
+    };
   }
-  return { descriptor, aggregationTemporality: AggregationTemporality.CUMULATIVE, dataPointType: DataPointType.GAUGE, dataPoints };
+  return {
+    descriptor,
+    aggregationTemporality: AggregationTemporality.CUMULATIVE,
+    dataPointType: DataPointType.GAUGE,
+    dataPoints,
+  };
 }
 
 /** The request body in the configured protocol, and its content type. */

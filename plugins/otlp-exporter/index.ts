@@ -19,10 +19,14 @@ export const schema = object(
     endpoint: string({
       default: 'http://127.0.0.1:4318/v1/metrics',
       pattern: /^https?:\/\/[^\s/]+(\/\S*)?$/,
-      patternHelp: 'an http:// or https:// URL, e.g. http://collector:4318/v1/metrics (the full path: nothing is appended)',
+      patternHelp:
+        'an http:// or https:// URL, e.g. http://collector:4318/v1/metrics (the full path: nothing is appended)',
       description: 'Full URL of the OTLP/HTTP metrics endpoint, path included.',
     }),
-    protocol: oneOf(['http/protobuf', 'http/json'] as const, { default: 'http/protobuf', description: 'OTLP encoding: http/protobuf (smaller) or http/json.' }),
+    protocol: oneOf(['http/protobuf', 'http/json'] as const, {
+      default: 'http/protobuf',
+      description: 'OTLP encoding: http/protobuf (smaller) or http/json.',
+    }),
     headers: record(string(), {
       default: {},
       keyPattern: HEADER_NAME,
@@ -30,18 +34,45 @@ export const schema = object(
       description: 'HTTP headers sent with every request, e.g. Authorization: "Bearer <token>". Values are not logged.',
     }),
     compression: oneOf(['gzip', 'none'] as const, { default: 'gzip', description: 'Request body compression.' }),
-    interval: duration({ default: '15s', min: '100ms', max: '1h', description: 'How often a snapshot of every metric is exported.' }),
+    interval: duration({
+      default: '15s',
+      min: '100ms',
+      max: '1h',
+      description: 'How often a snapshot of every metric is exported.',
+    }),
     timeout: duration({ default: '10s', min: '100ms', max: '5m', description: 'Time limit of one HTTP request.' }),
-    max_batch_points: int({ default: 1000, min: 1, max: 1_000_000, description: 'Data points per request at most; a bigger snapshot is split into several requests.' }),
+    max_batch_points: int({
+      default: 1000,
+      min: 1,
+      max: 1_000_000,
+      description: 'Data points per request at most; a bigger snapshot is split into several requests.',
+    }),
     queue_size: int({
       default: 100,
       min: 1,
       max: 100_000,
-      description: 'Requests kept while the endpoint is unreachable; when full the oldest is dropped and its points counted in agent_otlp_dropped_total{reason="queue_full"}.',
+      description:
+        'Requests kept while the endpoint is unreachable; when full the oldest is dropped and its points counted in agent_otlp_dropped_total{reason="queue_full"}.',
     }),
-    retry_initial_interval: duration({ default: '1s', min: '10ms', max: '10m', description: 'First wait before retrying 429/502/503/504 or a network error (doubles each time, +-50% jitter); Retry-After wins.' }),
-    retry_max_interval: duration({ default: '30s', min: '10ms', max: '1h', description: 'Longest wait between two retries.' }),
-    retry_max_elapsed: duration({ default: '5m', min: '0s', max: '24h', description: 'Give up on a request (dropped, counted) after retrying this long.' }),
+    retry_initial_interval: duration({
+      default: '1s',
+      min: '10ms',
+      max: '10m',
+      description:
+        'First wait before retrying 429/502/503/504 or a network error (doubles each time, +-50% jitter); Retry-After wins.',
+    }),
+    retry_max_interval: duration({
+      default: '30s',
+      min: '10ms',
+      max: '1h',
+      description: 'Longest wait between two retries.',
+    }),
+    retry_max_elapsed: duration({
+      default: '5m',
+      min: '0s',
+      max: '24h',
+      description: 'Give up on a request (dropped, counted) after retrying this long.',
+    }),
   },
   { description: 'OTLP metrics export over HTTP (protobuf or JSON) with gzip, batching, retry and a bounded queue.' },
 );
@@ -77,7 +108,10 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
     this.#timer = setInterval(() => this.collect(), c.interval);
     this.#timer.unref();
     ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
-    ctx.logger.info({ endpoint: c.endpoint, protocol: c.protocol }, `exporting metrics to ${c.endpoint} (${c.protocol}) every ${c.interval} ms`);
+    ctx.logger.info(
+      { endpoint: c.endpoint, protocol: c.protocol },
+      `exporting metrics to ${c.endpoint} (${c.protocol}) every ${c.interval} ms`,
+    );
   }
 
   /** Takes a snapshot of the store and queues it as export requests (also the timer's tick). */
@@ -97,7 +131,11 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
         this.#sender.enqueue({ body: gzip ? gzipSync(body) : body, contentType, gzip, points: g.points });
       }
     } catch (err) {
-      if (this.#collectErrors++ === 0) this.#ctx.logger.error({ err }, 'cannot build an OTLP export request; counted in agent_otlp_collect_errors_total');
+      if (this.#collectErrors++ === 0)
+        this.#ctx.logger.error(
+          { err },
+          'cannot build an OTLP export request; counted in agent_otlp_collect_errors_total',
+        );
     }
     this.#ctx.bus.publish('metrics', { source: this.name, time: Date.now(), metrics: this.selfMetrics() });
   }
@@ -107,18 +145,45 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
     const start = this.#ctx.agent.startedAt;
     const reasons = ['queue_full', 'rejected', 'retries_exhausted', 'shutdown'] as const;
     return [
-      counter({ name: 'agent.otlp.exported', unit: '{data_point}', description: 'Data points the OTLP endpoint accepted.' }, [{ attributes: {}, value: st.exportedPoints, startTime: start }]),
       counter(
-        { name: 'agent.otlp.dropped', unit: '{data_point}', description: 'Data points not exported, by reason: queue_full, rejected, retries_exhausted, shutdown.' },
+        { name: 'agent.otlp.exported', unit: '{data_point}', description: 'Data points the OTLP endpoint accepted.' },
+        [{ attributes: {}, value: st.exportedPoints, startTime: start }],
+      ),
+      counter(
+        {
+          name: 'agent.otlp.dropped',
+          unit: '{data_point}',
+          description: 'Data points not exported, by reason: queue_full, rejected, retries_exhausted, shutdown.',
+        },
         reasons.map((r) => ({ attributes: { reason: r }, value: st.dropped.get(r) ?? 0, startTime: start })),
       ),
       counter(
-        { name: 'agent.otlp.requests', unit: '{request}', description: 'OTLP export attempts by answer: HTTP status, network_error or timeout.' },
+        {
+          name: 'agent.otlp.requests',
+          unit: '{request}',
+          description: 'OTLP export attempts by answer: HTTP status, network_error or timeout.',
+        },
         [...st.requests].map(([status, n]) => ({ attributes: { status }, value: n, startTime: start })),
       ),
-      counter({ name: 'agent.otlp.sent', unit: 'By', description: 'Request bytes (after compression) the endpoint accepted.' }, [{ attributes: {}, value: st.sentBytes, startTime: start }]),
-      counter({ name: 'agent.otlp.collect.errors', unit: '{error}', description: 'Snapshots that could not be turned into an export request.' }, [{ attributes: {}, value: this.#collectErrors, startTime: start }]),
-      gauge({ name: 'agent.otlp.queue.depth', unit: '{request}', description: 'Export requests waiting to be sent.' }, [{ attributes: {}, value: st.queueDepth }]),
+      counter(
+        {
+          name: 'agent.otlp.sent',
+          unit: 'By',
+          description: 'Request bytes (after compression) the endpoint accepted.',
+        },
+        [{ attributes: {}, value: st.sentBytes, startTime: start }],
+      ),
+      counter(
+        {
+          name: 'agent.otlp.collect.errors',
+          unit: '{error}',
+          description: 'Snapshots that could not be turned into an export request.',
+        },
+        [{ attributes: {}, value: this.#collectErrors, startTime: start }],
+      ),
+      gauge({ name: 'agent.otlp.queue.depth', unit: '{request}', description: 'Export requests waiting to be sent.' }, [
+        { attributes: {}, value: st.queueDepth },
+      ]),
     ];
   }
 

@@ -21,7 +21,9 @@ function publishSample(h: PluginHarness): void {
     time: Date.now(),
     resource: { 'nginx.instance.id': 'i-1' },
     metrics: [
-      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [{ attributes: {}, value: 42, startTime: 1_700_000_000_000 }]),
+      counter({ name: 'nginx.http.requests', unit: '{request}', description: 'Requests.' }, [
+        { attributes: {}, value: 42, startTime: 1_700_000_000_000 },
+      ]),
       gauge({ name: 'nginx.http.connection.count', unit: '{connection}', description: 'Connections now.' }, [
         { attributes: { outcome: 'active' }, value: 3 },
         { attributes: { outcome: 'waiting' }, value: 1 },
@@ -81,10 +83,10 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
 
     const conns = m.get('nginx.http.connection.count')!;
     assert.ok(conns.gauge, 'a gauge is a Gauge');
-    assert.deepEqual(
-      conns.gauge.dataPoints.map((p) => [attrs(p.attributes).outcome, p.asDouble]).sort(),
-      [['active', 3], ['waiting', 1]],
-    );
+    assert.deepEqual(conns.gauge.dataPoints.map((p) => [attrs(p.attributes).outcome, p.asDouble]).sort(), [
+      ['active', 3],
+      ['waiting', 1],
+    ]);
 
     const rt = m.get('nginx.http.request.time')!;
     assert.ok(rt.histogram, 'a histogram is a Histogram');
@@ -97,7 +99,10 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
     assert.deepEqual(attrs(p.attributes), { 'nginx.instance.id': 'i-1', method: 'GET' });
 
     // The exporter reports itself.
-    await h.waitFor(() => ((h.metric('agent.otlp.exported')?.points[0] as { value: number } | undefined)?.value ?? 0) > 0, 'agent.otlp.exported > 0');
+    await h.waitFor(
+      () => ((h.metric('agent.otlp.exported')?.points[0] as { value: number } | undefined)?.value ?? 0) > 0,
+      'agent.otlp.exported > 0',
+    );
     const st = h.host.report().find((r) => r.name === 'otlp-exporter')!;
     assert.equal(st.state, 'running');
   });
@@ -105,7 +110,13 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
   test('http/json without compression is valid OTLP JSON', async () => {
     const rx = await OtlpReceiver.start();
     cleanups.push(() => rx.close());
-    const h = await startPlugin(plugin, { enabled: true, endpoint: rx.url, protocol: 'http/json', compression: 'none', interval: '100ms' });
+    const h = await startPlugin(plugin, {
+      enabled: true,
+      endpoint: rx.url,
+      protocol: 'http/json',
+      compression: 'none',
+      interval: '100ms',
+    });
     cleanups.push(() => h.close());
     publishSample(h);
     await waitFor(() => rx.metrics().has('nginx.http.request.time'), 'a JSON export with the sample metrics');
@@ -128,18 +139,35 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
       seen.push(Date.now());
       return n === 0 ? { status: 503, headers: { 'Retry-After': '1' } } : { status: 200 };
     };
-    const h = await startPlugin(plugin, { enabled: true, endpoint: rx.url, interval: '1h', retry_initial_interval: '10ms' });
+    const h = await startPlugin(plugin, {
+      enabled: true,
+      endpoint: rx.url,
+      interval: '1h',
+      retry_initial_interval: '10ms',
+    });
     cleanups.push(() => h.close());
     publishSample(h);
     await h.waitFor(() => h.metric('nginx.http.requests') !== undefined, 'the sample in the store');
     (h.host.get('otlp-exporter') as unknown as { collect(): void }).collect();
     await waitFor(() => rx.requests.length === 1, 'the retried request to be delivered');
     assert.equal(rx.attempts, 2, 'one 503, then one success');
-    assert.ok(seen[1] - seen[0] >= 900, `Retry-After: 1 honoured over the 10 ms backoff (waited ${seen[1] - seen[0]} ms)`);
+    assert.ok(
+      seen[1] - seen[0] >= 900,
+      `Retry-After: 1 honoured over the 10 ms backoff (waited ${seen[1] - seen[0]} ms)`,
+    );
     assert.ok(rx.metrics().has('nginx.http.requests'));
-    const exp = h.host.get('otlp-exporter') as unknown as { collect(): void; selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[] };
+    const exp = h.host.get('otlp-exporter') as unknown as {
+      collect(): void;
+      selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[];
+    };
     // The receiver stores a request before its answer reaches the exporter: wait for the count.
-    const byStatus = () => Object.fromEntries(exp.selfMetrics().find((x) => x.name === 'agent.otlp.requests')!.points.map((p) => [p.attributes.status, p.value]));
+    const byStatus = () =>
+      Object.fromEntries(
+        exp
+          .selfMetrics()
+          .find((x) => x.name === 'agent.otlp.requests')!
+          .points.map((p) => [p.attributes.status, p.value]),
+      );
     await waitFor(() => byStatus()['200'] === 1, 'the 200 to be counted');
     assert.deepEqual(byStatus(), { '503': 1, '200': 1 });
   });
@@ -148,13 +176,25 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
     const rx = await OtlpReceiver.start();
     cleanups.push(() => rx.close());
     rx.respond = () => ({ status: 400 });
-    const h = await startPlugin(plugin, { enabled: true, endpoint: rx.url, interval: '1h', retry_initial_interval: '10ms' });
+    const h = await startPlugin(plugin, {
+      enabled: true,
+      endpoint: rx.url,
+      interval: '1h',
+      retry_initial_interval: '10ms',
+    });
     cleanups.push(() => h.close());
     publishSample(h);
     await h.waitFor(() => h.metric('nginx.http.requests') !== undefined, 'the sample in the store');
-    const exp = h.host.get('otlp-exporter') as unknown as { collect(): void; selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[] };
+    const exp = h.host.get('otlp-exporter') as unknown as {
+      collect(): void;
+      selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[];
+    };
     exp.collect();
-    const dropped = () => exp.selfMetrics().find((x) => x.name === 'agent.otlp.dropped')!.points.find((p) => p.attributes.reason === 'rejected')!.value;
+    const dropped = () =>
+      exp
+        .selfMetrics()
+        .find((x) => x.name === 'agent.otlp.dropped')!
+        .points.find((p) => p.attributes.reason === 'rejected')!.value;
     await waitFor(() => dropped() > 0, 'the rejected request to be counted');
     assert.equal(rx.attempts, 1);
     const st = h.host.report().find((r) => r.name === 'otlp-exporter')!;
@@ -175,15 +215,24 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
     cleanups.push(() => h.close());
     publishSample(h);
     await h.waitFor(() => h.metric('nginx.http.requests') !== undefined, 'the sample in the store');
-    const exp = h.host.get('otlp-exporter') as unknown as { collect(): void; selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[] };
+    const exp = h.host.get('otlp-exporter') as unknown as {
+      collect(): void;
+      selfMetrics(): { name: string; points: { attributes: Record<string, string>; value: number }[] }[];
+    };
     const value = (name: string, reason?: string) =>
-      exp.selfMetrics().find((x) => x.name === name)!.points.find((p) => reason === undefined || p.attributes.reason === reason)?.value ?? 0;
+      exp
+        .selfMetrics()
+        .find((x) => x.name === name)!
+        .points.find((p) => reason === undefined || p.attributes.reason === reason)?.value ?? 0;
     for (let i = 0; i < 10; i++) exp.collect();
     assert.ok(value('agent.otlp.queue.depth') <= 3, `queue depth ${value('agent.otlp.queue.depth')} <= queue_size`);
     const dropped = value('agent.otlp.dropped', 'queue_full');
     assert.ok(dropped > 0, 'points of the dropped requests are counted');
     const st = h.host.report().find((r) => r.name === 'otlp-exporter')!;
-    await waitFor(() => h.host.report().find((r) => r.name === 'otlp-exporter')!.state === 'degraded', 'degraded while the receiver is down');
+    await waitFor(
+      () => h.host.report().find((r) => r.name === 'otlp-exporter')!.state === 'degraded',
+      'degraded while the receiver is down',
+    );
     assert.ok(st);
     // The self-metrics reach the store (and so /metrics) through the bus.
     await h.waitFor(() => h.metric('agent.otlp.dropped') !== undefined, 'agent.otlp.dropped in the store');
@@ -199,13 +248,36 @@ describe('otlp-exporter against a receiver decoding with the official OTLP proto
 describe('conversion', () => {
   test('a snapshot is split into requests of at most max_batch_points points', () => {
     const metrics = [
-      { name: 'a', type: 'counter' as const, unit: '1', description: '', points: [1, 2, 3].map((v) => ({ attributes: { k: String(v) }, value: v })) },
-      { name: 'b', type: 'gauge' as const, unit: '1', description: '', points: [4, 5].map((v) => ({ attributes: { k: String(v) }, value: v })) },
+      {
+        name: 'a',
+        type: 'counter' as const,
+        unit: '1',
+        description: '',
+        points: [1, 2, 3].map((v) => ({ attributes: { k: String(v) }, value: v })),
+      },
+      {
+        name: 'b',
+        type: 'gauge' as const,
+        unit: '1',
+        description: '',
+        points: [4, 5].map((v) => ({ attributes: { k: String(v) }, value: v })),
+      },
     ];
-    const groups = toResourceMetrics(metrics, { resource: { 'service.name': 'nginx-agent' }, scopeVersion: '1', now: Date.now(), startTime: 0, maxPoints: 2 });
-    assert.deepEqual(groups.map((g) => g.points), [2, 2, 1]);
+    const groups = toResourceMetrics(metrics, {
+      resource: { 'service.name': 'nginx-agent' },
+      scopeVersion: '1',
+      now: Date.now(),
+      startTime: 0,
+      maxPoints: 2,
+    });
+    assert.deepEqual(
+      groups.map((g) => g.points),
+      [2, 2, 1],
+    );
     const decoded = groups.map((g) => decodeProtobuf(Buffer.from(serialize(g.request, 'http/protobuf').body)));
-    const names = decoded.map((d) => d.resourceMetrics[0].scopeMetrics[0].metrics.map((m) => `${m.name}:${(m.sum ?? m.gauge)!.dataPoints.length}`));
+    const names = decoded.map((d) =>
+      d.resourceMetrics[0].scopeMetrics[0].metrics.map((m) => `${m.name}:${(m.sum ?? m.gauge)!.dataPoints.length}`),
+    );
     assert.deepEqual(names, [['a:2'], ['a:1', 'b:1'], ['b:1']]);
   });
 
@@ -223,8 +295,14 @@ describe('conversion', () => {
   });
 
   test('config: bad endpoint and header name are refused with the key named', async () => {
-    await assert.rejects(startPlugin(plugin, { enabled: true, endpoint: 'collector:4318' }), /otlp-exporter\.endpoint: .*http:\/\/ or https:\/\//);
-    await assert.rejects(startPlugin(plugin, { enabled: true, headers: { 'bad header': 'x' } }), /headers\.bad header: key "bad header" is not valid/);
+    await assert.rejects(
+      startPlugin(plugin, { enabled: true, endpoint: 'collector:4318' }),
+      /otlp-exporter\.endpoint: .*http:\/\/ or https:\/\//,
+    );
+    await assert.rejects(
+      startPlugin(plugin, { enabled: true, headers: { 'bad header': 'x' } }),
+      /headers\.bad header: key "bad header" is not valid/,
+    );
   });
 });
 
@@ -241,7 +319,11 @@ describe('the real agent exports its own metrics with the resource attributes', 
     const agent = await startAgent(['--config', cfg, '--api-port', '0']);
     cleanups.push(() => agent.stop('SIGKILL'));
     await waitFor(() => rx.metrics().has('agent.bus.published'), 'the agent to export its bus metrics', 20_000);
-    const status = (await (await fetch(`${agent.url}/v1/status`)).json()) as { instance_id: string; version: string; hostname: string };
+    const status = (await (await fetch(`${agent.url}/v1/status`)).json()) as {
+      instance_id: string;
+      version: string;
+      hostname: string;
+    };
     const res = attrs(rx.requests.at(-1)!.decoded.resourceMetrics[0].resource.attributes);
     assert.deepEqual(res, {
       env: 'prod',

@@ -168,17 +168,28 @@ export class OtlpSender {
     if (i >= 0) this.#queue.splice(i, 1);
   }
 
-  async #attempt(req: ExportRequest, timeoutMs: number): Promise<{ ok: boolean; retryable: boolean; retryAfterMs?: number }> {
+  async #attempt(
+    req: ExportRequest,
+    timeoutMs: number,
+  ): Promise<{ ok: boolean; retryable: boolean; retryAfterMs?: number }> {
     const headers: Record<string, string> = { ...this.#s.headers, 'Content-Type': req.contentType };
     if (req.gzip) headers['Content-Encoding'] = 'gzip';
     let res: Response;
     try {
-      res = await (this.#s.fetch ?? fetch)(this.#s.endpoint, { method: 'POST', headers, body: req.body as unknown as BodyInit, signal: AbortSignal.timeout(timeoutMs) });
+      res = await (this.#s.fetch ?? fetch)(this.#s.endpoint, {
+        method: 'POST',
+        headers,
+        body: req.body as unknown as BodyInit,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       await res.arrayBuffer().catch(() => undefined);
     } catch (err) {
       const timeout = (err as Error).name === 'TimeoutError';
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      this.#failed(timeout ? 'timeout' : 'network_error', `${this.#s.endpoint}: ${timeout ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message)}`);
+      this.#failed(
+        timeout ? 'timeout' : 'network_error',
+        `${this.#s.endpoint}: ${timeout ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message)}`,
+      );
       return { ok: false, retryable: true };
     }
     const code = String(res.status);
@@ -193,8 +204,15 @@ export class OtlpSender {
       return { ok: true, retryable: false };
     }
     const retryable = RETRYABLE.has(res.status);
-    this.#failed(code, `${this.#s.endpoint} answered ${res.status} ${res.statusText}${retryable ? ' (will retry)' : ' (request dropped; check endpoint, headers and protocol)'}`);
-    return { ok: false, retryable, retryAfterMs: retryable ? parseRetryAfter(res.headers.get('retry-after'), this.#now()) : undefined };
+    this.#failed(
+      code,
+      `${this.#s.endpoint} answered ${res.status} ${res.statusText}${retryable ? ' (will retry)' : ' (request dropped; check endpoint, headers and protocol)'}`,
+    );
+    return {
+      ok: false,
+      retryable,
+      retryAfterMs: retryable ? parseRetryAfter(res.headers.get('retry-after'), this.#now()) : undefined,
+    };
   }
 
   #failed(code: string, message: string): void {

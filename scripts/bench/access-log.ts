@@ -53,9 +53,45 @@ function pick<T>(r: () => number, weighted: [T, number][]): T {
 
 function generate(file: string, n: number): void {
   const r = rng(42);
-  const methods: [string, number][] = [['GET', 80], ['POST', 12], ['HEAD', 3], ['PUT', 2], ['DELETE', 1.5], ['OPTIONS', 1], ['PATCH', 0.5]];
-  const statuses: [number, number][] = [[200, 70], [304, 8], [301, 3], [302, 3], [201, 3], [204, 2], [404, 6], [400, 1], [403, 1], [499, 0.5], [500, 1], [502, 0.7], [503, 0.5], [504, 0.3]];
-  const paths = ['/', '/index.html', '/api/v1/users', '/api/v1/orders?page=2&size=50', '/static/app.3f9a1c.js', '/static/style.css', '/images/logo.png', '/login', '/search?q=nginx+agent', '/health', '/favicon.ico', '/blog/2026/11/how-we-monitor-nginx'];
+  const methods: [string, number][] = [
+    ['GET', 80],
+    ['POST', 12],
+    ['HEAD', 3],
+    ['PUT', 2],
+    ['DELETE', 1.5],
+    ['OPTIONS', 1],
+    ['PATCH', 0.5],
+  ];
+  const statuses: [number, number][] = [
+    [200, 70],
+    [304, 8],
+    [301, 3],
+    [302, 3],
+    [201, 3],
+    [204, 2],
+    [404, 6],
+    [400, 1],
+    [403, 1],
+    [499, 0.5],
+    [500, 1],
+    [502, 0.7],
+    [503, 0.5],
+    [504, 0.3],
+  ];
+  const paths = [
+    '/',
+    '/index.html',
+    '/api/v1/users',
+    '/api/v1/orders?page=2&size=50',
+    '/static/app.3f9a1c.js',
+    '/static/style.css',
+    '/images/logo.png',
+    '/login',
+    '/search?q=nginx+agent',
+    '/health',
+    '/favicon.ico',
+    '/blog/2026/11/how-we-monitor-nginx',
+  ];
   const uas = [
     'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
     'Mozilla/5.0 (Macintosh; Intel Mac OS X 14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15',
@@ -78,7 +114,9 @@ function generate(file: string, n: number): void {
     const bytes = status === 304 || status === 204 ? 0 : Math.floor(r() * 50_000);
     const rt = (r() < 0.9 ? r() * 0.05 : r() * 2).toFixed(3);
     const user = r() < 0.05 ? 'alice' : '-';
-    parts.push(`${ip} - ${user} [${time}] "${pick(r, methods)} ${paths[Math.floor(r() * paths.length)]} HTTP/1.1" ${status} ${bytes} "${refs[Math.floor(r() * refs.length)]}" "${uas[Math.floor(r() * uas.length)]}" ${rt}\n`);
+    parts.push(
+      `${ip} - ${user} [${time}] "${pick(r, methods)} ${paths[Math.floor(r() * paths.length)]} HTTP/1.1" ${status} ${bytes} "${refs[Math.floor(r() * refs.length)]}" "${uas[Math.floor(r() * uas.length)]}" ${rt}\n`,
+    );
     if (parts.length === 10_000) {
       writeFileSync(file, parts.join(''), { flag: i < 10_000 ? 'w' : 'a' });
       parts.length = 0;
@@ -89,7 +127,12 @@ function generate(file: string, n: number): void {
 
 async function agentRun(): Promise<{ wallMs: number; cpuMs: number; fold: AccessLogFold }> {
   const fold = new AccessLogFold([compileLogFormat(FORMAT)], { bounds: DEFAULT_LATENCY_BOUNDS });
-  const tailer = new LogTailer({ path: FILE, startAt: 'beginning', onText: (t) => fold.consume(t), maxBytesPerPoll: Number.MAX_SAFE_INTEGER });
+  const tailer = new LogTailer({
+    path: FILE,
+    startAt: 'beginning',
+    onText: (t) => fold.consume(t),
+    maxBytesPerPoll: Number.MAX_SAFE_INTEGER,
+  });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   await tailer.poll();
@@ -102,7 +145,15 @@ async function agentRun(): Promise<{ wallMs: number; cpuMs: number; fold: Access
 
 function goaccessRun(): { wallMs: number; cpuMs: number; ok: boolean; note: string } {
   const out = join(tmpdir(), `goaccess-bench-${process.pid}.json`);
-  const args = [FILE, '--log-format=%h %^[%d:%t %^] "%r" %s %b "%R" "%u" %T', '--date-format=%d/%b/%Y', '--time-format=%T', '--no-global-config', '-o', out];
+  const args = [
+    FILE,
+    '--log-format=%h %^[%d:%t %^] "%r" %s %b "%R" "%u" %T',
+    '--date-format=%d/%b/%Y',
+    '--time-format=%T',
+    '--no-global-config',
+    '-o',
+    out,
+  ];
   const t0 = performance.now();
   const r = spawnSync('goaccess', args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   const wallMs = performance.now() - t0;
@@ -111,7 +162,9 @@ function goaccessRun(): { wallMs: number; cpuMs: number; ok: boolean; note: stri
   let note = '';
   if (r.status === 0 && existsSync(out)) {
     try {
-      const j = JSON.parse(spawnSync('cat', [out], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 }).stdout) as { general?: { total_requests?: number; valid_requests?: number } };
+      const j = JSON.parse(spawnSync('cat', [out], { encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 }).stdout) as {
+        general?: { total_requests?: number; valid_requests?: number };
+      };
       note = `GoAccess counted ${j.general?.valid_requests ?? j.general?.total_requests} valid requests`;
     } catch {
       note = 'GoAccess JSON unreadable';
@@ -138,15 +191,22 @@ async function main(): Promise<void> {
   for (let i = 0; i < RUNS; i++) {
     const r = await agentRun();
     const resp = r.fold.responses.reduce((a, b) => a + b, 0);
-    if (r.fold.lines !== LINES || r.fold.malformed !== 0 || resp !== LINES) throw new Error(`agent counted ${r.fold.lines} lines, ${r.fold.malformed} malformed, ${resp} responses (want ${LINES}, 0, ${LINES})`);
-    console.log(`agent run ${i + 1}: ${fmt(r.wallMs)} ms wall, ${fmt(r.cpuMs)} ms CPU, ${fmt(LINES / (r.wallMs / 1000))} lines/s, ${(size / 1e6 / (r.wallMs / 1000)).toFixed(1)} MB/s`);
+    if (r.fold.lines !== LINES || r.fold.malformed !== 0 || resp !== LINES)
+      throw new Error(
+        `agent counted ${r.fold.lines} lines, ${r.fold.malformed} malformed, ${resp} responses (want ${LINES}, 0, ${LINES})`,
+      );
+    console.log(
+      `agent run ${i + 1}: ${fmt(r.wallMs)} ms wall, ${fmt(r.cpuMs)} ms CPU, ${fmt(LINES / (r.wallMs / 1000))} lines/s, ${(size / 1e6 / (r.wallMs / 1000)).toFixed(1)} MB/s`,
+    );
     if (r.wallMs < best) {
       best = r.wallMs;
       bestCpu = r.cpuMs;
     }
   }
   const agentLps = LINES / (best / 1000);
-  console.log(`agent best: ${fmt(agentLps)} lines/s, ${(size / 1e6 / (best / 1000)).toFixed(1)} MB/s (${fmt(bestCpu)} ms CPU)`);
+  console.log(
+    `agent best: ${fmt(agentLps)} lines/s, ${(size / 1e6 / (best / 1000)).toFixed(1)} MB/s (${fmt(bestCpu)} ms CPU)`,
+  );
 
   if (argv.includes('--no-goaccess')) return;
   const g = goaccessRun();
@@ -155,7 +215,9 @@ async function main(): Promise<void> {
     return;
   }
   const gLps = LINES / (g.wallMs / 1000);
-  console.log(`goaccess: ${fmt(g.wallMs)} ms wall, ${fmt(gLps)} lines/s, ${(size / 1e6 / (g.wallMs / 1000)).toFixed(1)} MB/s (${g.note})`);
+  console.log(
+    `goaccess: ${fmt(g.wallMs)} ms wall, ${fmt(gLps)} lines/s, ${(size / 1e6 / (g.wallMs / 1000)).toFixed(1)} MB/s (${g.note})`,
+  );
   console.log(`ratio agent/goaccess: ${(agentLps / gLps).toFixed(1)}x`);
 }
 
@@ -187,7 +249,9 @@ async function live(seconds: number): Promise<void> {
     const rps = /Requests\/sec:\s+([\d.]+)/.exec(out)?.[1];
     const cpuMs = (cpu.user + cpu.system) / 1000;
     console.log(`live: wrk -t1 -c${conns} ${seconds}s against one nginx worker: ${rps} requests/s`);
-    console.log(`live: agent CPU ${fmt(cpuMs)} ms over ${fmt(wallMs)} ms = ${((100 * cpuMs) / wallMs).toFixed(1)}% of one core; counted ${fmt(fold.lines)} of ${fmt(logged)} logged lines, ${fold.malformed} malformed`);
+    console.log(
+      `live: agent CPU ${fmt(cpuMs)} ms over ${fmt(wallMs)} ms = ${((100 * cpuMs) / wallMs).toFixed(1)}% of one core; counted ${fmt(fold.lines)} of ${fmt(logged)} logged lines, ${fold.malformed} malformed`,
+    );
   } finally {
     await nginx.stop();
   }

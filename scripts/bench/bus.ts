@@ -41,11 +41,17 @@ async function run(subscribers: number): Promise<void> {
   const dropped = bus.stats().subscribers.reduce((a, s) => a + s.dropped, 0);
   const sorted = lat.subarray(0, n).sort();
   console.log(
-    `${String(subscribers).padStart(2)} subscribers: ${Math.round(TOTAL / secs).toLocaleString('en-US').padStart(10)} msgs/s, ` +
-      `${Math.round(delivered / secs).toLocaleString('en-US').padStart(11)} deliveries/s, ` +
+    `${String(subscribers).padStart(2)} subscribers: ${Math.round(TOTAL / secs)
+      .toLocaleString('en-US')
+      .padStart(10)} msgs/s, ` +
+      `${Math.round(delivered / secs)
+        .toLocaleString('en-US')
+        .padStart(11)} deliveries/s, ` +
       `latency p50 ${(pct(sorted, 0.5) * 1000).toFixed(0)} us, p99 ${(pct(sorted, 0.99) * 1000).toFixed(0)} us, dropped ${dropped}`,
   );
 }
 
-console.log(`bus benchmark: ${TOTAL.toLocaleString('en-US')} messages per run, bursts of ${BURST}, node ${process.version}`);
+console.log(
+  `bus benchmark: ${TOTAL.toLocaleString('en-US')} messages per run, bursts of ${BURST}, node ${process.version}`,
+);
 for (const s of [1, 4, 16]) await run(s);

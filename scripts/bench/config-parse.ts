@@ -56,7 +56,11 @@ async function main(): Promise<void> {
   try {
     console.log(`runs per size: ${runs} (best and median reported)`);
     console.log('size      bytes        directives  best ms  median ms  MB/s (best)  via file ms');
-    for (const [label, target] of [['100 KB', 100 * 1024], ['1 MB', 1024 * 1024], ['10 MB', 10 * 1024 * 1024]] as const) {
+    for (const [label, target] of [
+      ['100 KB', 100 * 1024],
+      ['1 MB', 1024 * 1024],
+      ['10 MB', 10 * 1024 * 1024],
+    ] as const) {
       const text = generate(target);
       const path = join(dir, `nginx-${target}.conf`);
       await writeFile(path, text);
@@ -67,9 +71,11 @@ async function main(): Promise<void> {
         const p = parseNginxText(text, path);
         const ms = Number(process.hrtime.bigint() - t0) / 1e6;
         if (r > 0) times.push(ms); // first run warms the JIT
-        if (p.status !== 'ok') throw new Error(`generated config failed to parse: ${JSON.stringify(p.errors.slice(0, 3))}`);
+        if (p.status !== 'ok')
+          throw new Error(`generated config failed to parse: ${JSON.stringify(p.errors.slice(0, 3))}`);
         if (r === 0) {
-          const count = (l: { block?: unknown[] }[]): number => l.reduce((n, d) => n + 1 + (d.block ? count(d.block as { block?: unknown[] }[]) : 0), 0);
+          const count = (l: { block?: unknown[] }[]): number =>
+            l.reduce((n, d) => n + 1 + (d.block ? count(d.block as { block?: unknown[] }[]) : 0), 0);
           directives = count(p.config[0].parsed);
         }
       }

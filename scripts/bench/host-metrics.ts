@@ -61,8 +61,12 @@ async function cycleCost(): Promise<void> {
   const cpu = process.cpuUsage(cpu0);
   spawns.restore();
   c.close();
-  console.log(`cycle cost over ${CYCLES} cycles (${points} points a cycle${argv.includes('--no-connections') ? ', connections: false' : ''}):`);
-  console.log(`  CPU ${((cpu.user + cpu.system) / 1000 / CYCLES).toFixed(3)} ms/cycle (user ${(cpu.user / 1000 / CYCLES).toFixed(3)}, system ${(cpu.system / 1000 / CYCLES).toFixed(3)})`);
+  console.log(
+    `cycle cost over ${CYCLES} cycles (${points} points a cycle${argv.includes('--no-connections') ? ', connections: false' : ''}):`,
+  );
+  console.log(
+    `  CPU ${((cpu.user + cpu.system) / 1000 / CYCLES).toFixed(3)} ms/cycle (user ${(cpu.user / 1000 / CYCLES).toFixed(3)}, system ${(cpu.system / 1000 / CYCLES).toFixed(3)})`,
+  );
   console.log(`  wall ${(wall / CYCLES).toFixed(3)} ms/cycle`);
   console.log(`  child processes ${(spawns.files.length / CYCLES).toFixed(3)}/cycle (${spawns.files.length} in total)`);
 }
@@ -72,7 +76,9 @@ async function idleChild(): Promise<void> {
   const baseline = argv.includes('--baseline');
   const spawns = countSpawns();
   const h = baseline ? undefined : await startPlugin(plugin, { interval: INTERVAL });
-  const batches = (): number => (h?.published ?? []).filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source === 'host-metrics').length;
+  const batches = (): number =>
+    (h?.published ?? []).filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source === 'host-metrics')
+      .length;
   await h?.waitFor(() => batches() >= 1, 'first batch', 30_000);
   const firstChildren = spawns.files.length;
   global.gc?.();
@@ -92,10 +98,18 @@ async function idleChild(): Promise<void> {
   const cycles = batches();
   await h?.close();
   spawns.restore();
-  console.log(baseline ? `baseline: the same process without the plugin, ${SECONDS} s:` : `idle agent (plain node, bundled), plugin at ${INTERVAL} for ${SECONDS} s (${cycles} batches published):`);
-  console.log(`  child processes: ${firstChildren} in the first cycle (inventory: ${[...new Set(spawns.files.slice(0, firstChildren))].join(', ') || 'none'}), ${spawns.files.length - firstChildren} after it`);
+  console.log(
+    baseline
+      ? `baseline: the same process without the plugin, ${SECONDS} s:`
+      : `idle agent (plain node, bundled), plugin at ${INTERVAL} for ${SECONDS} s (${cycles} batches published):`,
+  );
+  console.log(
+    `  child processes: ${firstChildren} in the first cycle (inventory: ${[...new Set(spawns.files.slice(0, firstChildren))].join(', ') || 'none'}), ${spawns.files.length - firstChildren} after it`,
+  );
   console.log(`  CPU ${(((cpu.user + cpu.system) / 1000 / wallMs) * 100).toFixed(4)} % of one core on average`);
-  console.log(`  RSS ${MB(rss0)} after the first cycle, ${MB(rss1)} at the end (max ${MB(rssMax)}), growth ${MB(rss1 - rss0)}`);
+  console.log(
+    `  RSS ${MB(rss0)} after the first cycle, ${MB(rss1)} at the end (max ${MB(rssMax)}), growth ${MB(rss1 - rss0)}`,
+  );
 }
 
 async function idle(): Promise<void> {
@@ -105,9 +119,28 @@ async function idle(): Promise<void> {
   // Inside the repo so the external packages resolve from its node_modules.
   const out = join(here, '..', '..', 'node_modules', '.cache', 'host-metrics-bench.mjs');
   mkdirSync(dirname(out), { recursive: true });
-  await build({ entryPoints: [fileURLToPath(import.meta.url)], bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', outfile: out, logLevel: 'error' });
-  const args = [out, '--child', '--seconds', String(SECONDS), '--interval', INTERVAL, ...(argv.includes('--baseline') ? ['--baseline'] : [])];
-  const code = await new Promise<number | null>((resolve) => spawn(process.execPath, ['--expose-gc', ...args], { stdio: 'inherit' }).on('exit', resolve));
+  await build({
+    entryPoints: [fileURLToPath(import.meta.url)],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    outfile: out,
+    logLevel: 'error',
+  });
+  const args = [
+    out,
+    '--child',
+    '--seconds',
+    String(SECONDS),
+    '--interval',
+    INTERVAL,
+    ...(argv.includes('--baseline') ? ['--baseline'] : []),
+  ];
+  const code = await new Promise<number | null>((resolve) =>
+    spawn(process.execPath, ['--expose-gc', ...args], { stdio: 'inherit' }).on('exit', resolve),
+  );
   if (code !== 0) throw new Error(`idle child exited with ${code}`);
 }
 

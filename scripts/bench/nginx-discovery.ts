@@ -37,10 +37,14 @@ try {
   const cpu0 = process.cpuUsage();
   for (let r = 0; r < 50; r++) await d.poll();
   const cpu = process.cpuUsage(cpu0);
-  console.log(`discovery: ${procs} processes, ${d.instances().length} nginx instance(s), nginx -V runs: ${binaries.runs}`);
+  console.log(
+    `discovery: ${procs} processes, ${d.instances().length} nginx instance(s), nginx -V runs: ${binaries.runs}`,
+  );
   console.log(`  first scan (runs nginx -V): ${first.toFixed(1)} ms`);
   console.log(`  scan: ${stats(scans)} over ${ROUNDS} scans`);
-  console.log(`  CPU per scan: ${((cpu.user + cpu.system) / 1000 / 50).toFixed(2)} ms (at the default 5 s interval: ${(((cpu.user + cpu.system) / 1000 / 50 / 5000) * 100).toFixed(3)} % of a core)`);
+  console.log(
+    `  CPU per scan: ${((cpu.user + cpu.system) / 1000 / 50).toFixed(2)} ms (at the default 5 s interval: ${(((cpu.user + cpu.system) / 1000 / 50 / 5000) * 100).toFixed(3)} % of a core)`,
+  );
 
   const counters = new CounterTracker(() => Date.now());
   const reads: number[] = [];
@@ -51,7 +55,8 @@ try {
     reads.push(performance.now() - t);
   }
   console.log(`stub_status read + parse + metrics: ${stats(reads)} over ${ROUNDS} reads`);
-  const page = 'Active connections: 291 \nserver accepts handled requests\n 16630948 16630948 31070465 \nReading: 6 Writing: 179 Waiting: 106 \n';
+  const page =
+    'Active connections: 291 \nserver accepts handled requests\n 16630948 16630948 31070465 \nReading: 6 Writing: 179 Waiting: 106 \n';
   const N = 200_000;
   const tp = performance.now();
   for (let r = 0; r < N; r++) parseStubStatus(page);

@@ -23,14 +23,18 @@ const arg = (name: string, def: number) => {
 const N = arg('--messages', 200_000);
 const logger = pino({ level: 'warn' });
 const wasm = await compileFixture('count');
-const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
 
 /** Messages/s from bus publish to the plugin having counted them all. */
 async function throughput(batchSize: number, messages: number): Promise<{ rate: number; calls: number }> {
   const dir = tempPluginsDir();
   mkdirSync(join(dir, 'count'));
   writeFileSync(join(dir, 'count', 'count.wasm'), wasm);
-  writeFileSync(join(dir, 'count', 'plugin.yaml'), 'name: count\nwasm: count.wasm\nsubscriptions: [event.in]\npublishes: [event.count]\n');
+  writeFileSync(
+    join(dir, 'count', 'plugin.yaml'),
+    'name: count\nwasm: count.wasm\nsubscriptions: [event.in]\npublishes: [event.count]\n',
+  );
   const loaded = loadConfig({
     builtins: [],
     env: {},
@@ -87,7 +91,9 @@ async function latencyAndLoad(): Promise<void> {
   const t0 = performance.now();
   await rt.load(spec('p0'), 10_000);
   const first = performance.now() - t0;
-  const one = JSON.stringify({ messages: [{ topic: 'event.in', time: Date.now(), data: { i: 1, path: '/api/v1/items', status: 200, ms: 1.5 } }] });
+  const one = JSON.stringify({
+    messages: [{ topic: 'event.in', time: Date.now(), data: { i: 1, path: '/api/v1/items', status: 200, ms: 1.5 } }],
+  });
   const rtt: number[] = [];
   const inside: number[] = [];
   for (let i = 0; i < 3000; i++) {
@@ -96,18 +102,32 @@ async function latencyAndLoad(): Promise<void> {
     rtt.push(performance.now() - a);
     inside.push(r.ms);
   }
-  const b256 = JSON.stringify({ messages: Array.from({ length: 256 }, (_, i) => ({ topic: 'event.in', time: Date.now(), data: { i, path: '/api/v1/items', status: 200, ms: 1.5 } })) });
+  const b256 = JSON.stringify({
+    messages: Array.from({ length: 256 }, (_, i) => ({
+      topic: 'event.in',
+      time: Date.now(),
+      data: { i, path: '/api/v1/items', status: 200, ms: 1.5 },
+    })),
+  });
   const big: number[] = [];
   for (let i = 0; i < 500; i++) big.push((await rt.call('p0', b256, 1000)).ms);
-  console.log(`call latency, 1 message:    round trip p50 ${(pct(rtt, 50) * 1000).toFixed(0)} us, p99 ${(pct(rtt, 99) * 1000).toFixed(0)} us; inside the worker p50 ${(pct(inside, 50) * 1000).toFixed(0)} us, p99 ${(pct(inside, 99) * 1000).toFixed(0)} us`);
-  console.log(`call latency, 256 messages: inside the worker p50 ${(pct(big, 50) * 1000).toFixed(0)} us, p99 ${(pct(big, 99) * 1000).toFixed(0)} us`);
+  console.log(
+    `call latency, 1 message:    round trip p50 ${(pct(rtt, 50) * 1000).toFixed(0)} us, p99 ${(pct(rtt, 99) * 1000).toFixed(0)} us; inside the worker p50 ${(pct(inside, 50) * 1000).toFixed(0)} us, p99 ${(pct(inside, 99) * 1000).toFixed(0)} us`,
+  );
+  console.log(
+    `call latency, 256 messages: inside the worker p50 ${(pct(big, 50) * 1000).toFixed(0)} us, p99 ${(pct(big, 99) * 1000).toFixed(0)} us`,
+  );
 
   console.log(`load: first plugin ${first.toFixed(0)} ms from source (includes starting the worker and tsx in it)`);
   compiledFirstLoad();
   const K = 10;
   const modules: [string, Uint8Array<ArrayBuffer>][] = [['count.wat', wasm]];
   const as = join(PACKAGE_ROOT, 'wasm-plugins', 'config-lint', 'config-lint.wasm');
-  if (existsSync(as)) modules.push(['config-lint (AssemblyScript, ' + Math.round(statSync(as).size / 1024) + ' KB)', new Uint8Array(readFileSync(as))]);
+  if (existsSync(as))
+    modules.push([
+      `config-lint (AssemblyScript, ${Math.round(statSync(as).size / 1024)} KB)`,
+      new Uint8Array(readFileSync(as)),
+    ]);
   for (const [label, mod] of modules) {
     globalThis.gc?.();
     await new Promise((r) => setTimeout(r, 200));
@@ -154,7 +174,10 @@ function compiledFirstLoad(): void {
     await rt.close();`;
   const runs: number[] = [];
   for (let i = 0; i < 5; i++) {
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { cwd: PACKAGE_ROOT, encoding: 'utf8' });
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: PACKAGE_ROOT,
+      encoding: 'utf8',
+    });
     const ms = Number(r.stdout.trim().split('\n').pop());
     if (r.status !== 0 || !Number.isFinite(ms)) {
       console.log(`load: first plugin compiled: failed (${r.stderr.trim().split('\n').pop()})`);
@@ -162,12 +185,20 @@ function compiledFirstLoad(): void {
     }
     runs.push(ms);
   }
-  console.log(`load: first plugin compiled (config-lint, fresh process, dist/): median ${pct(runs, 50).toFixed(0)} ms, max ${Math.max(...runs).toFixed(0)} ms over ${runs.length} processes (includes starting the worker)`);
+  console.log(
+    `load: first plugin compiled (config-lint, fresh process, dist/): median ${pct(runs, 50).toFixed(0)} ms, max ${Math.max(...runs).toFixed(0)} ms over ${runs.length} processes (includes starting the worker)`,
+  );
 }
 
-console.log(`Node ${process.version}, @extism/extism 1.0.3, plugin core/wasm/testdata/count.wat (copies and scans every message)`);
+console.log(
+  `Node ${process.version}, @extism/extism 1.0.3, plugin core/wasm/testdata/count.wat (copies and scans every message)`,
+);
 await latencyAndLoad();
 const batched = await throughput(256, N);
-console.log(`batched (batch_size 256): ${Math.round(batched.rate).toLocaleString('en')} messages/s (${N.toLocaleString('en')} messages in ${batched.calls} calls)`);
+console.log(
+  `batched (batch_size 256): ${Math.round(batched.rate).toLocaleString('en')} messages/s (${N.toLocaleString('en')} messages in ${batched.calls} calls)`,
+);
 const single = await throughput(1, Math.min(N, 20_000));
-console.log(`one call per message:     ${Math.round(single.rate).toLocaleString('en')} messages/s (${single.calls} calls)`);
+console.log(
+  `one call per message:     ${Math.round(single.rate).toLocaleString('en')} messages/s (${single.calls} calls)`,
+);

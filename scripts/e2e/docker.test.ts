@@ -28,7 +28,7 @@ export function parseDockerfile(text: string): { instructions: Instruction[]; ar
     const line = raw.trimEnd();
     if (/^\s*#/.test(line)) continue;
     if (line.endsWith('\\')) {
-      cur += line.slice(0, -1) + ' ';
+      cur += `${line.slice(0, -1)} `;
       continue;
     }
     cur += line;
@@ -54,7 +54,8 @@ export function parseDockerfile(text: string): { instructions: Instruction[]; ar
 const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
 const { instructions, args } = parseDockerfile(dockerfile);
 const froms = instructions.filter((i) => i.op === 'FROM');
-const image = (from: Instruction) => from.args.split(/\s+/)[0].replace(/\$\{(\w+)\}/g, (_, k: string) => args.get(k) ?? '');
+const image = (from: Instruction) =>
+  from.args.split(/\s+/)[0].replace(/\$\{(\w+)\}/g, (_, k: string) => args.get(k) ?? '');
 const stageName = (from: Instruction) => /\bAS\s+(\S+)/i.exec(from.args)?.[1];
 const lastStage = froms.length - 1;
 const inStage = (name: string) => instructions.filter((i) => i.stage === froms.findIndex((f) => stageName(f) === name));
@@ -64,15 +65,33 @@ describe('Dockerfile', () => {
     assert.ok(froms.length >= 2, 'at least two stages');
     const build = inStage('build');
     assert.ok(build.length > 0, 'a stage named build');
-    assert.ok(build.some((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args)), 'build stage runs npm ci');
-    assert.ok(build.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)), 'build stage runs npm run build (TypeScript + Wasm)');
+    assert.ok(
+      build.some((i) => i.op === 'RUN' && /\bnpm ci\b/.test(i.args)),
+      'build stage runs npm ci',
+    );
+    assert.ok(
+      build.some((i) => i.op === 'RUN' && /\bnpm run build\b/.test(i.args)),
+      'build stage runs npm run build (TypeScript + Wasm)',
+    );
     assert.match(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.build, /build:wasm/);
     assert.match(image(froms[lastStage]), /^node:20(\.\d+)*-(bookworm-)?slim$/);
     const runtime = instructions.filter((i) => i.stage === lastStage);
-    assert.ok(runtime.some((i) => i.op === 'COPY' && /--from=build\b.*\bdist\b/.test(i.args)), 'runtime copies the compiled dist from the build stage');
-    assert.ok(runtime.some((i) => i.op === 'COPY' && /--from=deps\b.*node_modules/.test(i.args)), 'runtime copies production node_modules');
-    assert.ok(instructions.some((i) => i.op === 'RUN' && /npm ci --omit=dev/.test(i.args)), 'production dependencies only');
-    assert.ok(!runtime.some((i) => i.op === 'COPY' && /^\.\s/.test(i.args)), 'the runtime does not copy the whole source tree');
+    assert.ok(
+      runtime.some((i) => i.op === 'COPY' && /--from=build\b.*\bdist\b/.test(i.args)),
+      'runtime copies the compiled dist from the build stage',
+    );
+    assert.ok(
+      runtime.some((i) => i.op === 'COPY' && /--from=deps\b.*node_modules/.test(i.args)),
+      'runtime copies production node_modules',
+    );
+    assert.ok(
+      instructions.some((i) => i.op === 'RUN' && /npm ci --omit=dev/.test(i.args)),
+      'production dependencies only',
+    );
+    assert.ok(
+      !runtime.some((i) => i.op === 'COPY' && /^\.\s/.test(i.args)),
+      'the runtime does not copy the whole source tree',
+    );
   });
 
   test('every base image has a pinned tag, never latest', () => {
@@ -95,8 +114,14 @@ describe('Dockerfile', () => {
     assert.match(hc.args, /CMD .*node.*\/health/);
     assert.doesNotMatch(hc.args, /\bcurl\b|\bwget\b/, 'slim images have neither');
     assert.match(runtime.find((i) => i.op === 'ENTRYPOINT')!.args, /bin\/agent\.js/);
-    assert.match(runtime.find((i) => i.op === 'CMD')!.args, /"start", "--plugins-dir", "\/opt\/nginx-agent\/wasm-plugins", "--plugins-dir", "\/var\/lib\/nginx-agent\/plugins"/);
-    const env = runtime.filter((i) => i.op === 'ENV').map((i) => i.args).join(' ');
+    assert.match(
+      runtime.find((i) => i.op === 'CMD')!.args,
+      /"start", "--plugins-dir", "\/opt\/nginx-agent\/wasm-plugins", "--plugins-dir", "\/var\/lib\/nginx-agent\/plugins"/,
+    );
+    const env = runtime
+      .filter((i) => i.op === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
     assert.match(env, /NGINX_AGENT_API_HOST=0\.0\.0\.0/);
   });
 
@@ -108,8 +133,11 @@ describe('Dockerfile', () => {
   });
 
   test('.dockerignore keeps build outputs, git and local secrets out of the context', () => {
-    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').map((l) => l.trim());
-    for (const p of ['node_modules', 'dist', '.git', '**/*.wasm', '.env']) assert.ok(ignore.includes(p), `.dockerignore has ${p}`);
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const p of ['node_modules', 'dist', '.git', '**/*.wasm', '.env'])
+      assert.ok(ignore.includes(p), `.dockerignore has ${p}`);
   });
 });
 
@@ -125,7 +153,10 @@ function nginxT(conf: string): void {
       .replaceAll('/var/log/nginx/', `${dir}/logs/`)
       .replace('/var/run/nginx.pid', `${dir}/nginx.pid`)
       .replace(/listen 80;/g, 'listen 127.0.0.1:1080;')
-      .replace('http {', `http {\n    client_body_temp_path ${dir}/cb; proxy_temp_path ${dir}/px; fastcgi_temp_path ${dir}/fc; uwsgi_temp_path ${dir}/uw; scgi_temp_path ${dir}/sc;`);
+      .replace(
+        'http {',
+        `http {\n    client_body_temp_path ${dir}/cb; proxy_temp_path ${dir}/px; fastcgi_temp_path ${dir}/fc; uwsgi_temp_path ${dir}/uw; scgi_temp_path ${dir}/sc;`,
+      );
     writeFileSync(join(dir, 'nginx.conf'), local);
     execFileSync(NGINX_BIN, ['-t', '-q', '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'pipe' });
   } finally {
@@ -136,7 +167,17 @@ function nginxT(conf: string): void {
 describe('examples/sidecar', () => {
   test('docker-compose.yml: nginx and the agent share process and network namespaces; nginx files read-only', () => {
     const c = parse(readFileSync(join(SIDECAR, 'docker-compose.yml'), 'utf8')) as {
-      services: Record<string, { image?: string; pid?: string; network_mode?: string; volumes?: (string | { target: string; read_only?: boolean; source?: string })[]; build?: unknown; user?: string }>;
+      services: Record<
+        string,
+        {
+          image?: string;
+          pid?: string;
+          network_mode?: string;
+          volumes?: (string | { target: string; read_only?: boolean; source?: string })[];
+          build?: unknown;
+          user?: string;
+        }
+      >;
     };
     const nginx = c.services.nginx;
     const agent = c.services.agent;
@@ -146,7 +187,9 @@ describe('examples/sidecar', () => {
     assert.equal(agent.network_mode, 'service:nginx');
     assert.doesNotMatch(agent.image ?? '', /:latest$/);
     const mounts = (agent.volumes ?? []).map((v) =>
-      typeof v === 'string' ? { target: v.split(':')[1], ro: v.split(':')[2] === 'ro' } : { target: v.target, ro: v.read_only === true },
+      typeof v === 'string'
+        ? { target: v.split(':')[1], ro: v.split(':')[2] === 'ro' }
+        : { target: v.target, ro: v.read_only === true },
     );
     const at = (t: string) => mounts.find((m) => m.target === t);
     assert.equal(at('/etc/nginx/nginx.conf')?.ro, true, 'nginx config read-only in the agent');
@@ -175,7 +218,11 @@ describe('examples/sidecar', () => {
     assert.equal(mount('nginx-logs').mountPath, '/var/log/nginx');
     assert.equal(agent.livenessProbe.httpGet.path, '/health');
     const cm = docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'nginx-conf');
-    assert.match(cm.data['nginx.conf'], /listen 127\.0\.0\.1:8080;[\s\S]*stub_status;/, 'stub_status on localhost only');
+    assert.match(
+      cm.data['nginx.conf'],
+      /listen 127\.0\.0\.1:8080;[\s\S]*stub_status;/,
+      'stub_status on localhost only',
+    );
   });
 
   test('the examples nginx configs pass the real nginx -t', () => {
@@ -191,7 +238,10 @@ describe('examples/sidecar', () => {
     const dir = mkdtempSync(join(tmpdir(), 'sidecar-agent-'));
     try {
       const f = join(dir, 'nginx-agent.yaml');
-      writeFileSync(f, docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'nginx-agent-conf').data['nginx-agent.yaml']);
+      writeFileSync(
+        f,
+        docs.find((d) => d.kind === 'ConfigMap' && d.metadata.name === 'nginx-agent-conf').data['nginx-agent.yaml'],
+      );
       const k8s = await runAgent(['config', 'check', '--config', f]);
       assert.equal(k8s.code, 0, k8s.stderr);
     } finally {

@@ -6,7 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -79,11 +88,24 @@ describe('config/nginx-agent.service', () => {
       assert.equal(ok.code, 0, ok.out);
       assert.equal(ok.out.trim(), '', 'no warnings');
       // The config-apply drop-in merged in stays valid.
-      const dropIn = readFileSync(join(REPO_ROOT, 'examples', 'systemd', 'config-apply.conf'), 'utf8').replace(/^\[Service\]$/m, '');
-      const merged = verify(text.replaceAll('/opt/nginx-agent', join(dir, 'opt', 'nginx-agent')).replace('[Install]', `${dropIn}\n[Install]`), dir);
+      const dropIn = readFileSync(join(REPO_ROOT, 'examples', 'systemd', 'config-apply.conf'), 'utf8').replace(
+        /^\[Service\]$/m,
+        '',
+      );
+      const merged = verify(
+        text
+          .replaceAll('/opt/nginx-agent', join(dir, 'opt', 'nginx-agent'))
+          .replace('[Install]', `${dropIn}\n[Install]`),
+        dir,
+      );
       assert.equal(merged.code, 0, merged.out);
       // The check is real: a typo is reported.
-      const bad = verify(text.replaceAll('/opt/nginx-agent', join(dir, 'opt', 'nginx-agent')).replace('Restart=on-failure', 'Restart=sometimes'), dir);
+      const bad = verify(
+        text
+          .replaceAll('/opt/nginx-agent', join(dir, 'opt', 'nginx-agent'))
+          .replace('Restart=on-failure', 'Restart=sometimes'),
+        dir,
+      );
       assert.match(bad.out, /restart specifier.*sometimes/i);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -97,7 +119,10 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
   let dist: string;
   const prefix = '/opt/nginx-agent';
   const root = () => join(dest, prefix);
-  const passwdLines = () => readFileSync(join(dest, 'etc', 'passwd'), 'utf8').split('\n').filter((l) => l.startsWith('nginx-agent:'));
+  const passwdLines = () =>
+    readFileSync(join(dest, 'etc', 'passwd'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('nginx-agent:'));
 
   before(() => {
     work = mkdtempSync(join(tmpdir(), 'install-'));
@@ -118,7 +143,16 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
   test('first install lays out program, unit, config, state dirs and user', () => {
     const r = install();
     assert.equal(r.code, 0, r.out);
-    for (const f of ['bin/agent', 'bin/agent.js', 'dist/cmd/agent.js', 'package.json', 'package-lock.json', 'config/agent.yaml', 'node_modules/pino/package.json', 'node_modules/@opentelemetry/otlp-transformer/package.json']) {
+    for (const f of [
+      'bin/agent',
+      'bin/agent.js',
+      'dist/cmd/agent.js',
+      'package.json',
+      'package-lock.json',
+      'config/agent.yaml',
+      'node_modules/pino/package.json',
+      'node_modules/@opentelemetry/otlp-transformer/package.json',
+    ]) {
       assert.ok(existsSync(join(root(), f)), `${prefix}/${f} installed`);
     }
     assert.ok(!existsSync(join(root(), 'node_modules', 'typescript')), 'no dev dependencies');
@@ -128,11 +162,17 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     assert.match(wrapper, /^exec "\/\S*node" "\/opt\/nginx-agent\/bin\/agent\.js" "\$@"$/m);
     assert.ok(statSync(join(root(), 'bin', 'agent')).mode & 0o111);
     const unit = readFileSync(join(dest, 'etc/systemd/system/nginx-agent.service'), 'utf8');
-    assert.match(unit, /^ExecStart=\/opt\/nginx-agent\/bin\/agent start --config \/etc\/nginx-agent\/nginx-agent\.yaml$/m);
+    assert.match(
+      unit,
+      /^ExecStart=\/opt\/nginx-agent\/bin\/agent start --config \/etc\/nginx-agent\/nginx-agent\.yaml$/m,
+    );
     const cfg = join(dest, 'etc/nginx-agent/nginx-agent.yaml');
     // The defaults, with the Wasm plugin directories of the installation: the examples and the state dir.
     const defaults = readFileSync(join(REPO_ROOT, 'config', 'agent.yaml'), 'utf8');
-    assert.equal(readFileSync(cfg, 'utf8'), defaults.replace(/^  dirs: \[\]$/m, '  dirs: [/opt/nginx-agent/wasm-plugins, /var/lib/nginx-agent/plugins]'));
+    assert.equal(
+      readFileSync(cfg, 'utf8'),
+      defaults.replace(/^ {2}dirs: \[\]$/m, '  dirs: [/opt/nginx-agent/wasm-plugins, /var/lib/nginx-agent/plugins]'),
+    );
     assert.notEqual(readFileSync(cfg, 'utf8'), defaults);
     assert.equal(statSync(cfg).mode & 0o777, 0o640);
     assert.ok(statSync(join(dest, 'var/lib/nginx-agent/plugins')).isDirectory());
@@ -150,7 +190,10 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     for (const name of existsSync(wp) ? readdirSync(wp) : []) {
       const d = join(wp, name);
       if (!existsSync(join(d, 'plugin.yaml')) || !readdirSync(d).some((f) => f.endsWith('.wasm'))) continue;
-      assert.ok(existsSync(join(root(), 'wasm-plugins', name, 'plugin.yaml')), `wasm-plugins/${name}/plugin.yaml installed`);
+      assert.ok(
+        existsSync(join(root(), 'wasm-plugins', name, 'plugin.yaml')),
+        `wasm-plugins/${name}/plugin.yaml installed`,
+      );
     }
   });
 
@@ -163,15 +206,22 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     const check = run(process.execPath, [agentJs, 'config', 'check', '--config', cfg]);
     assert.equal(check.code, 0, check.out);
     const port = await freePort();
-    const child = spawn(process.execPath, [agentJs, 'start', '--config', cfg, '--api-port', String(port)], { cwd: work, stdio: 'ignore' });
+    const child = spawn(process.execPath, [agentJs, 'start', '--config', cfg, '--api-port', String(port)], {
+      cwd: work,
+      stdio: 'ignore',
+    });
     try {
-      await waitFor(async () => {
-        try {
-          return (await fetch(`http://127.0.0.1:${port}/health`)).status === 200;
-        } catch {
-          return false;
-        }
-      }, 'the installed agent to answer /health', 30_000);
+      await waitFor(
+        async () => {
+          try {
+            return (await fetch(`http://127.0.0.1:${port}/health`)).status === 200;
+          } catch {
+            return false;
+          }
+        },
+        'the installed agent to answer /health',
+        30_000,
+      );
       const m = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
       assert.match(m, /^# TYPE agent_bus_published_total counter$/m);
     } finally {
@@ -206,7 +256,8 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     assert.equal(again.code, 0, again.out);
     const purge = run('sh', [join(REPO_ROOT, 'scripts', 'uninstall.sh'), '--destdir', dest, '--purge']);
     assert.equal(purge.code, 0, purge.out);
-    for (const d of ['etc/nginx-agent', 'var/lib/nginx-agent', 'var/log/nginx-agent']) assert.ok(!existsSync(join(dest, d)), `${d} purged`);
+    for (const d of ['etc/nginx-agent', 'var/lib/nginx-agent', 'var/log/nginx-agent'])
+      assert.ok(!existsSync(join(dest, d)), `${d} purged`);
     assert.equal(passwdLines().length, 0, 'user removed');
   });
 

@@ -12,7 +12,9 @@ import { familyTypes, promtoolCheck, startNginxExporter, startPrometheus } from 
 
 const have = (...names: string[]) => names.every((n) => builtins.some((b) => b.name === n));
 const NGINX_PLUGINS = ['nginx-discovery', 'nginx-config', 'nginx-status'];
-const needNginx = have(...NGINX_PLUGINS) ? false : `needs the plugins ${NGINX_PLUGINS.join(', ')} in plugins/registry.ts`;
+const needNginx = have(...NGINX_PLUGINS)
+  ? false
+  : `needs the plugins ${NGINX_PLUGINS.join(', ')} in plugins/registry.ts`;
 const needHost = have('host-metrics') ? false : 'needs the host-metrics plugin in plugins/registry.ts';
 
 async function metrics(agent: AgentProcess): Promise<string> {
@@ -37,10 +39,14 @@ describe('default /metrics', () => {
     agent = await startAgent(['--api-port', '0']);
     // Wait for what the registered plugins should show, so promtool sees the full exposition.
     const want = [...(needNginx ? [] : ['nginx_http_requests_total']), ...(needHost ? [] : ['system_cpu_'])];
-    await waitFor(async () => {
-      const text = await metrics(agent);
-      return want.every((w) => text.includes(`# TYPE ${w}`));
-    }, `/metrics to show ${want.join(', ') || 'the agent metrics'}`, 60_000);
+    await waitFor(
+      async () => {
+        const text = await metrics(agent);
+        return want.every((w) => text.includes(`# TYPE ${w}`));
+      },
+      `/metrics to show ${want.join(', ') || 'the agent metrics'}`,
+      60_000,
+    );
   });
   after(async () => {
     await agent?.stop();
@@ -64,10 +70,14 @@ describe('default /metrics', () => {
     let prom: Awaited<ReturnType<typeof startPrometheus>>;
     before(async () => {
       prom = await startPrometheus([new URL(agent.url).host]);
-      await waitFor(async () => {
-        const r = await prom.query('count_over_time(up{job="nginx-agent"}[5m])');
-        return Number(r[0]?.value[1] ?? 0) >= 2;
-      }, 'two scrapes of the agent', 30_000);
+      await waitFor(
+        async () => {
+          const r = await prom.query('count_over_time(up{job="nginx-agent"}[5m])');
+          return Number(r[0]?.value[1] ?? 0) >= 2;
+        },
+        'two scrapes of the agent',
+        30_000,
+      );
     });
     after(async () => {
       await prom?.stop();
@@ -83,13 +93,24 @@ describe('default /metrics', () => {
     });
 
     test('nginx_http_requests_total is queryable', { skip: needNginx }, async () => {
-      await waitFor(async () => (await prom.query('nginx_http_requests_total')).length > 0, 'nginx_http_requests_total in Prometheus', 30_000);
+      await waitFor(
+        async () => (await prom.query('nginx_http_requests_total')).length > 0,
+        'nginx_http_requests_total in Prometheus',
+        30_000,
+      );
       const r = await prom.query('nginx_http_requests_total');
-      assert.ok(r.some((s) => Number(s.value[1]) >= 7), `a series counts our 7 requests: ${JSON.stringify(r)}`);
+      assert.ok(
+        r.some((s) => Number(s.value[1]) >= 7),
+        `a series counts our 7 requests: ${JSON.stringify(r)}`,
+      );
     });
 
     test('a system_cpu_* series is queryable', { skip: needHost }, async () => {
-      await waitFor(async () => (await prom.query('{__name__=~"system_cpu_.+"}')).length > 0, 'system_cpu_* in Prometheus', 30_000);
+      await waitFor(
+        async () => (await prom.query('{__name__=~"system_cpu_.+"}')).length > 0,
+        'system_cpu_* in Prometheus',
+        30_000,
+      );
     });
   });
 });
@@ -113,15 +134,22 @@ describe('prometheus.exporter_compat against the real nginx-prometheus-exporter'
       ]);
       let ours = new Map<string, string>();
       let text = '';
-      await waitFor(async () => {
-        text = await metrics(agent);
-        ours = familyTypes(text);
-        return ours.has('nginx_connections_accepted');
-      }, 'the agent to serve the exporter families', 60_000);
-      for (const [name, type] of nginxFamilies) assert.equal(ours.get(name), type, `${name}: exporter TYPE ${type}, agent ${ours.get(name)}`);
+      await waitFor(
+        async () => {
+          text = await metrics(agent);
+          ours = familyTypes(text);
+          return ours.has('nginx_connections_accepted');
+        },
+        'the agent to serve the exporter families',
+        60_000,
+      );
+      for (const [name, type] of nginxFamilies)
+        assert.equal(ours.get(name), type, `${name}: exporter TYPE ${type}, agent ${ours.get(name)}`);
       assert.match(text, /^nginx_up(\{[^}]*\})? 1$/m, 'nginx_up is 1 for a running nginx');
       // promtool flags the exporter's counters without _total, on the exporter and on us alike, and nothing else.
-      const theirLint = promtoolCheck(await (await fetch(`${exporter.url}/metrics`)).text()).problems.filter((p) => p.startsWith('nginx_'));
+      const theirLint = promtoolCheck(await (await fetch(`${exporter.url}/metrics`)).text()).problems.filter((p) =>
+        p.startsWith('nginx_'),
+      );
       const ourLint = promtoolCheck(text).problems;
       assert.deepEqual(ourLint.sort(), theirLint.sort());
     } finally {

@@ -28,7 +28,11 @@ function fail(part: string, reason: string): void {
 }
 
 /** Polls `probe` until it returns a string (success detail) or the time is up; returns the last reason. */
-async function check(part: string, probe: () => Promise<{ ok: true } | { ok: false; reason: string }>, waitMs = WAIT_MS): Promise<boolean> {
+async function check(
+  part: string,
+  probe: () => Promise<{ ok: true } | { ok: false; reason: string }>,
+  waitMs = WAIT_MS,
+): Promise<boolean> {
   const end = Date.now() + waitMs;
   let last = 'not checked';
   for (;;) {
@@ -82,7 +86,8 @@ function sample(text: string, family: string, labels: Record<string, string> = {
 function findObject(v: unknown, needle: string): Record<string, unknown> | undefined {
   if (Array.isArray(v)) {
     for (const x of v) {
-      if (JSON.stringify(x).includes(needle)) return (x && typeof x === 'object' && !Array.isArray(x) ? x : findObject(x, needle)) as Record<string, unknown>;
+      if (JSON.stringify(x).includes(needle))
+        return (x && typeof x === 'object' && !Array.isArray(x) ? x : findObject(x, needle)) as Record<string, unknown>;
     }
     return undefined;
   }
@@ -99,7 +104,11 @@ function findObject(v: unknown, needle: string): Record<string, unknown> | undef
 function versionOf(v: unknown, out: string[] = []): string {
   if (v && typeof v === 'object') {
     for (const [k, x] of Object.entries(v)) {
-      if (/^(config_?)?(version|hash|checksum)$|^configVersion$|^config_version$/i.test(k) && (typeof x === 'string' || typeof x === 'number')) out.push(`${k}=${x}`);
+      if (
+        /^(config_?)?(version|hash|checksum)$|^configVersion$|^config_version$/i.test(k) &&
+        (typeof x === 'string' || typeof x === 'number')
+      )
+        out.push(`${k}=${x}`);
       else versionOf(x, out);
     }
   }
@@ -129,9 +138,12 @@ async function main(): Promise<void> {
   let prom: Awaited<ReturnType<typeof startPrometheus>> | undefined;
   try {
     const up = await check('agent starts and answers /health', async () => {
-      if (agent.exitCode !== null) return { ok: false, reason: `agent exited with ${agent.exitCode}: ${agentOut.slice(-600)}` };
+      if (agent.exitCode !== null)
+        return { ok: false, reason: `agent exited with ${agent.exitCode}: ${agentOut.slice(-600)}` };
       const r = await json(`${api}/health`);
-      return r.status === 200 ? { ok: true } : { ok: false, reason: `/health answered ${r.status}: ${JSON.stringify(r.body)}` };
+      return r.status === 200
+        ? { ok: true }
+        : { ok: false, reason: `/health answered ${r.status}: ${JSON.stringify(r.body)}` };
     });
     if (!up) return;
 
@@ -152,7 +164,12 @@ async function main(): Promise<void> {
       const r = await json(`${api}/v1/nginx`);
       if (r.status !== 200) return { ok: false, reason: `GET /v1/nginx answered ${r.status}` };
       instance = findObject(r.body, nginx.prefix) ?? findObject(r.body, String(pid));
-      return instance ? { ok: true } : { ok: false, reason: `GET /v1/nginx does not list the nginx under ${nginx.prefix} (master ${pid}): ${JSON.stringify(r.body).slice(0, 200)}` };
+      return instance
+        ? { ok: true }
+        : {
+            ok: false,
+            reason: `GET /v1/nginx does not list the nginx under ${nginx.prefix} (master ${pid}): ${JSON.stringify(r.body).slice(0, 200)}`,
+          };
     });
 
     await check('stub_status metrics', async () => {
@@ -161,7 +178,10 @@ async function main(): Promise<void> {
       const acc = sample(t, 'nginx_http_connections_total', { outcome: 'accepted' });
       return req >= 25 && acc !== undefined
         ? { ok: true }
-        : { ok: false, reason: `nginx_http_requests_total=${req} (want >= 25), nginx_http_connections_total{outcome="accepted"}=${acc}` };
+        : {
+            ok: false,
+            reason: `nginx_http_requests_total=${req} (want >= 25), nginx_http_connections_total{outcome="accepted"}=${acc}`,
+          };
     });
 
     // The access log is followed from its end once the instance's config is parsed (lines written
@@ -180,31 +200,54 @@ async function main(): Promise<void> {
     // Change the config on disk (no reload): the agent must notice.
     const before = instance ? versionOf(await configView(api, instance)) : '';
     const conf = readFileSync(nginx.confPath, 'utf8');
-    writeFileSync(nginx.confPath, conf.replace('location = /ok {', 'location = /e2e-added { return 204; }\n        location = /ok {'));
+    writeFileSync(
+      nginx.confPath,
+      conf.replace('location = /ok {', 'location = /e2e-added { return 204; }\n        location = /ok {'),
+    );
     await check('config change detected (version changed)', async () => {
       if (!instance) return { ok: false, reason: 'nginx instance not discovered' };
       const after = versionOf(await configView(api, instance));
-      if (!before) return { ok: false, reason: 'no config version/hash field found in GET /v1/nginx or /v1/nginx/{id}/config' };
+      if (!before)
+        return { ok: false, reason: 'no config version/hash field found in GET /v1/nginx or /v1/nginx/{id}/config' };
       return after && after !== before ? { ok: true } : { ok: false, reason: `config version unchanged (${before})` };
     });
 
     await check('wasm plugins loaded', async () => {
-      if (exampleWasm.length === 0) return { ok: false, reason: 'no example Wasm plugins (wasm-plugins/<name>/plugin.yaml)' };
+      if (exampleWasm.length === 0)
+        return { ok: false, reason: 'no example Wasm plugins (wasm-plugins/<name>/plugin.yaml)' };
       const r = await json(`${api}/v1/plugins`);
-      const plugins = ((r.body as { plugins?: { name: string; kind: string; state: string }[] }).plugins ?? []).filter((p) => p.kind === 'external');
+      const plugins = ((r.body as { plugins?: { name: string; kind: string; state: string }[] }).plugins ?? []).filter(
+        (p) => p.kind === 'external',
+      );
       const running = plugins.filter((p) => p.state === 'running');
       if (running.length < exampleWasm.length) {
-        return { ok: false, reason: `${running.length} of ${exampleWasm.length} example Wasm plugins running (${JSON.stringify(plugins)})` };
+        return {
+          ok: false,
+          reason: `${running.length} of ${exampleWasm.length} example Wasm plugins running (${JSON.stringify(plugins)})`,
+        };
       }
       // config-lint subscribes to nginx.config.changed, which the edit above published: it was called.
-      const m = /^agent_wasm_plugin_messages_total\{plugin="config-lint"\} (\d+)/m.exec((await get(`${api}/metrics`)).text);
-      return m && Number(m[1]) > 0 ? { ok: true } : { ok: false, reason: `config-lint got no message (${m ? m[0] : 'no agent_wasm_plugin_messages_total for it'})` };
+      const m = /^agent_wasm_plugin_messages_total\{plugin="config-lint"\} (\d+)/m.exec(
+        (await get(`${api}/metrics`)).text,
+      );
+      return m && Number(m[1]) > 0
+        ? { ok: true }
+        : {
+            ok: false,
+            reason: `config-lint got no message (${m ? m[0] : 'no agent_wasm_plugin_messages_total for it'})`,
+          };
     });
 
-    await check('promtool check metrics', async () => {
-      const r = promtoolCheck((await get(`${api}/metrics`)).text);
-      return r.code === 0 && r.problems.length === 0 ? { ok: true } : { ok: false, reason: `exit ${r.code}: ${r.problems.slice(0, 5).join('; ')}` };
-    }, 5000);
+    await check(
+      'promtool check metrics',
+      async () => {
+        const r = promtoolCheck((await get(`${api}/metrics`)).text);
+        return r.code === 0 && r.problems.length === 0
+          ? { ok: true }
+          : { ok: false, reason: `exit ${r.code}: ${r.problems.slice(0, 5).join('; ')}` };
+      },
+      5000,
+    );
 
     try {
       prom = await startPrometheus([`127.0.0.1:${apiPort}`]);
@@ -220,15 +263,24 @@ async function main(): Promise<void> {
         const cpu = await p.query('{__name__=~"system_cpu_.+"}');
         return scrapes >= 2 && upNow === '1' && reqs.length > 0 && cpu.length > 0
           ? { ok: true }
-          : { ok: false, reason: `scrapes=${scrapes} up=${upNow} nginx_http_requests_total series=${reqs.length} system_cpu_* series=${cpu.length}` };
+          : {
+              ok: false,
+              reason: `scrapes=${scrapes} up=${upNow} nginx_http_requests_total series=${reqs.length} system_cpu_* series=${cpu.length}`,
+            };
       });
     }
 
-    await check('graceful stop', async () => {
-      agent.kill('SIGTERM');
-      const code = await new Promise<number | null>((r) => (agent.exitCode !== null ? r(agent.exitCode) : agent.once('exit', (c) => r(c))));
-      return code === 0 ? { ok: true } : { ok: false, reason: `exit code ${code}` };
-    }, 0);
+    await check(
+      'graceful stop',
+      async () => {
+        agent.kill('SIGTERM');
+        const code = await new Promise<number | null>((r) =>
+          agent.exitCode !== null ? r(agent.exitCode) : agent.once('exit', (c) => r(c)),
+        );
+        return code === 0 ? { ok: true } : { ok: false, reason: `exit code ${code}` };
+      },
+      0,
+    );
   } finally {
     agent.kill('SIGKILL');
     await prom?.stop();

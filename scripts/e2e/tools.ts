@@ -17,7 +17,10 @@ export const NGINX_EXPORTER = process.env.NGINX_EXPORTER ?? '/usr/bin/prometheus
 export function promtoolCheck(text: string): { code: number | null; problems: string[] } {
   const r = spawnSync(PROMTOOL, ['check', 'metrics'], { input: text, encoding: 'utf8', timeout: 30_000 });
   if (r.error) throw new Error(`cannot run ${PROMTOOL}: ${r.error.message} (Debian package "prometheus")`);
-  const problems = `${r.stdout}${r.stderr}`.split('\n').map((l) => l.trim()).filter(Boolean);
+  const problems = `${r.stdout}${r.stderr}`
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   return { code: r.status, problems };
 }
 
@@ -69,13 +72,20 @@ async function answers(url: string): Promise<boolean> {
 /** Debian's nginx-prometheus-exporter scraping `scrapeUri` (a stub_status URL). */
 export async function startNginxExporter(scrapeUri: string): Promise<Proc> {
   const port = await freePort();
-  const p = spawnProc(NGINX_EXPORTER, ['-nginx.scrape-uri', scrapeUri, '-web.listen-address', `127.0.0.1:${port}`], `http://127.0.0.1:${port}`);
+  const p = spawnProc(
+    NGINX_EXPORTER,
+    ['-nginx.scrape-uri', scrapeUri, '-web.listen-address', `127.0.0.1:${port}`],
+    `http://127.0.0.1:${port}`,
+  );
   await waitFor(() => answers(`${p.url}/metrics`), `${NGINX_EXPORTER} to answer`, 15_000);
   return p;
 }
 
 /** A Prometheus server scraping `targets` (host:port) every second into a temporary TSDB. */
-export async function startPrometheus(targets: string[], job = 'nginx-agent'): Promise<Proc & { query(q: string): Promise<PromSample[]> }> {
+export async function startPrometheus(
+  targets: string[],
+  job = 'nginx-agent',
+): Promise<Proc & { query(q: string): Promise<PromSample[]> }> {
   const dir = mkdtempSync(join(tmpdir(), 'prom-'));
   const port = await freePort();
   const cfg = join(dir, 'prometheus.yml');
@@ -95,15 +105,26 @@ export async function startPrometheus(targets: string[], job = 'nginx-agent'): P
   );
   const p = spawnProc(
     PROMETHEUS,
-    [`--config.file=${cfg}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
+    [
+      `--config.file=${cfg}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--log.level=warn',
+    ],
     `http://127.0.0.1:${port}`,
     () => rmSync(dir, { recursive: true, force: true }),
   );
-  await waitFor(() => answers(`${p.url}/-/ready`), `${PROMETHEUS} to be ready (output: ${p.output().slice(-500)})`, 30_000);
+  await waitFor(
+    () => answers(`${p.url}/-/ready`),
+    `${PROMETHEUS} to be ready (output: ${p.output().slice(-500)})`,
+    30_000,
+  );
   return {
     ...p,
     async query(q: string) {
-      const res = await fetch(`${p.url}/api/v1/query?query=${encodeURIComponent(q)}`, { signal: AbortSignal.timeout(5000) });
+      const res = await fetch(`${p.url}/api/v1/query?query=${encodeURIComponent(q)}`, {
+        signal: AbortSignal.timeout(5000),
+      });
       const body = (await res.json()) as { status: string; error?: string; data?: { result: PromSample[] } };
       if (body.status !== 'success') throw new Error(`Prometheus query ${q} failed: ${body.error}`);
       return body.data!.result;

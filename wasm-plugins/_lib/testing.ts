@@ -39,18 +39,30 @@ export function readManifest(dir: string): Manifest {
 /** The built .wasm of the plugin in `dir`; throws saying how to build it when it is missing. */
 export function wasmOf(dir: string, m = readManifest(dir)): Uint8Array<ArrayBuffer> {
   const path = join(dir, m.wasm);
-  if (!existsSync(path)) throw new Error(`${path} is missing: build the Wasm plugins first with \`npm run build:wasm\``);
+  if (!existsSync(path))
+    throw new Error(`${path} is missing: build the Wasm plugins first with \`npm run build:wasm\``);
   return new Uint8Array(readFileSync(path));
 }
 
 /** Loads the plugin in `dir` with its manifest's config, overridden by `config`. */
-export async function loadTestPlugin(dir: string, config: Record<string, string> = {}, opts: { refuse?: boolean } = {}): Promise<TestPlugin> {
+export async function loadTestPlugin(
+  dir: string,
+  config: Record<string, string> = {},
+  opts: { refuse?: boolean } = {},
+): Promise<TestPlugin> {
   const manifest = readManifest(dir);
   const data = wasmOf(dir, manifest);
   const published: Published[] = [];
   const lines: string[] = [];
   const record = (level: string) => (msg: unknown) => void lines.push(`${level}: ${String(msg)}`);
-  const logs = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug'), trace: record('trace'), log: record('info') };
+  const logs = {
+    error: record('error'),
+    warn: record('warn'),
+    info: record('info'),
+    debug: record('debug'),
+    trace: record('trace'),
+    log: record('info'),
+  };
   let current: Published[] = [];
   const plugin = await createPlugin(
     { wasm: [{ data }] },
@@ -85,7 +97,9 @@ export async function loadTestPlugin(dir: string, config: Record<string, string>
       // its top bit set, arrives in host functions as a negative BigInt and reads as nothing. The
       // agent's host resets between calls; so does this helper (plugin globals are untouched).
       await plugin.reset();
-      const input = JSON.stringify({ messages: messages.map((m) => ({ topic: m.topic, time: m.time ?? Date.now(), data: m.data })) });
+      const input = JSON.stringify({
+        messages: messages.map((m) => ({ topic: m.topic, time: m.time ?? Date.now(), data: m.data })),
+      });
       const out = await plugin.call('process', input);
       const text = out?.text() ?? '';
       if (text.startsWith('{')) {

@@ -36,8 +36,25 @@ interface Lint {
 }
 
 /** What the nginx-config plugin publishes, around a parsed payload (the fields the linter reads are real). */
-function changed(payload: ConfigPayload, confPath: string, instanceId = 'inst-1'): { topic: string; data: Partial<NginxConfigChanged> } {
-  return { topic: 'nginx.config.changed', data: { instanceId, confPath, prefix: dirname(confPath), version: 'v-' + instanceId, files: [], payload, added: [], removed: [], changed: [] } };
+function changed(
+  payload: ConfigPayload,
+  confPath: string,
+  instanceId = 'inst-1',
+): { topic: string; data: Partial<NginxConfigChanged> } {
+  return {
+    topic: 'nginx.config.changed',
+    data: {
+      instanceId,
+      confPath,
+      prefix: dirname(confPath),
+      version: `v-${instanceId}`,
+      files: [],
+      payload,
+      added: [],
+      removed: [],
+      changed: [],
+    },
+  };
 }
 
 const brief = (f: Finding[]) => f.map((x) => `${x.file}:${x.line} ${x.rule} ${x.severity}`).sort();
@@ -93,12 +110,19 @@ describe('config-lint', () => {
     );
     assert.deepEqual(l.counts, { info: 2, warning: 5 });
     const order = l.findings.map((f) => [f.file, f.line]);
-    assert.deepEqual(order, [...order].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : (a[1] as number) - (b[1] as number))), 'sorted by file and line');
+    assert.deepEqual(
+      order,
+      [...order].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : (a[1] as number) - (b[1] as number))),
+      'sorted by file and line',
+    );
     assert.equal(l.instance_id, 'inst-1');
     assert.equal(l.conf_path, confPath);
     const byRule = Object.fromEntries(l.findings.map((f) => [f.rule, f.message]));
     assert.match(byRule['proxy-timeouts-missing'], /proxy_pass http:\/\/app has no proxy_read_timeout/);
-    assert.match(byRule['tls-protocols-old'], new RegExp(`enables TLSv1, TLSv1.1 .* at ${old.replaceAll('.', '\\.')}:1;`));
+    assert.match(
+      byRule['tls-protocols-old'],
+      new RegExp(`enables TLSv1, TLSv1.1 .* at ${old.replaceAll('.', '\\.')}:1;`),
+    );
   });
 
   it('does not flag the Debian default nginx.conf', async () => {
@@ -121,11 +145,15 @@ describe('config-lint', () => {
       '}',
     ].join('\n');
     const l = await lint(await load(), parseNginxText(text, '/etc/nginx/nginx.conf'), '/etc/nginx/nginx.conf');
-    assert.deepEqual(brief(l.findings), ['/etc/nginx/nginx.conf:2 tls-protocols-old warning', '/etc/nginx/nginx.conf:3 access-log-off warning']);
+    assert.deepEqual(brief(l.findings), [
+      '/etc/nginx/nginx.conf:2 tls-protocols-old warning',
+      '/etc/nginx/nginx.conf:3 access-log-off warning',
+    ]);
   });
 
   it('a non-off access_log beside access_log off on the same level keeps logging; location-level off is not flagged', async () => {
-    const text = 'http {\n  access_log off;\n  access_log /var/log/a.log;\n  server { listen 80; location /health { access_log off; } }\n}\n';
+    const text =
+      'http {\n  access_log off;\n  access_log /var/log/a.log;\n  server { listen 80; location /health { access_log off; } }\n}\n';
     const l = await lint(await load(), parseNginxText(text, 'n.conf'), 'n.conf');
     assert.deepEqual(l.findings, []);
   });
@@ -146,14 +174,20 @@ describe('config-lint', () => {
       '/etc/nginx/a.conf': 'include b.conf; include b.conf;\nautoindex on;\n',
       '/etc/nginx/b.conf': 'include a.conf;\n',
     };
-    const payload = await parseNginxConfig('/etc/nginx/nginx.conf', { readFile: async (f) => files[f] ?? Promise.reject(new Error(`ENOENT ${f}`)) });
+    const payload = await parseNginxConfig('/etc/nginx/nginx.conf', {
+      readFile: async (f) => files[f] ?? Promise.reject(new Error(`ENOENT ${f}`)),
+    });
     const l = await lint(await load(), payload, '/etc/nginx/nginx.conf');
     assert.deepEqual(brief(l.findings), ['/etc/nginx/a.conf:2 autoindex-on warning']);
   });
 
   it('skips the rules named in disabled_rules, and init refuses an unknown rule id', async () => {
     const confPath = join(risky, 'nginx.conf');
-    const l = await lint(await load({ disabled_rules: 'server-tokens-on, autoindex-on' }), await parseNginxConfig(confPath), confPath);
+    const l = await lint(
+      await load({ disabled_rules: 'server-tokens-on, autoindex-on' }),
+      await parseNginxConfig(confPath),
+      confPath,
+    );
     assert.ok(!l.findings.some((f) => f.rule === 'server-tokens-on' || f.rule === 'autoindex-on'));
     assert.equal(l.findings.length, 5);
     const bad = await loadTestPlugin(dir, { disabled_rules: 'server-tokens-on,no-such-rule' });
@@ -165,9 +199,16 @@ describe('config-lint', () => {
     const a = parseNginxText('http { server { listen 80; autoindex on; } }', 'a.conf');
     const b = parseNginxText('http { access_log /l; server { listen 80; } }', 'b.conf');
     const p = await load();
-    const out = await p.process([changed(a, 'a.conf', 'inst-a'), { topic: 'nginx.instance.health', data: {} }, changed(b, 'b.conf', 'inst-b')]);
+    const out = await p.process([
+      changed(a, 'a.conf', 'inst-a'),
+      { topic: 'nginx.instance.health', data: {} },
+      changed(b, 'b.conf', 'inst-b'),
+    ]);
     assert.deepEqual(
-      out.map((o) => [(o.data as unknown as Lint).instance_id, (o.data as unknown as Lint).findings.map((f) => f.rule)]),
+      out.map((o) => [
+        (o.data as unknown as Lint).instance_id,
+        (o.data as unknown as Lint).findings.map((f) => f.rule),
+      ]),
       [
         ['inst-a', ['autoindex-on', 'access-log-missing']],
         ['inst-b', []],
@@ -175,14 +216,31 @@ describe('config-lint', () => {
     );
     const refused = await load({}, { refuse: true });
     assert.deepEqual(await refused.process([changed(a, 'a.conf')]), []);
-    assert.ok(refused.logs.some((l) => l.startsWith('warn: ') && l.includes('refused 1 message(s) on lint.nginx.config')), String(refused.logs));
+    assert.ok(
+      refused.logs.some((l) => l.startsWith('warn: ') && l.includes('refused 1 message(s) on lint.nginx.config')),
+      String(refused.logs),
+    );
   });
 
   it('lints the nginx.config.changed of a real nginx as the nginx-config plugin publishes it', async () => {
     const nginx = await TestNginx.start({ httpExtra: 'server_tokens on;' });
     const h = await startPlugin(nginxConfig, { debounce: '100ms' });
     try {
-      h.publish('nginx.instance.added', { instance: { id: 'live-1', pid: await nginx.masterPid(), binary: NGINX_BIN, version: '1.22.1', plus: false, prefix: nginx.prefix, confPath: nginx.confPath, configureArgs: [], modules: [], workers: [], health: 'HEALTHY' } });
+      h.publish('nginx.instance.added', {
+        instance: {
+          id: 'live-1',
+          pid: await nginx.masterPid(),
+          binary: NGINX_BIN,
+          version: '1.22.1',
+          plus: false,
+          prefix: nginx.prefix,
+          confPath: nginx.confPath,
+          configureArgs: [],
+          modules: [],
+          workers: [],
+          health: 'HEALTHY',
+        },
+      });
       await h.waitFor(() => h.published.some((e) => e.topic === 'nginx.config.changed'), 'nginx.config.changed');
       const ev = h.published.find((e) => e.topic === 'nginx.config.changed')!;
       const p = await load();
@@ -192,7 +250,13 @@ describe('config-lint', () => {
       const lineOf = (s: string) => lines.findIndex((x) => x.includes(s)) + 1;
       assert.equal(l.instance_id, 'live-1');
       assert.equal(l.version, (ev.data as NginxConfigChanged).version);
-      assert.deepEqual(brief(l.findings), [`${nginx.confPath}:${lineOf('server_tokens on')} server-tokens-on info`, `${nginx.confPath}:${lineOf('proxy_pass http://127.0.0.1:1')} proxy-timeouts-missing info`].sort());
+      assert.deepEqual(
+        brief(l.findings),
+        [
+          `${nginx.confPath}:${lineOf('server_tokens on')} server-tokens-on info`,
+          `${nginx.confPath}:${lineOf('proxy_pass http://127.0.0.1:1')} proxy-timeouts-missing info`,
+        ].sort(),
+      );
     } finally {
       await h.close();
       await nginx.stop();

@@ -7,5 +7,18 @@ import { fileURLToPath } from 'node:url';
 
 const dir = dirname(fileURLToPath(import.meta.url));
 const asc = join(dir, '..', '..', 'node_modules', '.bin', 'asc');
-const r = spawnSync(asc, ['assembly/index.ts', '--outFile', 'error-budget.wasm', '--use', 'abort=assembly/index/abortHandler', '-O3', '--runtime', 'incremental'], { cwd: dir, stdio: 'inherit' });
+const r = spawnSync(
+  asc,
+  [
+    'assembly/index.ts',
+    '--outFile',
+    'error-budget.wasm',
+    '--use',
+    'abort=assembly/index/abortHandler',
+    '-O3',
+    '--runtime',
+    'incremental',
+  ],
+  { cwd: dir, stdio: 'inherit' },
+);
 process.exit(r.status ?? 1);

@@ -9,14 +9,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { MetricBatch } from '../../core/metrics/model.js';
-import { NGINX_BIN, TestNginx } from '../../core/testing/nginx.js';
+import { TestNginx } from '../../core/testing/nginx.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { plugin as nginxLogs } from '../../plugins/nginx-logs/index.js';
 import { loadTestPlugin, readManifest, type TestPlugin } from '../_lib/testing.js';
 
 const dir = dirname(fileURLToPath(import.meta.url));
-const template = JSON.parse(readFileSync(join(dir, 'testdata', 'nginx-logs-batch.json'), 'utf8')) as { topic: 'metrics'; data: MetricBatch };
-const errorLogBatch = JSON.parse(readFileSync(join(dir, 'testdata', 'nginx-logs-error-batch.json'), 'utf8')) as { topic: 'metrics'; data: MetricBatch };
+const template = JSON.parse(readFileSync(join(dir, 'testdata', 'nginx-logs-batch.json'), 'utf8')) as {
+  topic: 'metrics';
+  data: MetricBatch;
+};
+const errorLogBatch = JSON.parse(readFileSync(join(dir, 'testdata', 'nginx-logs-error-batch.json'), 'utf8')) as {
+  topic: 'metrics';
+  data: MetricBatch;
+};
 const T0 = 1_800_000_000_000;
 const LONG_AGO = T0 - 86_400_000;
 
@@ -31,7 +37,9 @@ interface Counts {
 
 /** The recorded batch with cumulative values replaced: `ok` 2xx and `err5xx` 5xx responses. */
 function batch(time: number, c: Counts): { topic: string; time: number; data: MetricBatch } {
-  const data = structuredClone(template.data) as { -readonly [K in keyof MetricBatch]: MetricBatch[K] } & { metrics: any[] };
+  const data = structuredClone(template.data) as { -readonly [K in keyof MetricBatch]: MetricBatch[K] } & {
+    metrics: any[];
+  };
   data.time = time;
   if (c.source) data.source = c.source;
   const start = c.start ?? LONG_AGO;
@@ -51,7 +59,8 @@ function batch(time: number, c: Counts): { topic: string; time: number; data: Me
   return { topic: 'metrics', time, data: data as MetricBatch };
 }
 
-const alerts = (p: TestPlugin, rule?: string) => p.published.filter((e) => e.topic === 'alert.nginx.error_budget' && (!rule || e.data.rule === rule));
+const alerts = (p: TestPlugin, rule?: string) =>
+  p.published.filter((e) => e.topic === 'alert.nginx.error_budget' && (!rule || e.data.rule === rule));
 
 describe('error-budget', () => {
   const open: TestPlugin[] = [];
@@ -83,22 +92,44 @@ describe('error-budget', () => {
     const p = await loadTestPlugin(dir, { max_5xx_ratio: 'lots' });
     open.push(p);
     await assert.rejects(p.plugin.call('init'), /max_5xx_ratio must be a number from 0 to 1, got "lots"/);
-    assert.ok(p.logs.some((l) => l.startsWith('error: ') && l.includes('max_5xx_ratio')), `logged through Extism: ${p.logs}`);
+    assert.ok(
+      p.logs.some((l) => l.startsWith('error: ') && l.includes('max_5xx_ratio')),
+      `logged through Extism: ${p.logs}`,
+    );
   });
 
   it('fires once on a 5xx burst, not on every batch after it, with the instance and log', async () => {
     const p = await load();
-    assert.deepEqual(await p.process([batch(T0, { ok: 1000, err5xx: 10 })]), [], 'first sight of an old counter is a baseline');
+    assert.deepEqual(
+      await p.process([batch(T0, { ok: 1000, err5xx: 10 })]),
+      [],
+      'first sight of an old counter is a baseline',
+    );
     assert.deepEqual(await p.process([batch(T0 + 10_000, { ok: 1100, err5xx: 10 })]), []);
     const fired = await p.process([batch(T0 + 20_000, { ok: 1150, err5xx: 40 })]);
     assert.equal(fired.length, 1, JSON.stringify(fired));
     assert.equal(fired[0].via, 'output');
     assert.deepEqual(
       { ...fired[0].data, message: undefined },
-      { status: 'firing', rule: '5xx_ratio', instance_id: 'inst-1', log: '/var/log/nginx/access.log', value: 30 / 180, threshold: 0.05, requests: 180, errors_5xx: 30, window_s: 300, message: undefined },
+      {
+        status: 'firing',
+        rule: '5xx_ratio',
+        instance_id: 'inst-1',
+        log: '/var/log/nginx/access.log',
+        value: 30 / 180,
+        threshold: 0.05,
+        requests: 180,
+        errors_5xx: 30,
+        window_s: 300,
+        message: undefined,
+      },
     );
     assert.match(String(fired[0].data.message), /5xx ratio 16.7% \(30 of 180 requests\) is above 5%/);
-    assert.deepEqual(await p.process([batch(T0 + 30_000, { ok: 1160, err5xx: 60 })]), [], 'still firing: no second alert');
+    assert.deepEqual(
+      await p.process([batch(T0 + 30_000, { ok: 1160, err5xx: 60 })]),
+      [],
+      'still firing: no second alert',
+    );
   });
 
   it('stays quiet under min_requests, whatever the ratio', async () => {
@@ -133,7 +164,10 @@ describe('error-budget', () => {
     assert.deepEqual(await p.process([host(T0 + 60_000)]), [], 'the burst is still in the window');
     const resolved = await p.process([host(T0 + 71_000)]);
     assert.equal(resolved.length, 1);
-    assert.deepEqual([resolved[0].data.status, resolved[0].data.rule, resolved[0].data.message], ['resolved', '5xx_ratio', 'no requests in the last 60 s']);
+    assert.deepEqual(
+      [resolved[0].data.status, resolved[0].data.rule, resolved[0].data.message],
+      ['resolved', '5xx_ratio', 'no requests in the last 60 s'],
+    );
     assert.deepEqual(await p.process([host(T0 + 80_000)]), [], 'once');
   });
 
@@ -171,7 +205,7 @@ describe('error-budget', () => {
     assert.ok((resolved[0].data.value as number) < 5);
   });
 
-  it('publishes non-ASCII log paths intact (the PDK\'s outputString would fail the call on them)', async () => {
+  it("publishes non-ASCII log paths intact (the PDK's outputString would fail the call on them)", async () => {
     const p = await load();
     const path = '/var/log/nginx/café-ü-日本.log';
     const at = (t: number, ok: number, err5xx: number) => {
@@ -188,11 +222,34 @@ describe('error-budget', () => {
     const p = await load();
     const other = 'nginx-logs:inst-2:/var/log/nginx/other.log';
     await p.process([batch(T0, { ok: 0, err5xx: 0 }), batch(T0, { ok: 0, err5xx: 0, source: other })]);
-    const hostBatch = { topic: 'metrics', time: T0, data: { source: 'host-metrics', time: T0, metrics: [{ name: 'nginx.http.responses', type: 'counter', unit: '1', description: '', points: [{ attributes: { status_range: '5xx' }, value: 1e6 }] }] } };
-    const fired = await p.process([errorLogBatch, hostBatch, batch(T0 + 1000, { ok: 100, err5xx: 0 }), batch(T0 + 1000, { ok: 0, err5xx: 50, source: other })]);
+    const hostBatch = {
+      topic: 'metrics',
+      time: T0,
+      data: {
+        source: 'host-metrics',
+        time: T0,
+        metrics: [
+          {
+            name: 'nginx.http.responses',
+            type: 'counter',
+            unit: '1',
+            description: '',
+            points: [{ attributes: { status_range: '5xx' }, value: 1e6 }],
+          },
+        ],
+      },
+    };
+    const fired = await p.process([
+      errorLogBatch,
+      hostBatch,
+      batch(T0 + 1000, { ok: 100, err5xx: 0 }),
+      batch(T0 + 1000, { ok: 0, err5xx: 50, source: other }),
+    ]);
     assert.equal(fired.length, 1, JSON.stringify(fired));
     assert.equal(fired[0].data.errors_5xx, 50);
-    const gone = await p.process([{ topic: 'metrics', time: T0 + 2000, data: { source: other, time: T0 + 2000, metrics: [], final: true } }]);
+    const gone = await p.process([
+      { topic: 'metrics', time: T0 + 2000, data: { source: other, time: T0 + 2000, metrics: [], final: true } },
+    ]);
     assert.equal(gone.length, 1);
     assert.equal(gone[0].data.status, 'resolved');
     assert.match(String(gone[0].data.message), /no longer followed/);
@@ -208,9 +265,13 @@ describe('error-budget', () => {
     const p = await load();
     const text = JSON.stringify({ messages: [batch(T0, { ok: 1, err5xx: 0 })] });
     for (let cut = 1; cut < text.length; cut += 7) {
-      await assert.rejects(p.plugin.call('process', text.slice(0, cut)), /^Error: Plugin-originated error: error-budget: input is not JSON: .* at byte \d+$/, `cut at ${cut}`);
+      await assert.rejects(
+        p.plugin.call('process', text.slice(0, cut)),
+        /^Error: Plugin-originated error: error-budget: input is not JSON: .* at byte \d+$/,
+        `cut at ${cut}`,
+      );
     }
-    await assert.rejects(p.plugin.call('process', '{"messages":' + '['.repeat(10_000)), /nested too deep at byte/);
+    await assert.rejects(p.plugin.call('process', `{"messages":${'['.repeat(10_000)}`), /nested too deep at byte/);
     assert.deepEqual(await p.process([batch(T0 + 1000, { ok: 2, err5xx: 0 })]), [], 'still answers');
   });
 
@@ -224,7 +285,12 @@ describe('error-budget', () => {
     });
 
     it('alerts with the instance id when /s/500 is hammered, after a healthy start', async () => {
-      const h = await startPlugin(nginxLogs, { poll_interval: '100ms', logs: [{ path: nginx.accessLog, type: 'access', format: (await import('../../core/testing/nginx.js')).TIMED_FORMAT }] });
+      const h = await startPlugin(nginxLogs, {
+        poll_interval: '100ms',
+        logs: [
+          { path: nginx.accessLog, type: 'access', format: (await import('../../core/testing/nginx.js')).TIMED_FORMAT },
+        ],
+      });
       try {
         const p = await load();
         const fed = new Set<object>();
@@ -235,9 +301,13 @@ describe('error-budget', () => {
         };
         /** The access log's cumulative count for a status range, from its latest batch. */
         const logged = (range: string) => {
-          const last = h.published.filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source.endsWith(nginx.accessLog)).at(-1);
+          const last = h.published
+            .filter((e) => e.topic === 'metrics' && (e.data as MetricBatch).source.endsWith(nginx.accessLog))
+            .at(-1);
           const m = (last?.data as MetricBatch | undefined)?.metrics.find((x) => x.name === 'nginx.http.responses');
-          return ((m?.points ?? []) as { attributes: Record<string, string>; value: number }[]).filter((pt) => pt.attributes.status_range === range).reduce((a, pt) => a + pt.value, 0);
+          return ((m?.points ?? []) as { attributes: Record<string, string>; value: number }[])
+            .filter((pt) => pt.attributes.status_range === range)
+            .reduce((a, pt) => a + pt.value, 0);
         };
         await nginx.get('/ok', 40);
         await h.waitFor(() => logged('2xx') === 40, 'the 40 2xx in a batch');

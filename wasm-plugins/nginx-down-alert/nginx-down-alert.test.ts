@@ -51,7 +51,8 @@ describe('nginx-down-alert', () => {
     assert.equal(await p.init(), null, 'init is optional');
     assert.deepEqual(await p.describe(), {
       version: '1.0.0',
-      description: 'Publishes alert.nginx.down when an nginx instance turns UNHEALTHY. Hand-written WebAssembly text: the Extism ABI without a PDK.',
+      description:
+        'Publishes alert.nginx.down when an nginx instance turns UNHEALTHY. Hand-written WebAssembly text: the Extism ABI without a PDK.',
     });
   });
 
@@ -62,7 +63,12 @@ describe('nginx-down-alert', () => {
       {
         topic: 'alert.nginx.down',
         via: 'host',
-        data: { instance_id: unhealthy.data.instance.id, health: 'UNHEALTHY', reason: unhealthy.data.instance.healthReason, message: 'an nginx instance the agent watches is UNHEALTHY' },
+        data: {
+          instance_id: unhealthy.data.instance.id,
+          health: 'UNHEALTHY',
+          reason: unhealthy.data.instance.healthReason,
+          message: 'an nginx instance the agent watches is UNHEALTHY',
+        },
       },
     ]);
     assert.match(String(out[0].data.reason), /master process \d+ is stopped/);
@@ -72,12 +78,23 @@ describe('nginx-down-alert', () => {
     const p = await load();
     assert.equal(recovered.data.previousHealth, 'UNHEALTHY');
     assert.deepEqual(await p.process([recovered]), []);
-    assert.deepEqual(await p.process([variant('a', 'HEALTHY'), variant('b', 'DEGRADED', '1 of 2 worker processes running (worker_processes 2)')]), []);
+    assert.deepEqual(
+      await p.process([
+        variant('a', 'HEALTHY'),
+        variant('b', 'DEGRADED', '1 of 2 worker processes running (worker_processes 2)'),
+      ]),
+      [],
+    );
   });
 
   it('alerts once per UNHEALTHY message of a batch, in order', async () => {
     const p = await load();
-    const out = await p.process([variant('a', 'DEGRADED', 'x'), variant('b', 'UNHEALTHY', 'one'), recovered, variant('c', 'UNHEALTHY')]);
+    const out = await p.process([
+      variant('a', 'DEGRADED', 'x'),
+      variant('b', 'UNHEALTHY', 'one'),
+      recovered,
+      variant('c', 'UNHEALTHY'),
+    ]);
     assert.deepEqual(
       out.map((o) => [o.data.instance_id, o.data.reason]),
       [
@@ -94,7 +111,10 @@ describe('nginx-down-alert', () => {
     const out = await p.process([variant('odd', 'UNHEALTHY', odd), variant('long', 'UNHEALTHY', long)]);
     assert.equal(out[0].data.reason, odd);
     const cut = String(out[1].data.reason);
-    assert.ok(long.startsWith(cut) && cut.length >= 500 && cut.length <= 512, `a prefix of about 1 KB of JSON, got ${cut.length} chars`);
+    assert.ok(
+      long.startsWith(cut) && cut.length >= 500 && cut.length <= 512,
+      `a prefix of about 1 KB of JSON, got ${cut.length} chars`,
+    );
   });
 
   it('reads a large batch (memory grows to fit) and finds the one UNHEALTHY at its end', async () => {
@@ -131,9 +151,18 @@ describe('nginx-down-alert', () => {
     const nginx = await TestNginx.start();
     const pid = await nginx.masterPid();
     const h = await startPlugin(discovery, { interval: '100ms' });
-    const mine = () => h.published.filter((e) => e.topic === 'nginx.instance.health' && (e.data as NginxInstanceEvent).instance.pid === pid);
+    const mine = () =>
+      h.published.filter(
+        (e) => e.topic === 'nginx.instance.health' && (e.data as NginxInstanceEvent).instance.pid === pid,
+      );
     try {
-      await h.waitFor(() => h.published.some((e) => e.topic === 'nginx.instance.added' && (e.data as NginxInstanceEvent).instance.pid === pid), 'the instance found');
+      await h.waitFor(
+        () =>
+          h.published.some(
+            (e) => e.topic === 'nginx.instance.added' && (e.data as NginxInstanceEvent).instance.pid === pid,
+          ),
+        'the instance found',
+      );
       process.kill(pid, 'SIGSTOP');
       await h.waitFor(() => mine().length >= 1, 'UNHEALTHY');
       process.kill(pid, 'SIGCONT');

@@ -113,13 +113,15 @@ function hostPort(addr: string): { host: string; port: string } | null {
 function urlsFor(listens: Listen[], serverNames: string[], path: string): string[] {
   const ls = listens.length ? listens : [{ addr: '80', ssl: false }];
   const urls: string[] = [];
-  const name = serverNames.find((n) => n !== '_' && n !== '' && !n.includes('*') && !n.startsWith('~') && !n.startsWith('.'));
+  const name = serverNames.find(
+    (n) => n !== '_' && n !== '' && !n.includes('*') && !n.startsWith('~') && !n.startsWith('.'),
+  );
   for (const l of ls) {
     const hp = hostPort(l.addr);
     if (!hp) continue;
     const scheme = l.ssl ? 'https' : 'http';
     const def = (scheme === 'http' && hp.port === '80') || (scheme === 'https' && hp.port === '443');
-    urls.push(`${scheme}://${hp.host}${def ? '' : ':' + hp.port}${path}`);
+    urls.push(`${scheme}://${hp.host}${def ? '' : `:${hp.port}`}${path}`);
   }
   if (name) {
     for (const l of ls) {
@@ -127,7 +129,7 @@ function urlsFor(listens: Listen[], serverNames: string[], path: string): string
       if (!hp) continue;
       const scheme = l.ssl ? 'https' : 'http';
       const def = (scheme === 'http' && hp.port === '80') || (scheme === 'https' && hp.port === '443');
-      urls.push(`${scheme}://${name}${def ? '' : ':' + hp.port}${path}`);
+      urls.push(`${scheme}://${name}${def ? '' : `:${hp.port}`}${path}`);
     }
   }
   return [...new Set(urls)];
@@ -183,7 +185,8 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
 
   const upstream = (n: Node): void => {
     const u: UpstreamInfo = { name: n.d.args[0] ?? '', file: n.file, line: n.d.line, servers: [] };
-    for (const c of n.block ?? []) if (c.d.directive === 'server') u.servers.push({ address: c.d.args[0] ?? '', params: c.d.args.slice(1) });
+    for (const c of n.block ?? [])
+      if (c.d.directive === 'server') u.servers.push({ address: c.d.args[0] ?? '', params: c.d.args.slice(1) });
     out.upstreams.push(u);
   };
 
@@ -193,17 +196,29 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
       const dir = n.d.directive;
       if (dir === 'location') {
         const a = n.d.args;
-        const loc = a.length >= 2 ? { path: a[1], modifier: a[0], file: n.file, line: n.d.line } : { path: a[0] ?? '', file: n.file, line: n.d.line };
+        const loc =
+          a.length >= 2
+            ? { path: a[1], modifier: a[0], file: n.file, line: n.d.line }
+            : { path: a[0] ?? '', file: n.file, line: n.d.line };
         s.locations.push(loc);
         const body = n.block ?? [];
         const exactOrPrefix = !loc.modifier || loc.modifier === '=' || loc.modifier === '^~';
         for (const c of body) {
           if (c.d.directive === 'stub_status' && (c.d.args.length === 0 || c.d.args[0] === 'on')) {
-            const ep: StatusEndpoint = { urls: exactOrPrefix && !loc.path.startsWith('@') ? urlsFor(listens, s.serverNames, loc.path) : [], file: c.file, line: c.d.line };
+            const ep: StatusEndpoint = {
+              urls: exactOrPrefix && !loc.path.startsWith('@') ? urlsFor(listens, s.serverNames, loc.path) : [],
+              file: c.file,
+              line: c.d.line,
+            };
             out.stubStatus.push(ep);
           } else if (c.d.directive === 'api') {
             const write = c.d.args.includes('write=on');
-            out.plusApi.push({ urls: exactOrPrefix && !loc.path.startsWith('@') ? urlsFor(listens, s.serverNames, loc.path) : [], file: c.file, line: c.d.line, write });
+            out.plusApi.push({
+              urls: exactOrPrefix && !loc.path.startsWith('@') ? urlsFor(listens, s.serverNames, loc.path) : [],
+              file: c.file,
+              line: c.d.line,
+              write,
+            });
           }
         }
         walkLocations(body, s, listens);
@@ -267,7 +282,13 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
     const key = `${t.path}\0${formatName}`;
     if (accessSeen.has(key)) continue;
     accessSeen.add(key);
-    const a: AccessLogInfo = { ...t, file: n.file, line: n.d.line, formatName, format: out.logFormats[formatName] ?? '' };
+    const a: AccessLogInfo = {
+      ...t,
+      file: n.file,
+      line: n.d.line,
+      formatName,
+      format: out.logFormats[formatName] ?? '',
+    };
     if (formatName && !(formatName in out.logFormats)) {
       a.tailable = false;
       a.reason = `log_format "${formatName}" is not defined`;
@@ -279,11 +300,19 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
     const http = root.find((n) => n.d.directive === 'http');
     const path = resolve(prefix, 'logs/access.log');
     if (!accessSeen.has(`${path}\0combined`))
-      out.accessLogs.push({ path, file: http?.file ?? mainFile, line: http?.d.line ?? 0, tailable: true, formatName: 'combined', format: COMBINED_FORMAT });
+      out.accessLogs.push({
+        path,
+        file: http?.file ?? mainFile,
+        line: http?.d.line ?? 0,
+        tailable: true,
+        formatName: 'combined',
+        format: COMBINED_FORMAT,
+      });
   }
   if (!root.some((n) => n.d.directive === 'error_log')) {
     const path = resolve(prefix, 'logs/error.log');
-    if (!errorSeen.has(`${path}\0error`)) out.errorLogs.unshift({ path, file: mainFile, line: 0, tailable: true, level: 'error' });
+    if (!errorSeen.has(`${path}\0error`))
+      out.errorLogs.unshift({ path, file: mainFile, line: 0, tailable: true, level: 'error' });
   }
 
   for (const c of certs) {
@@ -292,7 +321,8 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
     if (certSeen.has(path)) continue;
     certSeen.add(path);
     const info: CertificateInfo = { path, file: c.file, line: c.line };
-    if (c.raw.includes('$')) info.error = `${c.file}:${c.line}: ssl_certificate "${c.raw}" contains variables: resolved per request, not read`;
+    if (c.raw.includes('$'))
+      info.error = `${c.file}:${c.line}: ssl_certificate "${c.raw}" contains variables: resolved per request, not read`;
     else {
       try {
         const x = new X509Certificate(await readCert(path));

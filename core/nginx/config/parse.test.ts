@@ -37,7 +37,7 @@ describe('parseNginxConfig golden corpus', () => {
         const base = join(corpus, name);
         const got = portable(await parseNginxConfig(join(base, 'nginx.conf'), { comments }), base);
         const golden = join(corpus, `${name}${comments ? '.comments' : ''}.golden.json`);
-        const text = JSON.stringify(got, null, 2) + '\n';
+        const text = `${JSON.stringify(got, null, 2)}\n`;
         if (process.env.UPDATE_GOLDEN === '1' || !existsSync(golden)) writeFileSync(golden, text);
         assert.deepEqual(got, JSON.parse(readFileSync(golden, 'utf8')));
       });
@@ -48,12 +48,22 @@ describe('parseNginxConfig golden corpus', () => {
     const base = join(corpus, 'debian');
     const p = await parseNginxConfig(join(base, 'nginx.conf'));
     assert.equal(p.status, 'ok', JSON.stringify(p.errors));
-    assert.deepEqual(p.config.map((c) => relative(base, c.file)), ['nginx.conf', 'mime.types', 'conf.d/gzip.conf', 'sites-enabled/default', 'snippets/fastcgi-php.conf']);
+    assert.deepEqual(
+      p.config.map((c) => relative(base, c.file)),
+      ['nginx.conf', 'mime.types', 'conf.d/gzip.conf', 'sites-enabled/default', 'snippets/fastcgi-php.conf'],
+    );
     const incs = find(p.config[0].parsed, 'include');
-    assert.deepEqual(incs.map((i) => i.includes), [[], [1], [2], [3]]);
+    assert.deepEqual(
+      incs.map((i) => i.includes),
+      [[], [1], [2], [3]],
+    );
     const types = p.config[1].parsed[0];
     assert.equal(types.directive, 'types');
-    assert.deepEqual(types.block?.[4], { directive: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document', line: 7, args: ['docx'] });
+    assert.deepEqual(types.block?.[4], {
+      directive: 'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+      line: 7,
+      args: ['docx'],
+    });
   });
 
   it('proxy: accepts include inside if, ssl_ocsp leaf, lua bodies as one argument, quoting', async () => {
@@ -69,7 +79,10 @@ describe('parseNginxConfig golden corpus', () => {
     assert.deepEqual(find(all, 'ssl_ocsp')[0].args, ['leaf']);
     const lua = find(all, 'content_by_lua_block')[0];
     assert.equal(lua.args.length, 1);
-    assert.match(lua.args[0], /local t = \{ a = "\}", b = '\{' \} -- a \} in a comment\n\s+ngx\.say\("hello, ", t\.a\)/);
+    assert.match(
+      lua.args[0],
+      /local t = \{ a = "\}", b = '\{' \} -- a \} in a comment\n\s+ngx\.say\("hello, ", t\.a\)/,
+    );
     assert.equal(lua.block, undefined);
     assert.deepEqual(find(all, 'preread_by_lua_block')[0].args, [' ngx.log(ngx.INFO, "stream") ']);
     assert.deepEqual(find(all, 'set')[0].args, ['$greeting', 'hello "world"']);
@@ -77,7 +90,14 @@ describe('parseNginxConfig golden corpus', () => {
     assert.deepEqual(hdr[0].args, ['X-Test', "it's", 'always']);
     assert.deepEqual(hdr[1].args, ['X-Path', 'a\\tb']);
     assert.deepEqual(find(all, 'proxy_set_header')[2].args, ['Host', '${host}:${server_port}']);
-    assert.deepEqual(find(all, 'map')[0].block?.map((d) => [d.directive, ...d.args]), [['default', 'upgrade'], ['', 'close'], ['~*^bot', 'robot']]);
+    assert.deepEqual(
+      find(all, 'map')[0].block?.map((d) => [d.directive, ...d.args]),
+      [
+        ['default', 'upgrade'],
+        ['', 'close'],
+        ['~*^bot', 'robot'],
+      ],
+    );
     assert.deepEqual(find(all, 'upstream')[1].args, ['quoted_name']);
     // the line after the lua body is counted right
     const fb = find(all, 'location').find((l) => l.args[0] === '@fallback');
@@ -117,7 +137,13 @@ describe('parse errors name file and line, and parsing goes on', () => {
 
   it('unexpected ";" and "{"', () => {
     const p = parseNginxText(';\n{ a 1; }\nb 2;', 'd.conf');
-    assert.deepEqual(p.errors.map((e) => [e.line, e.error]), [[1, 'unexpected ";"'], [2, 'unexpected "{"']]);
+    assert.deepEqual(
+      p.errors.map((e) => [e.line, e.error]),
+      [
+        [1, 'unexpected ";"'],
+        [2, 'unexpected "{"'],
+      ],
+    );
     assert.deepEqual(p.config[0].parsed, [{ directive: 'b', line: 3, args: ['2'] }]);
   });
 
@@ -138,18 +164,32 @@ describe('parse errors name file and line, and parsing goes on', () => {
       const p = await parseNginxConfig(join(dir, 'nginx.conf'));
       assert.equal(p.status, 'failed');
       assert.deepEqual(p.errors, [
-        { file: join(dir, 'nginx.conf'), line: 1, error: `open() "${join(dir, 'missing.conf')}" failed (2: No such file or directory)` },
+        {
+          file: join(dir, 'nginx.conf'),
+          line: 1,
+          error: `open() "${join(dir, 'missing.conf')}" failed (2: No such file or directory)`,
+        },
         { file: join(dir, 'nginx.conf'), line: 5, error: 'unexpected "}"' },
         { file: join(dir, 'inc', 'a.conf'), line: 1, error: 'directive "listen" is not terminated by ";"' },
       ]);
-      assert.deepEqual(p.config.map((c) => [relative(dir, c.file), c.status]), [['nginx.conf', 'failed'], ['inc/a.conf', 'failed'], ['inc/b.conf', 'ok']]);
+      assert.deepEqual(
+        p.config.map((c) => [relative(dir, c.file), c.status]),
+        [
+          ['nginx.conf', 'failed'],
+          ['inc/a.conf', 'failed'],
+          ['inc/b.conf', 'ok'],
+        ],
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
 
   it('a file included twice is parsed once and both includes point at it', async () => {
-    const files: Record<string, string> = { '/x/nginx.conf': 'include a.conf;\nhttp { include /x/a.conf; }\n', '/x/a.conf': 'x 1;' };
+    const files: Record<string, string> = {
+      '/x/nginx.conf': 'include a.conf;\nhttp { include /x/a.conf; }\n',
+      '/x/a.conf': 'x 1;',
+    };
     const p = await parseNginxConfig('/x/nginx.conf', {
       readFile: async (f) => {
         if (!(f in files)) throw Object.assign(new Error('nope'), { code: 'ENOENT' });
@@ -157,14 +197,23 @@ describe('parse errors name file and line, and parsing goes on', () => {
       },
     });
     assert.equal(p.config.length, 2);
-    assert.deepEqual(find(p.config[0].parsed, 'include').map((d) => d.includes), [[1], [1]]);
+    assert.deepEqual(
+      find(p.config[0].parsed, 'include').map((d) => d.includes),
+      [[1], [1]],
+    );
   });
 
   it('singleFile does not follow includes; a missing main file fails with its path', async () => {
     const p = await parseNginxConfig(join(corpus, 'debian', 'nginx.conf'), { singleFile: true });
     assert.equal(p.config.length, 1);
     const q = await parseNginxConfig('/nonexistent/nginx.conf');
-    assert.deepEqual(q.errors, [{ file: '/nonexistent/nginx.conf', line: null, error: 'open() "/nonexistent/nginx.conf" failed (2: No such file or directory)' }]);
+    assert.deepEqual(q.errors, [
+      {
+        file: '/nonexistent/nginx.conf',
+        line: null,
+        error: 'open() "/nonexistent/nginx.conf" failed (2: No such file or directory)',
+      },
+    ]);
   });
 
   it('comments are emitted only when asked', () => {

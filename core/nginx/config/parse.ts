@@ -31,11 +31,29 @@ export interface ParsedText {
   includes: ConfigDirective[];
 }
 
-const SP = 32, TAB = 9, NL = 10, CR = 13, FF = 12, VT = 11;
-const SEMI = 59, LBRACE = 123, RBRACE = 125, HASH = 35, DQ = 34, SQ = 39, BSL = 92, DOLLAR = 36;
-const DASH = 45, LBRACKET = 91;
+const SP = 32,
+  TAB = 9,
+  NL = 10,
+  CR = 13,
+  FF = 12,
+  VT = 11;
+const SEMI = 59,
+  LBRACE = 123,
+  RBRACE = 125,
+  HASH = 35,
+  DQ = 34,
+  SQ = 39,
+  BSL = 92,
+  DOLLAR = 36;
+const DASH = 45,
+  LBRACKET = 91;
 
-const T_WORD = 1, T_SEMI = 2, T_LBRACE = 3, T_RBRACE = 4, T_COMMENT = 5, T_EOF = 6;
+const T_WORD = 1,
+  T_SEMI = 2,
+  T_LBRACE = 3,
+  T_RBRACE = 4,
+  T_COMMENT = 5,
+  T_EOF = 6;
 
 /** Char-code scanner over one file's text. */
 class Scanner {
@@ -65,9 +83,18 @@ class Scanner {
     }
     this.tokLine = this.line;
     const c = s.charCodeAt(i);
-    if (c === SEMI) { this.pos = i + 1; return T_SEMI; }
-    if (c === LBRACE) { this.pos = i + 1; return T_LBRACE; }
-    if (c === RBRACE) { this.pos = i + 1; return T_RBRACE; }
+    if (c === SEMI) {
+      this.pos = i + 1;
+      return T_SEMI;
+    }
+    if (c === LBRACE) {
+      this.pos = i + 1;
+      return T_LBRACE;
+    }
+    if (c === RBRACE) {
+      this.pos = i + 1;
+      return T_RBRACE;
+    }
     if (c === HASH) {
       let j = s.indexOf('\n', i + 1);
       if (j < 0) j = n;
@@ -82,7 +109,18 @@ class Scanner {
     const start = i;
     while (i < n) {
       const d = s.charCodeAt(i);
-      if (d === SP || d === NL || d === TAB || d === CR || d === SEMI || d === LBRACE || d === RBRACE || d === FF || d === VT) break;
+      if (
+        d === SP ||
+        d === NL ||
+        d === TAB ||
+        d === CR ||
+        d === SEMI ||
+        d === LBRACE ||
+        d === RBRACE ||
+        d === FF ||
+        d === VT
+      )
+        break;
       if (d === BSL) {
         if (i + 1 < n && s.charCodeAt(i + 1) === NL) this.line++;
         i += 2;
@@ -144,12 +182,20 @@ class Scanner {
     let i = start;
     while (i < n) {
       const c = s.charCodeAt(i);
-      if (c === NL) { this.line++; i++; continue; }
+      if (c === NL) {
+        this.line++;
+        i++;
+        continue;
+      }
       if (c === DQ || c === SQ) {
         i++;
         while (i < n) {
           const d = s.charCodeAt(i);
-          if (d === BSL) { if (s.charCodeAt(i + 1) === NL) this.line++; i += 2; continue; }
+          if (d === BSL) {
+            if (s.charCodeAt(i + 1) === NL) this.line++;
+            i += 2;
+            continue;
+          }
           if (d === NL) this.line++;
           i++;
           if (d === c) break;
@@ -189,7 +235,6 @@ class Scanner {
     return null;
   }
 }
-
 
 /** crossplane strips the parentheses of `if (...)` from the first and last argument. */
 function prepareIfArgs(d: ConfigDirective): void {
@@ -244,7 +289,10 @@ export function parseNginxTextDetailed(text: string, opts: { comments?: boolean 
         const line = sc.line;
         const body = sc.luaBody();
         if (body === null) {
-          errors.push({ line: sc.line, error: `unexpected end of file, expecting "}" to close the "${cur.directive}" started on line ${line}` });
+          errors.push({
+            line: sc.line,
+            error: `unexpected end of file, expecting "}" to close the "${cur.directive}" started on line ${line}`,
+          });
           cur = null;
           continue;
         }
@@ -272,7 +320,11 @@ export function parseNginxTextDetailed(text: string, opts: { comments?: boolean 
     } else if (t === T_COMMENT) {
       if (opts.comments) list.push({ directive: '#', line: sc.tokLine, args: [], comment: sc.value });
     } else {
-      if (cur !== null) errors.push({ line: sc.tokLine, error: `unexpected end of file, expecting ";" or "}" after "${cur.directive}" on line ${cur.line}` });
+      if (cur !== null)
+        errors.push({
+          line: sc.tokLine,
+          error: `unexpected end of file, expecting ";" or "}" after "${cur.directive}" on line ${cur.line}`,
+        });
       if (stack.length > 0) errors.push({ line: sc.tokLine, error: 'unexpected end of file, expecting "}"' });
       break;
     }
@@ -286,7 +338,12 @@ export function parseNginxTextDetailed(text: string, opts: { comments?: boolean 
  */
 export function parseNginxText(text: string, fileName: string): ConfigPayload {
   const r = parseNginxTextDetailed(text);
-  const file: ConfigFile = { file: fileName, status: r.errors.length ? 'failed' : 'ok', errors: r.errors, parsed: r.parsed };
+  const file: ConfigFile = {
+    file: fileName,
+    status: r.errors.length ? 'failed' : 'ok',
+    errors: r.errors,
+    parsed: r.parsed,
+  };
   return {
     status: file.status,
     errors: r.errors.map((e) => ({ file: fileName, line: e.line, error: e.error })),
@@ -331,13 +388,13 @@ function globSegment(seg: string): RegExp {
       if (close < 0) re += '\\[';
       else {
         let cls = seg.slice(i + 1, close);
-        if (cls.startsWith('!')) cls = '^' + cls.slice(1);
-        re += '[' + cls.replace(/\\/g, '\\\\') + ']';
+        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`;
+        re += `[${cls.replace(/\\/g, '\\\\')}]`;
         i = close;
       }
     } else re += ch.replace(/[.+^${}()|\\]/g, '\\$&');
   }
-  return new RegExp(re + '$');
+  return new RegExp(`${re}$`);
 }
 
 /** Expands an absolute glob like glob(3): sorted, leading dots matched only explicitly, files only. */
@@ -397,7 +454,11 @@ export async function parseNginxConfig(confPath: string, opts: ParseOptions = {}
     mainText = await read(main);
   } catch (err) {
     const error = openError(main, err);
-    return { status: 'failed', errors: [{ file: main, line: null, error }], config: [{ file: main, status: 'failed', errors: [{ line: null, error }], parsed: [] }] };
+    return {
+      status: 'failed',
+      errors: [{ file: main, line: null, error }],
+      config: [{ file: main, status: 'failed', errors: [{ line: null, error }], parsed: [] }],
+    };
   }
   index.set(main, 0);
   texts.push(mainText);

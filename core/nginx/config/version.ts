@@ -6,7 +6,10 @@ import type { ConfigFileInfo } from '../types.js';
  * Hashes `path NUL content` of each file in sorted path order (stable whatever order the files
  * come in) and returns the hex digest plus each file's own sha256 and size.
  */
-export function configVersion(files: { path: string; content: Buffer | string }[]): { version: string; files: ConfigFileInfo[] } {
+export function configVersion(files: { path: string; content: Buffer | string }[]): {
+  version: string;
+  files: ConfigFileInfo[];
+} {
   const sorted = [...files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   const all = createHash('sha256');
   const infos: ConfigFileInfo[] = [];

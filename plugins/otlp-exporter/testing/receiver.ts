@@ -11,7 +11,11 @@ import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
 /** The official opentelemetry-proto files, as packaged by @opentelemetry/otlp-grpc-exporter-base 0.38. */
-export const PROTO_ROOT = join(dirname(require.resolve('@opentelemetry/otlp-grpc-exporter-base/package.json')), 'build', 'protos');
+export const PROTO_ROOT = join(
+  dirname(require.resolve('@opentelemetry/otlp-grpc-exporter-base/package.json')),
+  'build',
+  'protos',
+);
 
 let requestType: protobuf.Type | undefined;
 /** `opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest` from the .proto files. */
@@ -55,7 +59,10 @@ export interface DecodedMetric {
   histogram?: { dataPoints: DecodedPoint[]; aggregationTemporality: number };
 }
 export interface DecodedRequest {
-  resourceMetrics: { resource: { attributes: KeyValue[] }; scopeMetrics: { scope: { name: string; version?: string }; metrics: DecodedMetric[] }[] }[];
+  resourceMetrics: {
+    resource: { attributes: KeyValue[] };
+    scopeMetrics: { scope: { name: string; version?: string }; metrics: DecodedMetric[] }[];
+  }[];
 }
 
 export interface ReceivedRequest {
@@ -96,10 +103,15 @@ export class OtlpReceiver {
         if (answer.status >= 200 && answer.status < 300) {
           const raw = Buffer.concat(chunks);
           const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
-          const decoded = String(req.headers['content-type']).startsWith('application/json') ? (JSON.parse(body.toString('utf8')) as DecodedRequest) : decodeProtobuf(body);
+          const decoded = String(req.headers['content-type']).startsWith('application/json')
+            ? (JSON.parse(body.toString('utf8')) as DecodedRequest)
+            : decodeProtobuf(body);
           r.requests.push({ at: Date.now(), headers: req.headers, raw, decoded });
         }
-        res.writeHead(answer.status, { 'Content-Type': String(req.headers['content-type'] ?? 'application/x-protobuf'), ...answer.headers });
+        res.writeHead(answer.status, {
+          'Content-Type': String(req.headers['content-type'] ?? 'application/x-protobuf'),
+          ...answer.headers,
+        });
         res.end();
       });
     });
@@ -115,7 +127,9 @@ export class OtlpReceiver {
   /** Every metric received so far, by name (the latest wins). */
   metrics(): Map<string, DecodedMetric> {
     const out = new Map<string, DecodedMetric>();
-    for (const r of this.requests) for (const rm of r.decoded.resourceMetrics) for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, m);
+    for (const r of this.requests)
+      for (const rm of r.decoded.resourceMetrics)
+        for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, m);
     return out;
   }
 
@@ -127,5 +141,10 @@ export class OtlpReceiver {
 
 /** Resource or point attributes as a plain object. */
 export function attrs(kvs: KeyValue[] | undefined): Record<string, string | number | boolean | undefined> {
-  return Object.fromEntries((kvs ?? []).map((kv) => [kv.key, kv.value.stringValue ?? kv.value.intValue ?? kv.value.doubleValue ?? kv.value.boolValue]));
+  return Object.fromEntries(
+    (kvs ?? []).map((kv) => [
+      kv.key,
+      kv.value.stringValue ?? kv.value.intValue ?? kv.value.doubleValue ?? kv.value.boolValue,
+    ]),
+  );
 }
