@@ -5,6 +5,7 @@ import { stringify } from 'yaml';
 import { Agent } from '../core/agent.js';
 import { displayConfig, rootSchema } from '../core/config/load.js';
 import { createLogger } from '../core/logging.js';
+import { watchNpmParent } from '../core/process/npm-parent.js';
 import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
 import { askAgent, fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
@@ -117,12 +118,17 @@ async function start(opts: ConfigFlags): Promise<void> {
       logger.warn(`${sig} again: exiting at once`);
       process.exit(1);
     }
-    logger.info(`${sig} received`);
+    logger.info(sig.startsWith('SIG') ? `${sig} received` : sig);
     if (started) stop();
     else stopPending = true;
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // npx/npm start do not forward SIGTERM: when the npm that started the agent is gone, stop as on SIGTERM
+  // (unless a signal already did: Ctrl-C reaches npm and the agent alike).
+  watchNpmParent({
+    onGone: () => signals === 0 && shutdown('the npm process that started the agent exited: stopping'),
+  });
   process.on('SIGHUP', () => {
     if (started) void agent.reload();
     else reloadPending = true;
