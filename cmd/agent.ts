@@ -6,6 +6,8 @@ import { Agent } from '../core/agent.js';
 import { displayConfig, rootSchema } from '../core/config/load.js';
 import { createLogger } from '../core/logging.js';
 import { watchNpmParent } from '../core/process/npm-parent.js';
+import { guardProcess } from '../core/process-guard.js';
+import { uncaughtMetrics } from '../core/self-metrics.js';
 import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
 import { askAgent, fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
@@ -90,6 +92,8 @@ async function start(opts: ConfigFlags): Promise<void> {
     fail(err);
   }
   const logger = createLogger(loaded.config.log);
+  // From here on no exception ends the daemon (see core/process-guard.ts for why).
+  const guard = guardProcess(logger);
   let agent: Agent;
   try {
     agent = new Agent({ loaded, builtins, logger, reload: () => loadFromFlags(opts) });
@@ -97,6 +101,7 @@ async function start(opts: ConfigFlags): Promise<void> {
     logger.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
+  agent.store.addCollector(() => uncaughtMetrics(guard.count, agent.info.startedAt));
   // The handlers go in before start: the API answers (and a supervisor may signal) while the
   // plugins still start, and Node's default action for SIGHUP and SIGTERM is to die at once.
   // A signal that arrives during start is acted on once start is over.
