@@ -1,6 +1,8 @@
 /** `agent start`: the daemon in the foreground (loaded only by this command). */
 import { Agent } from '../../core/agent.js';
 import { createLogger } from '../../core/logging.js';
+import { guardProcess } from '../../core/process-guard.js';
+import { uncaughtMetrics } from '../../core/self-metrics.js';
 import { builtins } from '../../plugins/registry.js';
 import { fail, type ConfigFlags } from '../commands/common.js';
 import { loadFromFlags } from './flags.js';
@@ -13,6 +15,8 @@ export async function start(opts: ConfigFlags): Promise<void> {
     fail(err);
   }
   const logger = createLogger(loaded.config.log);
+  // From here on no exception ends the daemon (see core/process-guard.ts for why).
+  const guard = guardProcess(logger);
   let agent: Agent;
   try {
     agent = new Agent({ loaded, builtins, logger, reload: () => loadFromFlags(opts) });
@@ -20,6 +24,7 @@ export async function start(opts: ConfigFlags): Promise<void> {
     logger.fatal({ err }, `agent cannot start: ${(err as Error).message}`);
     process.exit(1);
   }
+  agent.store.addCollector(() => uncaughtMetrics(guard.count, agent.info.startedAt));
   // The handlers go in before start: the API answers (and a supervisor may signal) while the
   // plugins still start, and Node's default action for SIGHUP and SIGTERM is to die at once.
   // A signal that arrives during start is acted on once start is over.
