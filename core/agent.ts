@@ -201,10 +201,15 @@ export class Agent {
 
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
+      const reports = this.host.report();
       const plugins = Object.fromEntries(
-        this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
+        reports.map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
-      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+      // The API answers from the first milliseconds; the agent is `starting` (503) until every
+      // plugin has done its first collection, not only until the plugins' init returned.
+      const status =
+        this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
+      return { status: status === 'running' ? 200 : 503, body: { status, plugins } };
     });
     api.route('GET', '/metrics', () => ({
       status: 200,
