@@ -20,6 +20,7 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { resolveStateDir } from './state-dir.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -47,6 +48,7 @@ export class Agent {
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
+  readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
     this.#s = s;
@@ -54,12 +56,15 @@ export class Agent {
     this.#log = s.logger;
     const cfg = s.loaded.config;
     const host = hostname();
+    const stateDir = resolveStateDir(cfg.agent.state_dir);
+    this.#stateDirWarning = stateDir.warning;
     this.info = Object.freeze({
       version: VERSION,
       startedAt: Date.now(),
       hostname: host,
       instanceId: instanceId(readMachineId(), host, s.loaded.file),
       labels: Object.freeze({ ...cfg.agent.labels }),
+      ...(stateDir.dir ? { stateDir: stateDir.dir } : {}),
     });
     this.bus = new Bus({
       queueSize: cfg.bus.queue_size,
@@ -115,6 +120,7 @@ export class Agent {
 
   async start(): Promise<void> {
     for (const w of this.#loaded.warnings) this.#log.warn(w);
+    if (this.#stateDirWarning) this.#log.warn(this.#stateDirWarning);
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
       this.#log.info(

@@ -83,6 +83,11 @@ export const coreShape = {
         keyHelp: LABEL_HELP,
         description: 'Labels added as resource attributes to everything exported.',
       }),
+      state_dir: string({
+        default: '',
+        description:
+          'Directory for what must survive a restart of the agent (the position reached in each log). "" = /var/lib/nginx-agent when writable (the systemd unit and the image create it), else $XDG_STATE_HOME/nginx-agent or ~/.local/state/nginx-agent.',
+      }),
     },
     { description: 'Agent-wide settings.' },
   ),
