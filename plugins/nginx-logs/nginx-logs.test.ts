@@ -306,7 +306,10 @@ test('static logs from the config; start_at beginning counts history; a bad form
   assert.equal(st.state, 'degraded');
   assert.match(String(st.reason), /bad\.log: log_format cannot be used: .*no closing/);
   await h.waitFor(
-    () => /html: .*html is a directory, not a regular file: refused/.test(String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason)),
+    () =>
+      /html: .*html is a directory, not a regular file: refused/.test(
+        String(h.host.report().find((r) => r.name === 'nginx-logs')!.reason),
+      ),
     'the unreadable log named in the status',
   );
 });
