@@ -432,6 +432,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
         malformed: f?.malformed ?? 0,
         rotations: st.rotations,
         truncations: st.truncations,
+        draining: st.draining,
         ...(st.lastError ? { error: readHint(st.lastError) } : {}),
       };
     });
