@@ -7,9 +7,11 @@ import { displayConfig, rootSchema } from '../core/config/load.js';
 import { createLogger } from '../core/logging.js';
 import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
-import { askAgent, fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
+import { fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
 import { registerConfigParse } from './commands/config-parse.js';
 import { registerPlugins } from './commands/plugins.js';
+import { registerStatus } from './commands/status.js';
+import { registerTop } from './commands/top.js';
 
 export function buildProgram(): Command {
   const program = new Command('agent')
@@ -63,21 +65,8 @@ export function buildProgram(): Command {
       process.stdout.write(`${VERSION}\n`);
     });
 
-  program
-    .command('status')
-    .description(
-      "ask a running agent for its status over the local API (uses the config's api.host, api.port and token)",
-    )
-    .addOption(configOpt())
-    .option('--api-host <host>', 'address of the agent API')
-    .option('--api-port <port>', 'port of the agent API')
-    .action(async (opts: ConfigFlags) => {
-      try {
-        process.stdout.write(await askAgent(opts, '/v1/status'));
-      } catch (err) {
-        fail(err);
-      }
-    });
+  registerStatus(program);
+  registerTop(program);
   return program;
 }
 

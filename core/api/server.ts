@@ -17,6 +17,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest accepted request body. */
   maxBodyBytes?: number;
+  /** Paths served without the token besides /health (the dashboard's page and scripts, which hold no data). */
+  isPublic?: (path: string) => boolean;
 }
 
 export class ApiServer implements ApiRouter {
@@ -78,7 +80,8 @@ export class ApiServer implements ApiRouter {
     let response: ApiResponse;
     const url = new URL(req.url ?? '/', 'http://localhost');
     try {
-      if (url.pathname !== '/health' && !this.#authorized(req)) {
+      const open = url.pathname === '/health' || this.#opts.isPublic?.(url.pathname) === true;
+      if (!open && !this.#authorized(req)) {
         res.setHeader('WWW-Authenticate', 'Bearer');
         throw new ApiError(401, 'missing or wrong bearer token: send "Authorization: Bearer <api.token>"');
       }
