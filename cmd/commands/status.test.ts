@@ -9,7 +9,7 @@ import { needTool } from '../../core/testing/tools.js';
 import { announceInstances, trafficBatches } from '../../core/testing/views-fixture.js';
 import type { Summary } from '../../core/views/summary-types.js';
 import { Views } from '../../core/views/views.js';
-import { renderStatus, useColor } from './status.js';
+import { renderStatus, useColor } from '../run/status.js';
 
 const ESC = '\u001b';
 
