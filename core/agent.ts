@@ -21,6 +21,8 @@ import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
 import { resolveStateDir } from './state-dir.js';
+import { dashboardEnabled } from './config/core-schema.js';
+import { Views } from './views/views.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -42,6 +44,8 @@ export class Agent {
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** History, summary and dashboard (core/views). */
+  readonly views: Views;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
@@ -71,12 +75,15 @@ export class Agent {
       overflow: cfg.bus.overflow,
       logger: s.logger.child({ component: 'bus' }),
     });
+    const dashboard = dashboardEnabled(cfg.api.dashboard, cfg.api.host);
     if (cfg.api.enabled) {
       this.#api = new ApiServer({
         host: cfg.api.host,
         port: cfg.api.port,
         token: readToken(cfg),
         logger: s.logger.child({ component: 'api' }),
+        // The page and its scripts hold no data: a browser loads them, then sends the token itself.
+        ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
     this.host = new PluginHost({
@@ -101,10 +108,20 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.views = new Views({
+      bus: this.bus,
+      store: this.store,
+      info: this.info,
+      plugins: () => this.host.report(),
+      state: () => this.#state,
+      intervalMs: historyInterval(cfg),
+      dashboard,
+    });
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
       this.#routes(api);
+      this.views.routes(api);
     }
   }
 
@@ -131,6 +148,7 @@ export class Agent {
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
+    this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
     this.#state = 'running';
     this.#log.info(
@@ -181,6 +199,7 @@ export class Agent {
     const end = Date.now() + timeout;
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    this.views.stop();
     await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
@@ -222,6 +241,12 @@ export class Agent {
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
+}
+
+/** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
+function historyInterval(cfg: AgentConfig): number {
+  const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;
+  return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
 function readToken(cfg: AgentConfig): string {
