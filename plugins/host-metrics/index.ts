@@ -122,7 +122,11 @@ async function inventory(procRoot: string): Promise<Record<string, string>> {
     readFile('/etc/os-release', 'utf8').catch(() => readFile('/usr/lib/os-release', 'utf8').catch(() => '')),
     readFile(`${procRoot}/cpuinfo`, 'utf8').catch(() => ''),
   ]);
-  const field = (text: string, re: RegExp) => re.exec(text)?.[1]?.trim().replace(/^"(.*)"$/, '$1') ?? '';
+  const field = (text: string, re: RegExp) =>
+    re
+      .exec(text)?.[1]
+      ?.trim()
+      .replace(/^"(.*)"$/, '$1') ?? '';
   const description = `${field(osRelease, /^NAME=(.*)$/m)} ${field(osRelease, /^VERSION_ID=(.*)$/m)}`.trim();
   const cpuModel = field(cpuinfo, /^model name\s*:(.*)$/m) || cpus()[0]?.model || '';
   return {
