@@ -20,6 +20,9 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { EventPipeline } from './events/pipeline.js';
+import type { EventLogReader } from './events/types.js';
+import { matchesAny } from './bus/pattern.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -41,6 +44,9 @@ export class Agent {
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
+  readonly events: EventLogReader;
+  readonly #events: EventPipeline;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
@@ -96,10 +102,21 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
       this.#routes(api);
+      this.#events.routes(api);
     }
   }
 
@@ -156,7 +173,7 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -180,6 +197,7 @@ export class Agent {
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
     await this.host.closeAll(Math.max(0, end - Date.now()));
     await this.wasm?.close();
+    await this.#events.close(Math.max(0, end - Date.now()));
     await this.#api?.close();
     this.#state = 'stopped';
     this.#log.info('agent stopped');
@@ -199,12 +217,35 @@ export class Agent {
     };
   }
 
+  readonly #sources = new Map<string, { source: string | undefined; at: number }>();
+
+  /** `wasm:<name>` of the Wasm plugin whose manifest may publish on `topic` (cached a few seconds). */
+  #wasmSourceOf(topic: string): string | undefined {
+    const now = Date.now();
+    const cached = this.#sources.get(topic);
+    if (cached && now - cached.at < SOURCE_CACHE_MS) return cached.source;
+    let source: string | undefined;
+    for (const p of this.wasm?.plugins() ?? []) {
+      const publishes = p.status().details?.publishes;
+      if (Array.isArray(publishes) && matchesAny(publishes as string[], topic)) {
+        source = `wasm:${p.name}`;
+        break;
+      }
+    }
+    if (this.#sources.size > 1000) this.#sources.clear();
+    this.#sources.set(topic, { source, at: now });
+    return source;
+  }
+
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
       const plugins = Object.fromEntries(
         this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
-      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+      return {
+        status: this.#state === 'running' ? 200 : 503,
+        body: { status: this.#state, plugins, events: { sinks: this.#events.health() } },
+      };
     });
     api.route('GET', '/metrics', () => ({
       status: 200,
@@ -217,6 +258,8 @@ export class Agent {
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
 }
+
+const SOURCE_CACHE_MS = 5_000;
 
 function readToken(cfg: AgentConfig): string {
   if (cfg.api.token_file) {
