@@ -23,6 +23,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest accepted request body (default 16 MiB); a larger one is answered 413. */
   maxBodyBytes?: number;
+  /** Paths served without the token besides /health (the dashboard's page and scripts, which hold no data). */
+  isPublic?: (path: string) => boolean;
 }
 
 const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
@@ -124,7 +126,8 @@ export class ApiServer implements ApiRouter {
     try {
       const target = parseTarget(req.url ?? '/');
       path = target.path;
-      if (path !== '/health' && !this.#authorized(req)) {
+      const open = path === '/health' || this.#opts.isPublic?.(path) === true;
+      if (!open && !this.#authorized(req)) {
         res.setHeader('WWW-Authenticate', 'Bearer');
         throw new ApiError(401, 'missing or wrong bearer token: send "Authorization: Bearer <api.token>"');
       }
