@@ -49,7 +49,11 @@ export class WasmRuntime {
   readonly #s: WasmRuntimeSettings;
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
-  /** Requests by lane (one lane per loaded plugin id), served round-robin so a slow plugin delays the others by one call at most. */
+  /**
+   * Requests by lane, served round-robin so a slow plugin delays the others by one call at most. One
+   * lane per plugin name, not per loaded version: during a hot reload the old version's queued calls
+   * run before the new version's, so a subscriber sees the plugin's output in order.
+   */
   readonly #lanes = new Map<string, Op[]>();
   /** Lanes with requests, in serving order. */
   #turns: string[] = [];
@@ -117,10 +121,16 @@ export class WasmRuntime {
     if (!this.#loaded.has(id)) return;
     this.#loaded.delete(id);
     if (cancelQueued) {
-      const lane = this.#lanes.get(id) ?? [];
-      for (const op of lane.splice(0)) op.resolve({ failed: 'cancelled', error: 'the plugin was stopped', ms: 0 });
-      this.#lanes.delete(id);
-      this.#turns = this.#turns.filter((k) => k !== id);
+      const key = laneOf(id);
+      const lane = this.#lanes.get(key) ?? [];
+      const keep = lane.filter((op) => op.msg.type === 'load' || op.msg.id !== id);
+      for (const op of lane)
+        if (!keep.includes(op)) op.resolve({ failed: 'cancelled', error: 'the plugin was stopped', ms: 0 });
+      if (keep.length) this.#lanes.set(key, keep);
+      else {
+        this.#lanes.delete(key);
+        this.#turns = this.#turns.filter((k) => k !== key);
+      }
     }
     await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
   }
@@ -146,7 +156,7 @@ export class WasmRuntime {
 
   #enqueue(msg: ToWorker, timeoutMs: number): Promise<FromWorker | Failed> {
     if (this.#closed) return Promise.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
-    const key = msg.type === 'load' ? msg.spec.id : msg.id;
+    const key = laneOf(msg.type === 'load' ? msg.spec.id : msg.id);
     return new Promise((resolve) => {
       let lane = this.#lanes.get(key);
       if (!lane) this.#lanes.set(key, (lane = []));
@@ -278,6 +288,12 @@ export class WasmRuntime {
 }
 
 const MAX_CRASHES = 5;
+
+/** The lane of a loaded plugin id (`name#generation`): its name, shared by every version. */
+export function laneOf(id: string): string {
+  const hash = id.lastIndexOf('#');
+  return hash > 0 ? id.slice(0, hash) : id;
+}
 
 /** The SDK imports node:wasi even with WASI off, which prints an ExperimentalWarning per worker. */
 const NO_WARNINGS = ['--no-warnings'];
