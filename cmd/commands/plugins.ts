@@ -7,7 +7,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { MANIFEST_FILE } from '../../core/wasm/manifest.js';
 import { pluginFolders } from '../../core/wasm/manager.js';
-import { checkPluginDir } from '../../core/wasm/module.js';
+import { checkPluginDir, linkCheck } from '../../core/wasm/module.js';
 import { askAgent, fail, type ConfigFlags } from './common.js';
 
 export interface PluginsIo {
@@ -33,9 +33,10 @@ export function pluginsCheck(dir: string, io: PluginsIo): number {
   for (const folder of folders) {
     try {
       const c = checkPluginDir(folder);
+      linkCheck(c);
       const m = c.manifest;
       const exports = [
-        'process',
+        m.abi === 'wapc' ? '__guest_call (waPC)' : 'process',
         ...(c.exports.init ? ['init'] : []),
         ...(c.exports.describe ? ['describe'] : []),
       ].join(', ');

@@ -7,12 +7,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker } from './protocol.js';
+import type { PluginLogLevel } from './host-env.js';
+import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker, VarChanges } from './protocol.js';
 
 export interface WasmRuntimeSettings {
   logger: Logger;
   /** Plugin log lines (Extism `log`), tagged with the loaded plugin id. */
-  onLog?: (id: string, level: 'error' | 'warn' | 'info' | 'debug', message: string) => void;
+  onLog?: (id: string, level: PluginLogLevel, message: string) => void;
   /** V8 heap limit of the worker (Wasm memories are capped per plugin by memory_mb). */
   heapMb?: number;
 }
@@ -65,6 +66,8 @@ export class WasmRuntime {
   #seq = 0;
   /** Specs of plugins loaded in the live worker, to bring back after a restart. */
   readonly #loaded = new Map<string, LoadSpec>();
+  /** Extism vars of each loaded version as the worker last reported them: handed back after a restart. */
+  readonly #vars = new Map<string, Record<string, Uint8Array>>();
   #closed = false;
   /** Crashes since the last answer: past MAX_CRASHES the runtime gives up instead of looping. */
   #crashes = 0;
@@ -120,6 +123,7 @@ export class WasmRuntime {
   async unload(id: string, cancelQueued = false): Promise<void> {
     if (!this.#loaded.has(id)) return;
     this.#loaded.delete(id);
+    this.#vars.delete(id);
     if (cancelQueued) {
       const key = laneOf(id);
       const lane = this.#lanes.get(key) ?? [];
@@ -151,6 +155,7 @@ export class WasmRuntime {
     this.#current = undefined;
     for (const op of pending) op.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
     this.#loaded.clear();
+    this.#vars.clear();
     await w?.terminate();
   }
 
@@ -242,8 +247,18 @@ export class WasmRuntime {
     this.#crashes = 0;
     clearTimeout(this.#timer);
     this.#current = undefined;
+    if (m.vars) this.#keepVars(op.msg.type === 'load' ? op.msg.spec.id : op.msg.id, m.vars);
     op.resolve(m);
     this.#pump();
+  }
+
+  #keepVars(id: string, changes: VarChanges): void {
+    const vars = this.#vars.get(id) ?? {};
+    for (const [key, value] of Object.entries(changes)) {
+      if (value) vars[key] = value;
+      else delete vars[key];
+    }
+    this.#vars.set(id, vars);
   }
 
   /** Ends the current request as failed, replaces the worker, reloads the plugins, goes on with the queue. */
@@ -269,7 +284,7 @@ export class WasmRuntime {
     );
     // Reload every plugin first, in load order, ahead of the queued requests.
     const reloads: Op[] = [...this.#loaded.values()].map((spec) => ({
-      msg: { type: 'load', seq: 0, spec },
+      msg: { type: 'load', seq: 0, spec: { ...spec, vars: this.#vars.get(spec.id) ?? spec.vars } },
       timeoutMs: 10_000,
       resolve: (r) => {
         if ('failed' in r || !(r as LoadReply).ok) {
