@@ -92,6 +92,21 @@ export function checkPluginDir(dir: string): CheckedPlugin {
       `${wasmFile}: cannot read the module named by ${manifestFile} (wasm: ${manifest.wasm}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
+  const allowedPaths: Record<string, string> = {};
+  for (const [host, guest] of Object.entries(manifest.allowed_paths)) {
+    const abs = isAbsolute(host) ? host : resolve(dir, host);
+    let isDir = false;
+    try {
+      isDir = statSync(abs).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir)
+      throw new Error(
+        `${manifestFile}: allowed_paths: host directory ${JSON.stringify(host)}${abs !== host ? ` (${abs})` : ''} does not exist or is not a directory (keys are host directories, values the path the plugin sees)`,
+      );
+    allowedPaths[abs] = guest;
+  }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (manifest.sha256 && manifest.sha256 !== sha256) {
     throw new Error(
@@ -109,21 +124,6 @@ export function checkPluginDir(dir: string): CheckedPlugin {
     throw new Error(
       `${wasmFile}: does not meet the plugin ABI v1 (abi: ${manifest.abi}):\n${abi.map((p) => `  - ${p}`).join('\n')}`,
     );
-  const allowedPaths: Record<string, string> = {};
-  for (const [host, guest] of Object.entries(manifest.allowed_paths)) {
-    const abs = isAbsolute(host) ? host : resolve(dir, host);
-    let isDir = false;
-    try {
-      isDir = statSync(abs).isDirectory();
-    } catch {
-      isDir = false;
-    }
-    if (!isDir)
-      throw new Error(
-        `${manifestFile}: allowed_paths: host directory ${JSON.stringify(host)}${abs !== host ? ` (${abs})` : ''} does not exist or is not a directory (keys are host directories, values the path the plugin sees)`,
-      );
-    allowedPaths[abs] = guest;
-  }
   const names = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
   const wasi = WebAssembly.Module.imports(mod).some((i) => i.module === WASI);
   return {
