@@ -20,6 +20,9 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { resolveStateDir } from './state-dir.js';
+import { dashboardEnabled } from './config/core-schema.js';
+import { Views } from './views/views.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -41,12 +44,15 @@ export class Agent {
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** History, summary and dashboard (core/views). */
+  readonly views: Views;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
+  readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
     this.#s = s;
@@ -54,24 +60,30 @@ export class Agent {
     this.#log = s.logger;
     const cfg = s.loaded.config;
     const host = hostname();
+    const stateDir = resolveStateDir(cfg.agent.state_dir);
+    this.#stateDirWarning = stateDir.warning;
     this.info = Object.freeze({
       version: VERSION,
       startedAt: Date.now(),
       hostname: host,
       instanceId: instanceId(readMachineId(), host, s.loaded.file),
       labels: Object.freeze({ ...cfg.agent.labels }),
+      ...(stateDir.dir ? { stateDir: stateDir.dir } : {}),
     });
     this.bus = new Bus({
       queueSize: cfg.bus.queue_size,
       overflow: cfg.bus.overflow,
       logger: s.logger.child({ component: 'bus' }),
     });
+    const dashboard = dashboardEnabled(cfg.api.dashboard, cfg.api.host);
     if (cfg.api.enabled) {
       this.#api = new ApiServer({
         host: cfg.api.host,
         port: cfg.api.port,
         token: readToken(cfg),
         logger: s.logger.child({ component: 'api' }),
+        // The page and its scripts hold no data: a browser loads them, then sends the token itself.
+        ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
     this.host = new PluginHost({
@@ -96,10 +108,20 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.views = new Views({
+      bus: this.bus,
+      store: this.store,
+      info: this.info,
+      plugins: () => this.host.report(),
+      state: () => this.#state,
+      intervalMs: historyInterval(cfg),
+      dashboard,
+    });
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
       this.#routes(api);
+      this.views.routes(api);
     }
   }
 
@@ -115,6 +137,7 @@ export class Agent {
 
   async start(): Promise<void> {
     for (const w of this.#loaded.warnings) this.#log.warn(w);
+    if (this.#stateDirWarning) this.#log.warn(this.#stateDirWarning);
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
       this.#log.info(
@@ -125,6 +148,7 @@ export class Agent {
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
+    this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
     this.#state = 'running';
     this.#log.info(
@@ -175,6 +199,7 @@ export class Agent {
     const end = Date.now() + timeout;
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    this.views.stop();
     await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
@@ -201,10 +226,15 @@ export class Agent {
 
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
+      const reports = this.host.report();
       const plugins = Object.fromEntries(
-        this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
+        reports.map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
-      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+      // The API answers from the first milliseconds; the agent is `starting` (503) until every
+      // plugin has done its first collection, not only until the plugins' init returned.
+      const status =
+        this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
+      return { status: status === 'running' ? 200 : 503, body: { status, plugins } };
     });
     api.route('GET', '/metrics', () => ({
       status: 200,
@@ -216,6 +246,12 @@ export class Agent {
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
+}
+
+/** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
+function historyInterval(cfg: AgentConfig): number {
+  const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;
+  return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
 function readToken(cfg: AgentConfig): string {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { pluginFolders } from '../core/wasm/manager.js';
 import { checkPluginDir } from '../core/wasm/module.js';
-import { pluginsCheck } from '../cmd/commands/plugins.js';
+import { pluginsCheck } from '../cmd/run/plugins-check.js';
 import { needTool } from '../core/testing/tools.js';
 
 const noClang = needTool('clang', 'clang lld wasi-libc libclang-rt-14-dev-wasm32');

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { pluginsCheck } from '../../cmd/commands/plugins.js';
+import { pluginsCheck } from '../../cmd/run/plugins-check.js';
 import type { MetricBatch } from '../metrics/model.js';
 import { waitFor } from '../testing/nginx.js';
 import { needTool } from '../testing/tools.js';

@@ -498,7 +498,9 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         details,
       };
     if (this.#lastError && this.#trackers.size === 0) return { state: 'degraded', reason: this.#lastError, details };
-    return { state: 'running', details };
+    // `starting` while the first parse of an instance known is under way.
+    const unparsed = this.#pending.size > 0 && [...this.#trackers.values()].some((t) => !t.snapshot);
+    return { state: unparsed ? 'starting' : 'running', details };
   }
 
   /** Waits for background work (first parses, tests); for tests and close. */

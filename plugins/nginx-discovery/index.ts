@@ -217,7 +217,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     };
     if (this.#lastError)
       return { state: 'degraded', reason: `cannot scan ${this.#ctx.config.proc_root}: ${this.#lastError}`, details };
-    return { state: 'running', details };
+    // `starting` until the first scan is done: /health says the agent is starting until then.
+    return { state: this.#polls === 0 ? 'starting' : 'running', details };
   }
 
   async close(): Promise<void> {
