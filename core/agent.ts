@@ -10,8 +10,7 @@ import { ApiServer } from './api/server.js';
 import { Bus } from './bus/bus.js';
 import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
-import { renderPrometheus } from './metrics/prometheus.js';
-import { renderWithExporterCompat } from './metrics/exporter-compat.js';
+import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
@@ -42,7 +41,7 @@ const NO_API: ApiRouter = { route: () => undefined };
 
 export class Agent {
   readonly bus: Bus;
-  readonly store = new MetricStore();
+  readonly store: MetricStore;
   readonly info: AgentInfo;
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
@@ -58,12 +57,24 @@ export class Agent {
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
+  readonly #exposition: MetricsExposition;
   readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
     this.#s = s;
     this.#loaded = s.loaded;
     this.#log = s.logger;
+    this.store = new MetricStore({
+      onStale: (source, silentMs, intervalMs) =>
+        s.logger.warn(
+          { source, silent_ms: silentMs, interval_ms: intervalMs },
+          `metric source ${source} sent nothing for ${Math.round(silentMs / 1000)} s (its interval is ${intervalMs / 1000} s): its series are dropped until it publishes again`,
+        ),
+    });
+    this.#exposition = new MetricsExposition({
+      store: this.store,
+      exporterCompat: () => this.#loaded.config.prometheus.exporter_compat,
+    });
     const cfg = s.loaded.config;
     const host = hostname();
     const stateDir = resolveStateDir(cfg.agent.state_dir);
@@ -277,13 +288,7 @@ export class Agent {
         body: { status, plugins, events: { sinks: this.#events.health() } },
       };
     });
-    api.route('GET', '/metrics', () => ({
-      status: 200,
-      body: this.#loaded.config.prometheus.exporter_compat
-        ? renderWithExporterCompat(this.store.snapshot())
-        : renderPrometheus(this.store.snapshot()),
-      contentType: 'text/plain; version=0.0.4; charset=utf-8',
-    }));
+    api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }

@@ -301,6 +301,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#ctx.bus.publish('metrics', {
       source: `nginx-status:${id}`,
       time: Date.now(),
+      interval: this.#config.interval,
       ...(id === CONFIGURED_TARGET ? {} : { resource: { 'nginx.instance.id': id } }),
       metrics,
       ...(final ? { final: true } : {}),
@@ -311,6 +312,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#ctx.bus.publish('metrics', {
       source: this.name,
       time: Date.now(),
+      interval: this.#config.interval,
       metrics: [
         counter(
           {
