@@ -13,6 +13,7 @@ import { EventConverter, EVENT_TOPICS } from './convert.js';
 import { filterFromQuery } from './filter.js';
 import { EventLog, type SinkReport } from './log.js';
 import { LogSink } from './log-sink.js';
+import { EventStream } from './stream.js';
 
 export type EventsConfig = CoreConfig['events'];
 
@@ -34,6 +35,7 @@ export class EventPipeline {
   readonly log: EventLog;
   readonly #converter: EventConverter;
   readonly #logSink: LogSink;
+  readonly #stream: EventStream;
   readonly #unsubscribe: (() => void)[] = [];
   readonly #subscription: Subscription;
   readonly #logger: Logger;
@@ -54,18 +56,21 @@ export class EventPipeline {
     });
     this.#unsubscribe.push(this.log.subscribe(this.#logSink.queue.push));
     this.#unsubscribe.push(this.log.registerSink('log', () => this.#logSink.report()));
+    this.#stream = new EventStream({ log: this.log, queueSize: opts.config.stream_queue_size });
+    this.#unsubscribe.push(this.log.registerSink('stream', () => this.#stream.report()));
     this.#subscription = opts.bus.subscribe('events', EVENT_TOPICS, (msg) => this.#onMessage(msg), {
       queueSize: Math.max(opts.busQueueSize ?? 0, opts.config.queue_size),
     });
   }
 
-  /** Adds `GET /v1/events` and `GET /v1/alerts`. */
+  /** Adds `GET /v1/events`, `GET /v1/events/stream` and `GET /v1/alerts`. */
   routes(api: ApiRouter): void {
     api.route('GET', '/v1/events', (req) => {
       const filter = filterFromQuery(req.query, this.log.capacity);
       const events = this.log.recent({ ...filter, limit: filter.limit ?? 100 });
       return { status: 200, body: { last_id: this.log.lastId, events } };
     });
+    api.route('GET', '/v1/events/stream', (req) => this.#stream.handle(req));
     api.route('GET', '/v1/alerts', () => ({ status: 200, body: { alerts: this.log.firing() } }));
   }
 
@@ -104,6 +109,7 @@ export class EventPipeline {
   async close(timeoutMs: number): Promise<void> {
     await this.#logSink.queue.flush(timeoutMs);
     this.#subscription.unsubscribe();
+    this.#stream.close();
     for (const u of this.#unsubscribe) u();
     this.#logSink.close();
   }
