@@ -14,6 +14,7 @@ import { filterFromQuery } from './filter.js';
 import { EventLog, type SinkReport } from './log.js';
 import { LogSink } from './log-sink.js';
 import { EventStream } from './stream.js';
+import { AlertmanagerSink } from './alertmanager.js';
 
 export type EventsConfig = CoreConfig['events'];
 
@@ -36,6 +37,7 @@ export class EventPipeline {
   readonly #converter: EventConverter;
   readonly #logSink: LogSink;
   readonly #stream: EventStream;
+  readonly #alertmanager: AlertmanagerSink | undefined;
   readonly #unsubscribe: (() => void)[] = [];
   readonly #subscription: Subscription;
   readonly #logger: Logger;
@@ -58,6 +60,20 @@ export class EventPipeline {
     this.#unsubscribe.push(this.log.registerSink('log', () => this.#logSink.report()));
     this.#stream = new EventStream({ log: this.log, queueSize: opts.config.stream_queue_size });
     this.#unsubscribe.push(this.log.registerSink('stream', () => this.#stream.report()));
+    if (opts.config.alertmanager.url !== '') {
+      const am = new AlertmanagerSink({
+        url: opts.config.alertmanager.url,
+        minSeverity: opts.config.alertmanager.min_severity,
+        resendIntervalMs: opts.config.alertmanager.resend_interval,
+        timeoutMs: opts.config.alertmanager.timeout,
+        capacity: opts.config.queue_size,
+        hostname: opts.hostname,
+        logger: this.#logger,
+      });
+      this.#alertmanager = am;
+      this.#unsubscribe.push(this.log.subscribe(am.queue.push));
+      this.#unsubscribe.push(this.log.registerSink('alertmanager', () => am.report()));
+    }
     this.#subscription = opts.bus.subscribe('events', EVENT_TOPICS, (msg) => this.#onMessage(msg), {
       queueSize: Math.max(opts.busQueueSize ?? 0, opts.config.queue_size),
     });
@@ -107,7 +123,7 @@ export class EventPipeline {
 
   /** Flushes the sinks (within the deadline) and stops. */
   async close(timeoutMs: number): Promise<void> {
-    await this.#logSink.queue.flush(timeoutMs);
+    await Promise.all([this.#logSink.queue.flush(timeoutMs), this.#alertmanager?.close(timeoutMs)]);
     this.#subscription.unsubscribe();
     this.#stream.close();
     for (const u of this.#unsubscribe) u();
