@@ -12,11 +12,13 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type AgentProcess, REPO_ROOT, runAgent, startAgent } from '../../core/testing/agent-process.js';
 import { TestNginx, waitFor } from '../../core/testing/nginx.js';
+import { terminalScreenshot } from '../../core/testing/terminal-shot.js';
 import { needTool } from '../../core/testing/tools.js';
 import type { Summary } from '../../core/views/summary-types.js';
 import { NO_TTY } from '../run/top.js';
 
 const skip = needTool('tmux', 'tmux') || needTool('nginx', 'nginx');
+const CHROMIUM = '/usr/bin/chromium';
 const SOCKET = `agent-top-test-${process.pid}`;
 export const SCREENSHOT_DIR = join(tmpdir(), 'nginx-agent-screenshots');
 
@@ -102,11 +104,23 @@ describe('agent top under tmux', { skip }, () => {
     tmux('send-keys', '-t', 'top', String(index + 1));
     await waitFor(() => screen().includes(nginxA.confPath), 'the busy test instance on screen', 10_000);
     await waitFor(() => /2xx \d/.test(screen()) && /p95 \d/.test(screen()), 'traffic figures', 20_000);
+    if (process.env.UPDATE_SCREENSHOTS)
+      await waitFor(
+        () => (/requests\/s +\S+ +(\S+)/.exec(screen())?.[1].length ?? 0) >= 40,
+        'a longer sparkline for the README picture',
+        120_000,
+      );
     const shot = screen();
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     writeFileSync(join(SCREENSHOT_DIR, 'agent-top.txt'), shot);
-    if (process.env.UPDATE_SCREENSHOTS) writeFileSync(join(REPO_ROOT, 'docs', 'screenshots', 'agent-top.txt'), shot);
-    t.diagnostic(`screen written to ${join(SCREENSHOT_DIR, 'agent-top.txt')}`);
+    const docs = join(REPO_ROOT, 'docs', 'screenshots');
+    if (process.env.UPDATE_SCREENSHOTS) writeFileSync(join(docs, 'agent-top.txt'), shot.replace(/\s+$/, '\n'));
+    if (!needTool(CHROMIUM, 'chromium')) {
+      const png = [join(SCREENSHOT_DIR, 'agent-top.png')];
+      if (process.env.UPDATE_SCREENSHOTS) png.push(join(docs, 'agent-top.png'));
+      await terminalScreenshot(tmux('capture-pane', '-e', '-p', '-t', 'top'), png, CHROMIUM);
+    }
+    t.diagnostic(`screen written to ${join(SCREENSHOT_DIR, 'agent-top.txt')} and .png`);
 
     tmux('send-keys', '-t', 'top', 'q');
     await waitFor(() => /TOP-EXIT=0/.test(screen()), 'agent top to exit 0 on q', 15_000);

@@ -117,6 +117,7 @@ describe('the dashboard in headless Chromium', { skip }, () => {
       'no token form: the token from #token= worked',
     );
 
+    if (process.env.UPDATE_SCREENSHOTS) await new Promise((r) => setTimeout(r, 60_000)); // a minute of lines for the README
     mkdirSync(SCREENSHOT_DIR, { recursive: true });
     const shot = join(SCREENSHOT_DIR, 'dashboard.png');
     await page.screenshot({ path: shot, fullPage: true });
