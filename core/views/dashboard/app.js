@@ -256,6 +256,7 @@ async function followEvents() {
       const headers = { Accept: 'text/event-stream' };
       if (state.lastEventId) headers['Last-Event-ID'] = String(state.lastEventId);
       const res = await api('/v1/events/stream', { headers, signal: state.streamAbort.signal });
+      if (res.status === 404) return pollEvents();
       if (!res.ok || !res.body) throw new Error(`/v1/events/stream: ${res.status}`);
       byId('events-note').textContent = 'live';
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -289,6 +290,21 @@ async function followEvents() {
       byId('events-note').textContent = `stream: ${err.message}; reconnecting`;
     }
     await new Promise((r) => setTimeout(r, 3000));
+  }
+}
+
+// An agent without the stream: ask for what is new every 2 s.
+async function pollEvents() {
+  byId('events-note').textContent = 'polling';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    try {
+      const body = await getJson(`/v1/events?since=${state.lastEventId}&limit=100`);
+      addEvents(body.events || []);
+    } catch (err) {
+      if (err instanceof Unauthorized) return showError(err);
+      byId('events-note').textContent = `events: ${err.message}`;
+    }
   }
 }
 
