@@ -14,10 +14,11 @@ import { register as config } from './commands/config.js';
 import { register as plugins } from './commands/plugins.js';
 import { register as start } from './commands/start.js';
 import { register as status } from './commands/status.js';
+import { register as top } from './commands/top.js';
 import { register as version } from './commands/version.js';
 
 /** In the order `agent --help` lists them. */
-const COMMANDS: readonly ((program: Command) => void)[] = [start, config, plugins, version, status];
+const COMMANDS: readonly ((program: Command) => void)[] = [start, config, plugins, version, status, top];
 
 export function buildProgram(): Command {
   const program = new Command('agent')

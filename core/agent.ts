@@ -10,8 +10,7 @@ import { ApiServer } from './api/server.js';
 import { Bus } from './bus/bus.js';
 import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
-import { renderPrometheus } from './metrics/prometheus.js';
-import { renderWithExporterCompat } from './metrics/exporter-compat.js';
+import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
@@ -20,6 +19,12 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { EventPipeline } from './events/pipeline.js';
+import type { EventLogReader } from './events/types.js';
+import { matchesAny } from './bus/pattern.js';
+import { resolveStateDir } from './state-dir.js';
+import { dashboardEnabled } from './config/core-schema.js';
+import { Views } from './views/views.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -36,42 +41,66 @@ const NO_API: ApiRouter = { route: () => undefined };
 
 export class Agent {
   readonly bus: Bus;
-  readonly store = new MetricStore();
+  readonly store: MetricStore;
   readonly info: AgentInfo;
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
+  readonly events: EventLogReader;
+  readonly #events: EventPipeline;
+  /** History, summary and dashboard (core/views). */
+  readonly views: Views;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
+  readonly #exposition: MetricsExposition;
+  readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
     this.#s = s;
     this.#loaded = s.loaded;
     this.#log = s.logger;
+    this.store = new MetricStore({
+      onStale: (source, silentMs, intervalMs) =>
+        s.logger.warn(
+          { source, silent_ms: silentMs, interval_ms: intervalMs },
+          `metric source ${source} sent nothing for ${Math.round(silentMs / 1000)} s (its interval is ${intervalMs / 1000} s): its series are dropped until it publishes again`,
+        ),
+    });
+    this.#exposition = new MetricsExposition({
+      store: this.store,
+      exporterCompat: () => this.#loaded.config.prometheus.exporter_compat,
+    });
     const cfg = s.loaded.config;
     const host = hostname();
+    const stateDir = resolveStateDir(cfg.agent.state_dir);
+    this.#stateDirWarning = stateDir.warning;
     this.info = Object.freeze({
       version: VERSION,
       startedAt: Date.now(),
       hostname: host,
       instanceId: instanceId(readMachineId(), host, s.loaded.file),
       labels: Object.freeze({ ...cfg.agent.labels }),
+      ...(stateDir.dir ? { stateDir: stateDir.dir } : {}),
     });
     this.bus = new Bus({
       queueSize: cfg.bus.queue_size,
       overflow: cfg.bus.overflow,
       logger: s.logger.child({ component: 'bus' }),
     });
+    const dashboard = dashboardEnabled(cfg.api.dashboard, cfg.api.host);
     if (cfg.api.enabled) {
       this.#api = new ApiServer({
         host: cfg.api.host,
         port: cfg.api.port,
         token: readToken(cfg),
         logger: s.logger.child({ component: 'api' }),
+        // The page and its scripts hold no data: a browser loads them, then sends the token itself.
+        ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
     this.host = new PluginHost({
@@ -96,10 +125,31 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
+    this.views = new Views({
+      bus: this.bus,
+      store: this.store,
+      info: this.info,
+      plugins: () => this.host.report(),
+      state: () => this.#state,
+      intervalMs: historyInterval(cfg),
+      dashboard,
+    });
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
       this.#routes(api);
+      this.#events.routes(api);
+      this.views.routes(api);
     }
   }
 
@@ -115,6 +165,7 @@ export class Agent {
 
   async start(): Promise<void> {
     for (const w of this.#loaded.warnings) this.#log.warn(w);
+    if (this.#stateDirWarning) this.#log.warn(this.#stateDirWarning);
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
       this.#log.info(
@@ -125,6 +176,7 @@ export class Agent {
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
+    this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
     this.#state = 'running';
     this.#log.info(
@@ -156,7 +208,7 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -175,11 +227,13 @@ export class Agent {
     const end = Date.now() + timeout;
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    this.views.stop();
     await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
     await this.host.closeAll(Math.max(0, end - Date.now()));
     await this.wasm?.close();
+    await this.#events.close(Math.max(0, end - Date.now()));
     await this.#api?.close();
     this.#state = 'stopped';
     this.#log.info('agent stopped');
@@ -199,23 +253,52 @@ export class Agent {
     };
   }
 
+  readonly #sources = new Map<string, { source: string | undefined; at: number }>();
+
+  /** `wasm:<name>` of the Wasm plugin whose manifest may publish on `topic` (cached a few seconds). */
+  #wasmSourceOf(topic: string): string | undefined {
+    const now = Date.now();
+    const cached = this.#sources.get(topic);
+    if (cached && now - cached.at < SOURCE_CACHE_MS) return cached.source;
+    let source: string | undefined;
+    for (const p of this.wasm?.plugins() ?? []) {
+      const publishes = p.status().details?.publishes;
+      if (Array.isArray(publishes) && matchesAny(publishes as string[], topic)) {
+        source = `wasm:${p.name}`;
+        break;
+      }
+    }
+    if (this.#sources.size > 1000) this.#sources.clear();
+    this.#sources.set(topic, { source, at: now });
+    return source;
+  }
+
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
+      const reports = this.host.report();
       const plugins = Object.fromEntries(
-        this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
+        reports.map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
-      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+      // The API answers from the first milliseconds; the agent is `starting` (503) until every
+      // plugin has done its first collection, not only until the plugins' init returned.
+      const status =
+        this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
+      return {
+        status: status === 'running' ? 200 : 503,
+        body: { status, plugins, events: { sinks: this.#events.health() } },
+      };
     });
-    api.route('GET', '/metrics', () => ({
-      status: 200,
-      body: this.#loaded.config.prometheus.exporter_compat
-        ? renderWithExporterCompat(this.store.snapshot())
-        : renderPrometheus(this.store.snapshot()),
-      contentType: 'text/plain; version=0.0.4; charset=utf-8',
-    }));
+    api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
+}
+
+const SOURCE_CACHE_MS = 5_000;
+/** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
+function historyInterval(cfg: AgentConfig): number {
+  const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;
+  return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
 function readToken(cfg: AgentConfig): string {

@@ -1,19 +1,24 @@
-/** `agent status`: asks a running agent for /v1/status (a client: no daemon module is loaded). */
+/**
+ * `agent status`: a short human summary of a running agent (GET /v1/summary); `--json` prints
+ * GET /v1/status as before. A client: no daemon module is loaded (the work is in cmd/run/status.ts).
+ */
 import type { Command } from 'commander';
-import { askAgent, configOption, fail, type ConfigFlags } from './common.js';
+import { configOption, fail, type ConfigFlags } from './common.js';
 
 export function register(program: Command): void {
   program
     .command('status')
     .description(
-      "ask a running agent for its status over the local API (uses the config's api.host, api.port and token)",
+      "summary of a running agent: nginx health, traffic, config, host, plugins, latest events (uses the config's api.host, api.port and token)",
     )
     .addOption(configOption())
     .option('--api-host <host>', 'address of the agent API')
     .option('--api-port <port>', 'port of the agent API')
-    .action(async (opts: ConfigFlags) => {
+    .option('--json', 'print the full status as JSON (GET /v1/status)')
+    .action(async (opts: ConfigFlags & { json?: boolean }) => {
       try {
-        process.stdout.write(await askAgent(opts, '/v1/status'));
+        const { status } = await import('../run/status.js');
+        await status(opts);
       } catch (err) {
         fail(err);
       }
