@@ -254,7 +254,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
           throw new Error(`GET ${url}: ${(err as Error).message}`);
         }
         t.workingUrl = url;
-        this.#noteServerVersion(t, res.headers.get('server'));
+        this.#noteServerVersion(t, typeof res.headers.server === 'string' ? res.headers.server : null);
         this.#ok(t, 'stub_status', stubStatusMetrics(s, t.counters, now));
         return;
       } catch (err) {
