@@ -152,9 +152,10 @@ export class NginxDiscovery {
         } else
           how = `${confPath} (nginx's built-in default; none of ${this.#candidates().join(', ')} is readable here)`;
       }
-      const why = /\/proc\/\d+\/exe\b.*EACCES/.test(info.error)
-        ? ' (the agent shares the PID namespace of nginx without CAP_SYS_PTRACE: /proc/PID/exe and /proc/PID/root cannot be opened, /proc/PID/cmdline can)'
-        : '';
+      const why =
+        m.exe === undefined
+          ? ` (/proc/${m.master.stat.pid}/exe and /root cannot be opened by the agent's user without CAP_SYS_PTRACE, as in a sidecar sharing the PID namespace of nginx; its command line can)`
+          : '';
       degraded =
         `cannot run ${binary} -V: ${info.error}${why}. ` +
         `Version, modules and the compiled-in paths are unknown; using config ${how}. ` +
