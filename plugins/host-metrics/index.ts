@@ -140,6 +140,8 @@ async function inventory(procRoot: string): Promise<Record<string, string>> {
 export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
   readonly name = 'host-metrics';
   #ctx!: PluginContext<HostMetricsConfig>;
+  /** Declared on each batch so the store drops the series if collection stops (core/metrics/store.ts). */
+  #interval = 0;
   #collector: HostCollector | undefined;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
@@ -163,6 +165,7 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
   }
 
   #start(c: HostMetricsConfig, first: boolean): void {
+    this.#interval = c.interval;
     this.#collector?.close();
     this.#collector = new HostCollector({
       procRoot: c.proc_root,
@@ -222,7 +225,7 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
           ),
         );
       }
-      this.#ctx.bus.publish('metrics', { source: 'host-metrics', time: Date.now(), metrics });
+      this.#ctx.bus.publish('metrics', { source: 'host-metrics', time: Date.now(), metrics, interval: this.#interval });
     } catch (err) {
       // Every file read is guarded in the collector; this is a bug, logged once per distinct message.
       const msg = (err as Error).message;

@@ -141,7 +141,12 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
           'cannot build an OTLP export request; counted in agent_otlp_collect_errors_total',
         );
     }
-    this.#ctx.bus.publish('metrics', { source: this.name, time: Date.now(), metrics: this.selfMetrics() });
+    this.#ctx.bus.publish('metrics', {
+      source: this.name,
+      time: Date.now(),
+      interval: this.#ctx.config.interval,
+      metrics: this.selfMetrics(),
+    });
   }
 
   selfMetrics(): Metric[] {
