@@ -408,7 +408,8 @@ async function wapcGuest(
     imports[WASI_MODULE] = withStdio(wasi.wasiImport as Record<string, unknown>, target) as WebAssembly.ModuleImports;
   }
   const module = await WebAssembly.compile(spec.wasm as Uint8Array<ArrayBuffer>);
-  const instance = await WebAssembly.instantiate(module, imports);
+  // The original instantiate: the wrapper above is for the Extism SDK (a real Instance is needed for WASI here).
+  const instance = (await instantiate(module, imports)) as WebAssembly.Instance;
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory instanceof WebAssembly.Memory ? exports.memory : undefined;
   if (!memory) throw new Error('a waPC guest must export its memory');
