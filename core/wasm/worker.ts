@@ -290,6 +290,8 @@ async function extismGuest(spec: LoadSpec, holder: { l?: Loaded }): Promise<Gues
     { wasm: [{ data: spec.wasm }] },
     {
       useWasi: spec.useWasi,
+      // WASI stdin is /dev/null and stdout/stderr are caught by withStdio, whatever EXTISM_ENABLE_WASI_OUTPUT says.
+      enableWasiOutput: false,
       allowedHosts: spec.allowedHosts,
       // The SDK hands this to Node's WASI as preopens, keyed by guest path.
       allowedPaths: guestToHost(spec.allowedPaths),
@@ -470,11 +472,8 @@ async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
   allocBudget.used = 0;
   allocBudget.limit = spec.memoryBytes;
   try {
-    if (await guest.has('init')) {
-      l.call = { publishes: [], refused: [] };
-      await guest.run('init');
-      l.call = null;
-    }
+    // Nothing is published from init (no call is open: a publish there is refused).
+    if (await guest.has('init')) await guest.run('init');
     if (await guest.has('describe')) {
       try {
         const d = JSON.parse((await guest.run('describe')) ?? 'null') as { version?: unknown; description?: unknown };
