@@ -11,7 +11,7 @@ import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { BinaryInfoCache } from './binary-info.js';
 import { findInPath, NginxDiscovery } from './discovery.js';
-import { plugin, type NginxDiscoveryPlugin } from './index.js';
+import { healthChange, plugin, type NginxDiscoveryPlugin } from './index.js';
 import {
   nginxInstanceId,
   parseMasterArgs,
@@ -622,5 +622,20 @@ describe('discovery of a real nginx (TestNginx)', { skip: needNginx() }, () => {
       await h.close();
       await n.stop();
     }
+  });
+});
+
+test('a degraded instance is one warn when it starts and one info when it is healthy again', () => {
+  assert.deepEqual(
+    healthChange({ pid: 7, health: 'DEGRADED', healthReason: 'older generation still running' }, 'HEALTHY'),
+    {
+      level: 'warn',
+      msg: 'nginx 7 is DEGRADED: older generation still running',
+    },
+  );
+  assert.equal(healthChange({ pid: 7, health: 'UNHEALTHY' }, 'DEGRADED').level, 'warn');
+  assert.deepEqual(healthChange({ pid: 7, health: 'HEALTHY' }, 'DEGRADED'), {
+    level: 'info',
+    msg: 'nginx 7 is HEALTHY again (was DEGRADED)',
   });
 });
