@@ -19,6 +19,9 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { EventPipeline } from './events/pipeline.js';
+import type { EventLogReader } from './events/types.js';
+import { matchesAny } from './bus/pattern.js';
 import { resolveStateDir } from './state-dir.js';
 import { dashboardEnabled } from './config/core-schema.js';
 import { Views } from './views/views.js';
@@ -43,6 +46,9 @@ export class Agent {
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
+  readonly events: EventLogReader;
+  readonly #events: EventPipeline;
   /** History, summary and dashboard (core/views). */
   readonly views: Views;
   #state: AgentState = 'starting';
@@ -121,6 +127,16 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
     this.views = new Views({
       bus: this.bus,
       store: this.store,
@@ -134,6 +150,7 @@ export class Agent {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
       this.#routes(api);
+      this.#events.routes(api);
       this.views.routes(api);
     }
   }
@@ -193,7 +210,7 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -227,6 +244,8 @@ export class Agent {
     const closed = await this.host.closeAll(left());
     const finalBudget = () => Math.max(0, end + reserve - Date.now());
     clean = (await this.#step('closing the Wasm runtime', finalBudget(), this.wasm?.close())) && clean;
+    const eventsBudget = Math.max(left(), finalBudget() / 2);
+    clean = (await this.#step('closing the event pipeline', eventsBudget, this.#events.close(eventsBudget))) && clean;
     clean = (await this.#step('closing the API server', finalBudget(), this.#api?.close())) && clean;
     clean = clean && drained && closed;
     this.#phase = undefined;
@@ -287,6 +306,26 @@ export class Agent {
     };
   }
 
+  readonly #sources = new Map<string, { source: string | undefined; at: number }>();
+
+  /** `wasm:<name>` of the Wasm plugin whose manifest may publish on `topic` (cached a few seconds). */
+  #wasmSourceOf(topic: string): string | undefined {
+    const now = Date.now();
+    const cached = this.#sources.get(topic);
+    if (cached && now - cached.at < SOURCE_CACHE_MS) return cached.source;
+    let source: string | undefined;
+    for (const p of this.wasm?.plugins() ?? []) {
+      const publishes = p.status().details?.publishes;
+      if (Array.isArray(publishes) && matchesAny(publishes as string[], topic)) {
+        source = `wasm:${p.name}`;
+        break;
+      }
+    }
+    if (this.#sources.size > 1000) this.#sources.clear();
+    this.#sources.set(topic, { source, at: now });
+    return source;
+  }
+
   #routes(api: ApiServer): void {
     api.route('GET', '/health', () => {
       const reports = this.host.report();
@@ -297,7 +336,10 @@ export class Agent {
       // plugin has done its first collection, not only until the plugins' init returned.
       const status =
         this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
-      return { status: status === 'running' ? 200 : 503, body: { status, plugins } };
+      return {
+        status: status === 'running' ? 200 : 503,
+        body: { status, plugins, events: { sinks: this.#events.health() } },
+      };
     });
     api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
@@ -305,6 +347,7 @@ export class Agent {
   }
 }
 
+const SOURCE_CACHE_MS = 5_000;
 /** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
 function historyInterval(cfg: AgentConfig): number {
   const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;

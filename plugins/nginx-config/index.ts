@@ -369,7 +369,11 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         confPath: i.confPath,
         source: t.isStatic ? 'static' : 'discovery',
         configVersion: t.snapshot?.version ?? null,
-        configStatus: t.snapshot?.payload.status ?? null,
+        // A config that parses but fails `nginx -t` (an unknown directive, say) is not "ok".
+        configStatus:
+          t.lastTest && !t.lastTest.ok && t.lastTest.version === t.snapshot?.version
+            ? 'failed'
+            : (t.snapshot?.payload.status ?? null),
         files: t.snapshot?.files.length ?? 0,
         lastTest: t.lastTest
           ? {
@@ -377,6 +381,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
               exitCode: t.lastTest.exitCode,
               version: t.lastTest.version,
               messages: t.lastTest.messages,
+              ...(t.lastTest.untested ? { untested: t.lastTest.untested } : {}),
             }
           : null,
       };
