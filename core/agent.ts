@@ -146,6 +146,7 @@ export class Agent {
       state: () => this.#state,
       intervalMs: historyInterval(cfg),
       dashboard,
+      events: () => this.events,
     });
     if (this.#api) {
       const api = this.#api;
