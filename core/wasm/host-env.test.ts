@@ -124,6 +124,37 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     assert.match(out, /1 of 2 plugins OK/);
   });
 
+  it('fails a var_set past vars_max_bytes, naming the key and the bound', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(
+      dir,
+      'hoard',
+      { name: 'hoard', wasm: 'plugin.wasm', subscriptions: ['event.in.hoard'], publishes: [], vars_max_bytes: 1000 },
+      await compileWatText(`(module
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+        (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+        (memory (export "memory") 1)
+        (func (export "process") (result i32)
+          (local $key i64)
+          (local.set $key (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $key) (i32.const 107))
+          (call $var_set (local.get $key) (call $alloc (i64.const 2000)))
+          (i32.const 0)))`),
+    );
+    const h = await startAgent(dir, { batch_wait: '2ms' }, []);
+    try {
+      h.agent.bus.publish('event.in.hoard' as never, {} as never);
+      await waitFor(async () => Number((await h.plugin('hoard')).details.errors) === 1, 'the call failed', 10_000);
+      assert.match(
+        String((await h.plugin('hoard')).details.last_error),
+        /var_set "k": the plugin's vars would take 2001 bytes, over vars_max_bytes 1000/,
+      );
+    } finally {
+      await h.stop();
+    }
+  });
+
   describe('the C example (bus-meter, Extism C PDK)', { skip: noClang }, () => {
     let h: Harness;
     before(async () => {
