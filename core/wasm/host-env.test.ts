@@ -250,6 +250,25 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     });
   });
 
+  it('filters PDK log lines below the agent level (get_log_level)', { skip: noClang }, async () => {
+    const dir = tempPluginsDir();
+    copyExample(dir, 'bus-meter', 'bus-meter.wasm', {
+      name: 'bus-meter',
+      subscriptions: ['event.in.*'],
+      publishes: ['metrics'],
+    });
+    const h = await startAgent(dir, { batch_wait: '2ms' }, ['metrics'], 'info');
+    try {
+      h.agent.bus.publish('event.in.x' as never, {} as never);
+      await waitFor(() => h.seen.length === 1, 'a metric batch', 10_000);
+      const lines = logsOf(h, 'bus-meter');
+      assert.ok(lines.some((l) => l.level === 30 && /^bus-meter: publishing on metrics/.test(String(l.msg))));
+      assert.ok(!lines.some((l) => l.level === 20), 'no debug line at level info');
+    } finally {
+      await h.stop();
+    }
+  });
+
   describe('files: allowed_paths maps a host directory to a guest path', { skip: noClang }, () => {
     it('reads a file from a granted directory and fails on one that was not granted', async () => {
       const dir = tempPluginsDir();
