@@ -5,7 +5,7 @@
  * example, and `agent plugins check` linking a module against exactly what the host offers.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,7 +60,7 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     assert.ok(!hostAllowed('127.0.0.1', []));
   });
 
-  it('starts the Wasm worker only when a plugin folder is found', async () => {
+  it('runs the Wasm worker only while a plugin is found: none at start, stopped with the last one', async () => {
     const empty = await startAgent(tempPluginsDir(), {}, []);
     try {
       assert.equal(empty.agent.wasm!.runtime.workerStarted, false, 'no plugin: no worker thread, no isolate');
@@ -78,6 +78,23 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     try {
       assert.equal(one.agent.wasm!.runtime.workerStarted, true);
       assert.equal((await one.plugin('echo')).state, 'running');
+      rmSync(join(dir, 'echo'), { recursive: true });
+      await waitFor(() => !one.agent.wasm!.runtime.workerStarted, 'the worker stopped with the last plugin', 10_000);
+      writePlugin(
+        dir,
+        'echo',
+        { name: 'echo', wasm: 'echo.wasm', subscriptions: ['event.in.echo'], publishes: ['event.echo.*'] },
+        await compileFixture('echo'),
+      );
+      await waitFor(
+        async () => {
+          const plugins = (await one.get('/v1/plugins')).body.plugins as { name: string; state: string }[];
+          return plugins.some((p) => p.name === 'echo' && p.state === 'running');
+        },
+        'a new folder starts a new worker',
+        10_000,
+      );
+      assert.equal(one.agent.wasm!.runtime.workerStarted, true);
     } finally {
       await one.stop();
     }
