@@ -9,6 +9,7 @@ import { VERSION } from '../core/version.js';
 import { builtins } from '../plugins/registry.js';
 import { askAgent, fail, loadFromFlags, type ConfigFlags } from './commands/common.js';
 import { registerConfigParse } from './commands/config-parse.js';
+import { registerFleet } from './commands/fleet.js';
 import { registerPlugins } from './commands/plugins.js';
 
 export function buildProgram(): Command {
@@ -55,6 +56,7 @@ export function buildProgram(): Command {
     });
   registerConfigParse(config);
   registerPlugins(program);
+  registerFleet(program);
 
   program
     .command('version')

@@ -6,7 +6,11 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { RouteTable } from './api/router.js';
 import { ApiServer } from './api/server.js';
+import type { ApiResponse } from './api/types.js';
+import type { EventLogReader } from './events/types.js';
+import type { FleetClient } from './fleet/client.js';
 import { Bus } from './bus/bus.js';
 import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
@@ -15,7 +19,6 @@ import { renderWithExporterCompat } from './metrics/exporter-compat.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
-import type { ApiRouter } from './api/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
@@ -31,9 +34,6 @@ export interface AgentSettings {
   reload?: () => LoadedConfig;
 }
 
-/** Routes that collect nowhere: used when `api.enabled` is false. */
-const NO_API: ApiRouter = { route: () => undefined };
-
 export class Agent {
   readonly bus: Bus;
   readonly store = new MetricStore();
@@ -44,6 +44,9 @@ export class Agent {
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
+  /** Every API route, served over HTTP when `api.enabled` and called in-process by the fleet. */
+  readonly #routeTable = new RouteTable();
+  #fleet: FleetClient | undefined;
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
@@ -72,12 +75,13 @@ export class Agent {
         port: cfg.api.port,
         token: readToken(cfg),
         logger: s.logger.child({ component: 'api' }),
+        routes: this.#routeTable,
       });
     }
     this.host = new PluginHost({
       bus: this.bus,
       logger: s.logger,
-      api: this.#api ?? NO_API,
+      api: this.#routeTable,
       store: this.store,
       agent: this.info,
     });
@@ -99,8 +103,9 @@ export class Agent {
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
-      this.#routes(api);
     }
+    this.store.addCollector(() => this.#fleet?.metrics() ?? []);
+    this.#routes(this.#routeTable);
   }
 
   get state(): AgentState {
@@ -111,6 +116,18 @@ export class Agent {
   }
   get apiAddress(): { host: string; port: number } | undefined {
     return this.#apiAddress;
+  }
+  /** The fleet connection (absent while loading and when `fleet.enabled` is false). */
+  get fleet(): FleetClient | undefined {
+    return this.#fleet;
+  }
+
+  /**
+   * Runs a local API request in-process through the same handlers and checks (also when
+   * `api.enabled` is false); errors come back as `{ status, body: { error } }`.
+   */
+  dispatch(method: string, path: string, body = ''): Promise<ApiResponse> {
+    return this.#routeTable.call(method, path, body);
   }
 
   async start(): Promise<void> {
@@ -126,11 +143,35 @@ export class Agent {
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    if (this.#loaded.config.fleet.enabled) await this.#startFleet();
     this.#state = 'running';
     this.#log.info(
       { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
       `agent ${VERSION} running`,
     );
+  }
+
+  /** Loads the NATS client only now (start-up cost) and connects in the background. */
+  async #startFleet(): Promise<void> {
+    const cfg = this.#loaded.config;
+    try {
+      const { FleetClient } = await import('./fleet/client.js');
+      const events = (this as unknown as { events?: EventLogReader }).events;
+      this.#fleet = new FleetClient(cfg.fleet, {
+        agentId: this.info.instanceId ?? '',
+        hostname: this.info.hostname,
+        version: this.info.version,
+        startedAt: this.info.startedAt,
+        labels: this.info.labels ?? {},
+        api: this.#routeTable,
+        ...(events ? { events } : {}),
+        onCommand: (record) => this.bus.publish('fleet.command', record),
+        logger: this.#log.child({ component: 'fleet' }),
+      });
+      this.#fleet.start();
+    } catch (err) {
+      this.#log.error({ err }, `fleet cannot start, the agent runs without it: ${(err as Error).message}`);
+    }
   }
 
   /** Adds a run-time plugin (Wasm) to the running agent. */
@@ -156,7 +197,7 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm');
+    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'fleet');
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -175,6 +216,7 @@ export class Agent {
     const end = Date.now() + timeout;
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    await this.#fleet?.stop(Math.min(2000, timeout));
     await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
@@ -196,15 +238,21 @@ export class Agent {
       instance_id: this.info.instanceId,
       config: { file: this.#loaded.file, env: this.#loaded.env },
       plugins: this.host.report(),
+      fleet: this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' },
     };
   }
 
-  #routes(api: ApiServer): void {
+  #routes(api: RouteTable): void {
     api.route('GET', '/health', () => {
       const plugins = Object.fromEntries(
         this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
-      return { status: this.#state === 'running' ? 200 : 503, body: { status: this.#state, plugins } };
+      // The fleet connection is reported, never counted against health: NATS down is not the agent down.
+      const fleet = this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' };
+      return {
+        status: this.#state === 'running' ? 200 : 503,
+        body: { status: this.#state, plugins, fleet: { state: fleet.state, server: fleet.server ?? null } },
+      };
     });
     api.route('GET', '/metrics', () => ({
       status: 200,

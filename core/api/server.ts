@@ -17,10 +17,12 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest accepted request body. */
   maxBodyBytes?: number;
+  /** The route table to serve (shared with in-process callers such as the fleet); a new one when absent. */
+  routes?: RouteTable;
 }
 
 export class ApiServer implements ApiRouter {
-  readonly #routes = new RouteTable();
+  readonly #routes: RouteTable;
   readonly #server: Server;
   readonly #opts: ApiServerOptions;
   readonly #token: Buffer | null;
@@ -29,6 +31,7 @@ export class ApiServer implements ApiRouter {
 
   constructor(opts: ApiServerOptions) {
     this.#opts = opts;
+    this.#routes = opts.routes ?? new RouteTable();
     this.#token = opts.token ? Buffer.from(opts.token) : null;
     this.#server = createServer((req, res) => void this.#handle(req, res));
     this.#server.keepAliveTimeout = 5_000;
@@ -36,6 +39,11 @@ export class ApiServer implements ApiRouter {
 
   route(method: 'GET' | 'PUT' | 'POST' | 'DELETE', pattern: string, handler: ApiHandler): void {
     this.#routes.route(method, pattern, handler);
+  }
+
+  /** Runs `method path` through the same handlers in-process (no HTTP, no token): see RouteTable.call. */
+  dispatch(method: string, path: string, body = ''): Promise<ApiResponse> {
+    return this.#routes.call(method, path, body);
   }
 
   listen(): Promise<{ host: string; port: number }> {
