@@ -3,7 +3,14 @@
  * (agents may start before any operator); an agent's user is allowed INFO and CREATE on these two
  * only, so an existing stream is never changed by an agent.
  */
-import { jetstream, jetstreamManager, RetentionPolicy, StorageType, DiscardPolicy } from '@nats-io/jetstream';
+import {
+  DiscardPolicy,
+  jetstream,
+  jetstreamManager,
+  RetentionPolicy,
+  StorageType,
+  type JetStreamOptions,
+} from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { nanos, type NatsConnection } from '@nats-io/transport-node';
 import { EVENTS_STREAM, INVENTORY_BUCKET } from './subjects.js';
@@ -40,5 +47,9 @@ export async function ensureEventsStream(nc: NatsConnection, prefix: string, rep
 
 /** Opens the inventory bucket, creating it when missing. */
 export async function inventoryBucket(nc: NatsConnection, replicas = 1): Promise<KV> {
-  return new Kvm(jetstream(nc)).create(INVENTORY_BUCKET, { history: 1, replicas });
+  // checkAPI false: no $JS.API.INFO request, which an agent's user may not send.
+  return new Kvm(jetstream(nc, { checkAPI: false } as JetStreamOptions)).create(INVENTORY_BUCKET, {
+    history: 1,
+    replicas,
+  });
 }

@@ -118,3 +118,26 @@ export function agentState(entry: InventoryEntry, now = Date.now()): 'online' | 
   const age = now - Date.parse(entry.last_seen);
   return age > LOST_AFTER_HEARTBEATS * entry.heartbeat_interval_ms ? 'lost' : 'online';
 }
+
+/**
+ * An `authorization {}` block for nats-server.conf: the operator without limits and one user per
+ * agent with {@link agentPermissions} (what config/nats/nats-server.conf shows by hand).
+ */
+export function natsAuthorization(
+  prefix: string,
+  operator: { user: string; password: string },
+  agents: readonly { user: string; password: string; agentId: string }[],
+): string {
+  const quote = (s: string) => JSON.stringify(s);
+  const users = [
+    `    { user: ${quote(operator.user)}, password: ${quote(operator.password)} }`,
+    ...agents.map((a) => {
+      const p = agentPermissions(prefix, a.agentId);
+      return `    { user: ${quote(a.user)}, password: ${quote(a.password)}, permissions: {
+        publish: { allow: [${p.publish.allow.map(quote).join(', ')}] }
+        subscribe: { allow: [${p.subscribe.allow.map(quote).join(', ')}] }
+        allow_responses: true } }`;
+    }),
+  ];
+  return `authorization {\n  users: [\n${users.join('\n')}\n  ]\n}\n`;
+}

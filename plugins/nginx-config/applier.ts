@@ -184,14 +184,16 @@ export class ConfigApplier {
     });
     if (!paths.ok) return result(403, false, false);
 
-    const master = opts.dryRun ? { ok: true } : await log.run('check-master', async () =>
-      instance.pid > 0 && (await processExists(s.procRoot, instance.pid))
-        ? { ok: true, detail: `master pid ${instance.pid}` }
-        : {
-            ok: false,
-            detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload`,
-          },
-    );
+    const master = opts.dryRun
+      ? { ok: true }
+      : await log.run('check-master', async () =>
+          instance.pid > 0 && (await processExists(s.procRoot, instance.pid))
+            ? { ok: true, detail: `master pid ${instance.pid}` }
+            : {
+                ok: false,
+                detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload`,
+              },
+        );
     if (!master.ok) return result(409, false, false);
 
     // 2. Backups.
