@@ -103,15 +103,18 @@ describe('agent CLI (real child process)', () => {
     const a = await startAgent(['--config', file]);
     try {
       const port = new URL(a.url).port;
-      const st = await runAgent(['status', '--config', file, '--api-port', port]);
+      const st = await runAgent(['status', '--json', '--config', file, '--api-port', port]);
       assert.equal(st.code, 0, st.stderr);
       assert.equal((JSON.parse(st.stdout) as { state: string }).state, 'running');
+      const human = await runAgent(['status', '--config', file, '--api-port', port]);
+      assert.equal(human.code, 0, human.stderr);
+      assert.match(human.stdout, /^nginx-agent \S+ on \S+ · running · up /);
     } finally {
       await a.stop();
     }
     const none = await runAgent(['status', '--config', file, '--api-port', '1']);
     assert.equal(none.code, 1);
-    assert.match(none.stderr, /no agent answers at http:\/\/127\.0\.0\.1:1\/v1\/status/);
+    assert.match(none.stderr, /no agent answers at http:\/\/127\.0\.0\.1:1\/v1\/summary/);
   });
 
   test('version prints the package version', async () => {

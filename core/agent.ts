@@ -23,6 +23,8 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { dashboardEnabled } from './config/core-schema.js';
+import { Views } from './views/views.js';
 
 export type AgentState = 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -41,6 +43,8 @@ export class Agent {
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** History, summary and dashboard (core/views). */
+  readonly views: Views;
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
@@ -69,6 +73,7 @@ export class Agent {
       overflow: cfg.bus.overflow,
       logger: s.logger.child({ component: 'bus' }),
     });
+    const dashboard = dashboardEnabled(cfg.api.dashboard, cfg.api.host);
     if (cfg.api.enabled) {
       this.#api = new ApiServer({
         host: cfg.api.host,
@@ -76,6 +81,8 @@ export class Agent {
         token: readToken(cfg),
         logger: s.logger.child({ component: 'api' }),
         routes: this.#routeTable,
+        // The page and its scripts hold no data: a browser loads them, then sends the token itself.
+        ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
     this.host = new PluginHost({
@@ -100,12 +107,22 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.views = new Views({
+      bus: this.bus,
+      store: this.store,
+      info: this.info,
+      plugins: () => this.host.report(),
+      state: () => this.#state,
+      intervalMs: historyInterval(cfg),
+      dashboard,
+    });
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
     }
     this.store.addCollector(() => this.#fleet?.metrics() ?? []);
     this.#routes(this.#routeTable);
+    this.views.routes(this.#routeTable);
   }
 
   get state(): AgentState {
@@ -142,6 +159,7 @@ export class Agent {
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
+    this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
     if (this.#loaded.config.fleet.enabled) await this.#startFleet();
     this.#state = 'running';
@@ -217,6 +235,7 @@ export class Agent {
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
     await this.#fleet?.stop(Math.min(2000, timeout));
+    this.views.stop();
     await this.wasm?.stopWatching();
     const drained = await this.bus.drain(Math.max(0, end - Date.now()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
@@ -264,6 +283,12 @@ export class Agent {
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
+}
+
+/** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
+function historyInterval(cfg: AgentConfig): number {
+  const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;
+  return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
 function readToken(cfg: AgentConfig): string {

@@ -52,3 +52,20 @@ export function apiMetrics(requests: ReadonlyMap<string, number>, startTime: num
     ),
   ];
 }
+
+export function uncaughtMetrics(count: { exceptions: number; rejections: number }, startTime: number): Metric[] {
+  return [
+    counter(
+      {
+        name: 'agent.process.uncaught',
+        unit: '{error}',
+        description:
+          'Uncaught exceptions and unhandled promise rejections the agent logged and survived (each is a bug to report).',
+      },
+      [
+        { attributes: { kind: 'exception' }, value: count.exceptions, startTime },
+        { attributes: { kind: 'rejection' }, value: count.rejections, startTime },
+      ],
+    ),
+  ];
+}

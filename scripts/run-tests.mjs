@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // Finds every *.test.ts under the source folders and runs them with Node's test runner through tsx.
 // (Node 20's `--test` does not expand globs, and does not look for .ts files by itself.)
+// Ends with the number of skipped tests and the outside tools that were missing (core/testing/tools.ts).
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const roots = process.argv.slice(2).filter((a) => !a.startsWith('-'));
@@ -25,7 +27,30 @@ if (files.length === 0) {
   console.error('no test files found');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...flags, ...files], {
-  stdio: 'inherit',
-});
+const work = mkdtempSync(join(tmpdir(), 'agent-tests-'));
+const skipLog = join(work, 'missing-tools');
+const tap = join(work, 'results.tap');
+// The usual report on stdout, and a TAP copy to count the skips in.
+const reporters = flags.some((f) => f.startsWith('--test-reporter'))
+  ? []
+  : [
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tap}`,
+    ];
+const r = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=2', ...reporters, ...flags, ...files],
+  { stdio: 'inherit', env: { ...process.env, NGINX_AGENT_TEST_SKIP_LOG: skipLog } },
+);
+const read = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
+// Skipped tests and skipped suites (a suite skipped as a whole is one line; Node counts only tests).
+const skipped = read(tap).match(/^\s*ok \d+ - .* # SKIP\b/gm)?.length ?? 0;
+const missing = [...new Set(read(skipLog).split('\n').filter(Boolean))].sort();
+rmSync(work, { recursive: true, force: true });
+if (reporters.length) {
+  console.log(`\n${skipped} test(s) or suite(s) skipped${missing.length ? `; outside tools missing here:` : ''}`);
+  for (const m of missing) console.log(`  - ${m}`);
+}
 process.exit(r.status ?? 1);

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { pluginFolders } from '../core/wasm/manager.js';
 import { checkPluginDir } from '../core/wasm/module.js';
-import { pluginsCheck } from '../cmd/commands/plugins.js';
+import { pluginsCheck } from '../cmd/run/plugins-check.js';
 
 const root = dirname(fileURLToPath(import.meta.url));
 /** Plugin folders as the agent finds them (`_lib` holds shared code and is skipped). */

@@ -1,6 +1,9 @@
-/** Shared by the CLI commands: load the config from flags, print errors the way users read them. */
-import { ConfigError, loadConfig, type LoadedConfig } from '../../core/config/load.js';
-import { builtins } from '../../plugins/registry.js';
+/**
+ * Shared by the CLI commands: option names, asking a running agent, printing errors the way users
+ * read them. Loaded for every command, so it imports nothing heavy at the top: what a function
+ * needs it imports when called.
+ */
+import { Option } from 'commander';
 
 export interface ConfigFlags {
   config?: string;
@@ -10,7 +13,11 @@ export interface ConfigFlags {
   pluginsDir?: string[];
 }
 
-export function loadFromFlags(opts: ConfigFlags): LoadedConfig {
+export const configOption = () =>
+  new Option('-c, --config <file>', 'config file (default: /etc/nginx-agent/nginx-agent.yaml, then config/agent.yaml)');
+
+/** The --log-level, --api-host, --api-port and --plugins-dir flags as config overrides. */
+export function flagOverrides(opts: ConfigFlags): { path: string; flag: string; value: unknown }[] {
   const flags: { path: string; flag: string; value: unknown }[] = [
     { path: 'log.level', flag: '--log-level', value: opts.logLevel },
     { path: 'api.host', flag: '--api-host', value: opts.apiHost },
@@ -21,36 +28,56 @@ export function loadFromFlags(opts: ConfigFlags): LoadedConfig {
     },
   ];
   if (opts.pluginsDir?.length) flags.push({ path: 'wasm.dirs', flag: '--plugins-dir', value: opts.pluginsDir });
-  return loadConfig({ builtins, file: opts.config, flags });
+  return flags;
 }
 
 /**
  * GET `path` from the running agent's local API (the config's api.host, api.port and token) and
  * return the body; an error that says what to do when no agent answers or it answers with an error.
+ * Reads only the core config sections: a client loads no plugin.
  */
 export async function askAgent(opts: ConfigFlags, path: string): Promise<string> {
-  const cfg = loadFromFlags(opts).config;
+  const { loadConfig } = await import('../../core/config/load.js');
+  const cfg = loadConfig({
+    builtins: [],
+    file: opts.config,
+    flags: flagOverrides(opts),
+    unknownSections: 'ignore',
+  }).config;
   const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}${path}`;
   const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
-  let res: Response;
+  let res: { status: number; body: string };
   try {
-    res = await fetch(url, { headers, signal: AbortSignal.timeout(5000) });
+    res = await httpGet(url, headers, 5000);
   } catch (e) {
-    throw new Error(
-      `no agent answers at ${url} (${(e as Error).cause ? String((e as { cause: Error }).cause.message) : (e as Error).message}); is it running? start it with "agent start"`,
-    );
+    throw new Error(`no agent answers at ${url} (${(e as Error).message}); is it running? start it with "agent start"`);
   }
-  const text = await res.text();
-  if (!res.ok) throw new Error(`${url} answered ${res.status}: ${text.trim()}`);
-  return text;
+  if (res.status < 200 || res.status > 299) throw new Error(`${url} answered ${res.status}: ${res.body.trim()}`);
+  return res.body;
 }
 
-/** Prints a config error and exits 2; other errors exit 1. */
+/** node:http rather than fetch: on Node 20 the first fetch costs the CLI tens of ms to load undici. */
+async function httpGet(
+  url: string,
+  headers: Record<string, string>,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
+  const { get } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = get(url, { headers, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+/** Prints a config error (ConfigError from core/config/load) and exits 2; other errors exit 1. */
 export function fail(err: unknown): never {
-  if (err instanceof ConfigError) {
-    process.stderr.write(`agent: ${err.message}\n`);
-    process.exit(2);
-  }
   process.stderr.write(`agent: ${(err as Error).message}\n`);
-  process.exit(1);
+  process.exit((err as { name?: string }).name === 'ConfigError' ? 2 : 1);
 }

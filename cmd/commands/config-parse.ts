@@ -2,14 +2,11 @@
  * `agent config parse [FILE]`: prints the nginx config as crossplane-shaped JSON. With no FILE it
  * parses the config of the nginx running here (found in /proc the way nginx-discovery does).
  * Exit code 1 when the payload status is `failed` (every error is in the JSON) or nothing can be parsed.
+ * The parser and discovery modules are imported when the command runs, not when the CLI starts.
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { parseNginxConfig } from '../../core/nginx/config/parse.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
-import { BinaryInfoCache } from '../../plugins/nginx-discovery/binary-info.js';
-import { NginxDiscovery } from '../../plugins/nginx-discovery/discovery.js';
-import { ProcReader } from '../../plugins/nginx-discovery/proc.js';
 
 export interface ConfigParseOptions {
   prefix?: string;
@@ -25,6 +22,11 @@ export interface ConfigParseIo {
 
 /** Running nginx instances under `procRoot`, as discovery sees them in one scan. */
 export async function findRunningInstances(procRoot: string): Promise<NginxInstance[]> {
+  const [{ BinaryInfoCache }, { NginxDiscovery }, { ProcReader }] = await Promise.all([
+    import('../../plugins/nginx-discovery/binary-info.js'),
+    import('../../plugins/nginx-discovery/discovery.js'),
+    import('../../plugins/nginx-discovery/proc.js'),
+  ]);
   const d = new NginxDiscovery({
     reader: new ProcReader(procRoot),
     binaries: new BinaryInfoCache({ timeoutMs: 5000 }),
@@ -74,6 +76,7 @@ export async function configParse(
     confPath = found[0].confPath;
     prefix ??= found[0].prefix;
   }
+  const { parseNginxConfig } = await import('../../core/nginx/config/parse.js');
   const payload = await parseNginxConfig(confPath, {
     ...(prefix ? { prefix } : {}),
     confDir: dirname(confPath),

@@ -8,6 +8,16 @@ interface Route {
   handler: ApiHandler;
 }
 
+/** A handler threw something other than an ApiError: carries the route (`GET /v1/x/:id`) for the log line. */
+export class RouteFailure extends Error {
+  constructor(
+    readonly route: string,
+    cause: unknown,
+  ) {
+    super(`${route}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
 export class RouteTable implements ApiRouter {
   readonly #routes: Route[] = [];
 
@@ -19,8 +29,9 @@ export class RouteTable implements ApiRouter {
   }
 
   /**
-   * Finds the route and runs it. Throws ApiError 404/405 when nothing matches; an ApiError thrown by
-   * the handler is turned into `{ status, body: { error, details? } }`; other errors propagate.
+   * Finds the route and runs it. Throws ApiError 404/405 when nothing matches and 400 when a path
+   * parameter is not valid percent-encoding; an ApiError thrown by the handler is turned into
+   * `{ status, body: { error, details? } }`; any other error is rethrown as a RouteFailure naming the route.
    */
   async dispatch(req: Omit<ApiRequest, 'params' | 'json'>): Promise<ApiResponse> {
     const segs = req.path.split('/').filter(Boolean);
@@ -30,7 +41,7 @@ export class RouteTable implements ApiRouter {
       const params: Record<string, string> = {};
       let ok = true;
       for (let i = 0; i < segs.length && ok; i++) {
-        if (r.parts[i].startsWith(':')) params[r.parts[i].slice(1)] = decodeURIComponent(segs[i]);
+        if (r.parts[i].startsWith(':')) params[r.parts[i].slice(1)] = decodeSegment(segs[i]);
         else ok = r.parts[i] === segs[i];
       }
       if (!ok) continue;
@@ -53,7 +64,7 @@ export class RouteTable implements ApiRouter {
         });
       } catch (err) {
         if (err instanceof ApiError) return errorResponse(err);
-        throw err;
+        throw new RouteFailure(`${r.method} ${r.pattern}`, err);
       }
     }
     if (methodMismatch) throw new ApiError(405, `method ${req.method} not allowed on ${req.path}`);
@@ -72,6 +83,14 @@ export class RouteTable implements ApiRouter {
       if (err instanceof ApiError) return errorResponse(err);
       return { status: 500, body: { error: `internal error: ${(err as Error).message}` } };
     }
+  }
+}
+
+function decodeSegment(seg: string): string {
+  try {
+    return decodeURIComponent(seg);
+  } catch {
+    throw new ApiError(400, `bad percent-encoding in the path segment "${seg}": use %XX escapes of UTF-8 bytes`);
   }
 }
 

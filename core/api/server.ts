@@ -2,11 +2,17 @@
  * The local HTTP API: `/health`, `/metrics`, `/v1/status`, and the routes plugins add.
  * Bound to 127.0.0.1 by default. With a token, every endpoint but `/health` needs
  * `Authorization: Bearer <token>` and answers 401 without it.
+ *
+ * No request can end the process: the request target is parsed inside the error handling (a bad one
+ * is a 400), a body over the limit is read to its end and discarded and answered 413, a malformed
+ * request that node's parser rejects is answered 400/431 on the socket, and an exception in a handler
+ * is logged once with its route and answered 500.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { errorResponse, RouteTable } from './router.js';
+import { errorResponse, RouteFailure, RouteTable } from './router.js';
 import { ApiError, type ApiHandler, type ApiResponse, type ApiRouter } from './types.js';
 
 export interface ApiServerOptions {
@@ -15,17 +21,24 @@ export interface ApiServerOptions {
   /** '' = no authentication. */
   token: string;
   logger: Logger;
-  /** Largest accepted request body. */
+  /** Largest accepted request body (default 16 MiB); a larger one is answered 413. */
   maxBodyBytes?: number;
   /** The route table to serve (shared with in-process callers such as the fleet); a new one when absent. */
   routes?: RouteTable;
+  /** Paths served without the token besides /health (the dashboard's page and scripts, which hold no data). */
+  isPublic?: (path: string) => boolean;
 }
+
+const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
+/** Past the limit a body is read and discarded (so the client sees the 413); beyond this much more, the connection is closed. */
+const MAX_DISCARD = 64 * 1024 * 1024;
 
 export class ApiServer implements ApiRouter {
   readonly #routes: RouteTable;
   readonly #server: Server;
   readonly #opts: ApiServerOptions;
   readonly #token: Buffer | null;
+  readonly #maxBody: number;
   /** Requests served, by status class; read by the agent's self-metrics. */
   readonly requests = new Map<string, number>();
 
@@ -33,8 +46,14 @@ export class ApiServer implements ApiRouter {
     this.#opts = opts;
     this.#routes = opts.routes ?? new RouteTable();
     this.#token = opts.token ? Buffer.from(opts.token) : null;
-    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
+    // A slow client gets 15 s for its headers and 60 s for the whole request, then a 408.
+    this.#server = createServer({ headersTimeout: 15_000, requestTimeout: 60_000 }, (req, res) =>
+      this.#serve(req, res),
+    );
     this.#server.keepAliveTimeout = 5_000;
+    this.#server.on('checkContinue', (req, res) => this.#checkContinue(req, res));
+    this.#server.on('clientError', (err, socket) => this.#clientError(err, socket));
   }
 
   route(method: 'GET' | 'PUT' | 'POST' | 'DELETE', pattern: string, handler: ApiHandler): void {
@@ -59,6 +78,8 @@ export class ApiServer implements ApiRouter {
       this.#server.once('error', onError);
       this.#server.listen(this.#opts.port, this.#opts.host, () => {
         this.#server.off('error', onError);
+        // Errors after listening (EMFILE on accept, say) are logged; they must not end the process.
+        this.#server.on('error', (err) => this.#opts.logger.error({ err }, `API server error: ${err.message}`));
         const addr = this.#server.address();
         resolve({ host: this.#opts.host, port: typeof addr === 'object' && addr ? addr.port : this.#opts.port });
       });
@@ -82,36 +103,114 @@ export class ApiServer implements ApiRouter {
     return given.length === this.#token.length && timingSafeEqual(given, this.#token);
   }
 
+  #serve(req: IncomingMessage, res: ServerResponse): void {
+    this.#handle(req, res).catch((err: unknown) => {
+      // Only reached when answering itself failed (a bug in send): log it and drop this connection.
+      this.#opts.logger.error({ err, url: req.url }, 'API could not answer a request');
+      res.destroy();
+    });
+  }
+
+  /** `Expect: 100-continue` with a body over the limit: answer 413 before the client sends it. */
+  #checkContinue(req: IncomingMessage, res: ServerResponse): void {
+    if (declaredLength(req) > this.#maxBody) {
+      this.#count(413);
+      res.shouldKeepAlive = false;
+      send(res, errorResponse(tooLarge(this.#maxBody)));
+      return;
+    }
+    res.writeContinue();
+    this.#serve(req, res);
+  }
+
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let response: ApiResponse;
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let path = '';
     try {
-      if (url.pathname !== '/health' && !this.#authorized(req)) {
+      const target = parseTarget(req.url ?? '/');
+      path = target.path;
+      const open = path === '/health' || this.#opts.isPublic?.(path) === true;
+      if (!open && !this.#authorized(req)) {
         res.setHeader('WWW-Authenticate', 'Bearer');
         throw new ApiError(401, 'missing or wrong bearer token: send "Authorization: Bearer <api.token>"');
       }
-      const body = await readBody(req, this.#opts.maxBodyBytes ?? 16 * 1024 * 1024);
+      const body = await readBody(req, this.#maxBody);
       response = await this.#routes.dispatch({
         method: req.method ?? 'GET',
-        path: url.pathname,
-        query: url.searchParams,
+        path,
+        query: target.query,
         headers: req.headers,
         body,
       });
     } catch (err) {
-      if (err instanceof ApiError) response = errorResponse(err);
-      else {
-        this.#opts.logger.error({ err, path: url.pathname }, 'API handler failed');
-        response = { status: 500, body: { error: `internal error: ${(err as Error).message}` } };
-      }
+      response = this.#failure(err, req, path);
     }
-    const cls = `${Math.floor(response.status / 100)}xx`;
-    this.requests.set(cls, (this.requests.get(cls) ?? 0) + 1);
+    this.#count(response.status);
+    // After a 413 the rest of an oversized body is not worth reading: close once answered.
+    if (response.status === 413) res.shouldKeepAlive = false;
     send(res, response);
+  }
+
+  #failure(err: unknown, req: IncomingMessage, path: string): ApiResponse {
+    if (err instanceof ApiError) return errorResponse(err);
+    const route = err instanceof RouteFailure ? err.route : `${req.method} ${path}`;
+    const cause = err instanceof RouteFailure ? err.cause : err;
+    this.#opts.logger.error({ err: cause, route, path }, `API handler for ${route} failed; answered 500`);
+    return { status: 500, body: { error: `internal error in ${route}: ${(cause as Error)?.message ?? cause}` } };
+  }
+
+  #count(status: number): void {
+    const cls = `${Math.floor(status / 100)}xx`;
+    this.requests.set(cls, (this.requests.get(cls) ?? 0) + 1);
+  }
+
+  /** A request node's HTTP parser refused (bad request line, header too large, timeout): a JSON error, then close. */
+  #clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const busy = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage?.headersSent;
+    if (err.code === 'ECONNRESET' || !socket.writable || busy) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.#count(status);
+    const body = `${JSON.stringify({ error: `${STATUS_CODES[status]}: ${err.message}` })}\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
   }
 }
 
+/** The request target's path and query, without URL normalisation (an absolute-form target is reduced to its path). */
+export function parseTarget(target: string): { path: string; query: URLSearchParams } {
+  let rest = target;
+  if (!rest.startsWith('/')) {
+    if (!/^https?:\/\//i.test(rest))
+      throw new ApiError(
+        400,
+        `bad request target ${JSON.stringify(target.slice(0, 200))}: expected a path such as /metrics`,
+      );
+    try {
+      const url = new URL(rest);
+      rest = `${url.pathname}${url.search}`;
+    } catch {
+      throw new ApiError(400, `bad request target ${JSON.stringify(target.slice(0, 200))}: not a valid URL`);
+    }
+  }
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  return q < 0
+    ? { path: rest, query: new URLSearchParams() }
+    : { path: rest.slice(0, q), query: new URLSearchParams(rest.slice(q + 1)) };
+}
+
 function send(res: ServerResponse, r: ApiResponse): void {
+  if (r.status === 304 || r.status === 204) {
+    res.writeHead(r.status, { ...r.headers });
+    res.end();
+    return;
+  }
   let payload: string | Buffer;
   let type = r.contentType;
   if (typeof r.body === 'string' || Buffer.isBuffer(r.body)) {
@@ -125,20 +224,34 @@ function send(res: ServerResponse, r: ApiResponse): void {
   res.end(payload);
 }
 
+function declaredLength(req: IncomingMessage): number {
+  const n = Number(req.headers['content-length'] ?? 0);
+  return Number.isFinite(n) ? n : 0;
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(413, `request body larger than ${limit} bytes`);
+}
+
+/**
+ * The body as UTF-8. Past `limit` the rest is read and discarded, then the promise rejects with a 413,
+ * so the client (still sending) gets the answer rather than a reset; past MAX_DISCARD more it is cut off.
+ */
 function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let over = declaredLength(req) > limit;
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        reject(new ApiError(413, `request body larger than ${limit} bytes`));
-        req.destroy();
-        return;
+      if (size > limit) over = true;
+      if (!over) chunks.push(c);
+      else if (size > limit + MAX_DISCARD) {
+        req.pause();
+        reject(tooLarge(limit));
       }
-      chunks.push(c);
     });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
+    req.on('end', () => (over ? reject(tooLarge(limit)) : resolve(Buffer.concat(chunks).toString('utf8'))));
+    req.on('error', () => reject(new ApiError(400, 'the request body could not be read (connection aborted)')));
   });
 }

@@ -2,7 +2,7 @@
  * The agent's own config sections. Plugin sections are added from each built-in's schema
  * (see rootSchema in load.ts). Defaults live here, next to the keys, and in config/agent.yaml.
  */
-import { bool, duration, int, list, object, oneOf, record, string } from './schema.js';
+import { bool, describeValue, duration, int, list, object, oneOf, record, string, type Schema } from './schema.js';
 
 /** NGINX Agent v3's label rule: applies to keys and values of `agent.labels`. */
 export const LABEL_PATTERN = /^[a-zA-Z0-9]([a-zA-Z0-9._-]{0,254}[a-zA-Z0-9])?$/;
@@ -40,6 +40,9 @@ export const coreShape = {
       }),
       token: string({ default: '', description: 'Bearer token required on every endpoint but /health ("" = none).' }),
       token_file: string({ default: '', description: 'File holding the bearer token (wins over token).' }),
+      dashboard: trueFalseOrAuto(
+        'Serve the dashboard page at / (its data endpoints need the token when one is set). auto: on only when api.host is a loopback address.',
+      ),
     },
     { description: 'Local HTTP API.' },
   ),
@@ -210,3 +213,25 @@ export const coreShape = {
     { description: 'Fleet: manage many agents from one place over NATS JetStream (off by default).' },
   ),
 };
+
+/** `true`, `false`, or `auto` (the default): for switches whose default depends on other keys. */
+function trueFalseOrAuto(description: string): Schema<boolean | 'auto'> {
+  return {
+    kind: 'true, false or auto',
+    description,
+    default: 'auto',
+    fromEnv: (t) => (/^(true|1|yes|on)$/i.test(t) ? true : /^(false|0|no|off)$/i.test(t) ? false : t),
+    parse(value, path, issues) {
+      if (value === undefined || value === null || value === 'auto') return 'auto';
+      if (typeof value === 'boolean') return value;
+      issues.push({ path, message: `must be true, false or auto, got ${describeValue(value)}` });
+      return 'auto';
+    },
+  };
+}
+
+/** Whether `api.dashboard` is on: `auto` means on when the API listens on loopback only. */
+export function dashboardEnabled(setting: boolean | 'auto', host: string): boolean {
+  if (setting !== 'auto') return setting;
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

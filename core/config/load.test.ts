@@ -168,4 +168,32 @@ describe('config loading', () => {
     };
     assert.deepEqual(shown.headers, { Authorization: '<redacted>' });
   });
+
+  test("unknownSections ignore: a client reads the core sections without the plugins' schemas", () => {
+    const file = join(dir, 'plugin-section.yaml');
+    assert.ok(
+      problems(() => loadConfig({ builtins: [], file, env: {} })).some((p) => /unknown key "demo_plugin"/.test(p)),
+    );
+    const l = loadConfig({
+      builtins: [],
+      file,
+      env: { NGINX_AGENT_DEMO_PLUGIN_WORKERS: '3', NGINX_AGENT_API_PORT: '9002' },
+      unknownSections: 'ignore',
+    });
+    assert.equal(l.config.api.port, 9002);
+    assert.equal(l.config.demo_plugin, undefined);
+    assert.deepEqual(l.warnings, []);
+    assert.ok(
+      problems(() =>
+        loadConfig({
+          builtins: [],
+          file,
+          env: {},
+          unknownSections: 'ignore',
+          flags: [{ path: 'api.port', flag: '--api-port', value: -1 }],
+        }),
+      ).some((p) => /flag --api-port/.test(p)),
+      'core sections are still checked',
+    );
+  });
 });

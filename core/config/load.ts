@@ -52,6 +52,12 @@ export interface LoadOptions {
   flags?: { path: string; flag: string; value: unknown }[];
   /** Files tried in order when `file` is absent. */
   searchPaths?: string[];
+  /**
+   * `ignore`: top-level sections that no schema knows (the plugins' when `builtins` is empty) are left
+   * out unchecked, for CLI clients that read only the core sections (api.host, api.port, api.token)
+   * and should not load every plugin to do so. Default `error`.
+   */
+  unknownSections?: 'error' | 'ignore';
 }
 
 export interface LoadedConfig {
@@ -128,6 +134,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
     const leaf = leaves.get(name);
+    if (!leaf && opts.unknownSections === 'ignore') continue;
     if (!leaf) {
       warnings.push(`unknown environment variable ${name} is ignored (no config key maps to it)`);
       continue;
@@ -145,6 +152,9 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   }
 
   // 4. Validate everything at once.
+  if (opts.unknownSections === 'ignore') {
+    for (const key of Object.keys(raw)) if (!(key in schema.shape)) delete raw[key];
+  }
   const issues: Issue[] = [];
   const config = schema.parse(raw, [], issues) as AgentConfig;
   for (const issue of issues) problems.push(locate(issue, origins, file, doc, lines));

@@ -1,9 +1,11 @@
 import { strict as assert } from 'node:assert';
 import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
-import { TestNginx, waitFor } from './nginx.js';
+import { needNginx, TestNginx, waitFor } from './nginx.js';
 
-test('the harness starts a real nginx, serves statuses, logs them and stops by PID', async () => {
+test('the harness starts a real nginx, serves statuses, logs them and stops by PID', {
+  skip: needNginx(),
+}, async () => {
   const n = await TestNginx.start();
   let pid = 0;
   try {

@@ -8,9 +8,15 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { needTool } from './tools.js';
 
 const exec = promisify(execFile);
 export const NGINX_BIN = process.env.NGINX_BIN ?? '/usr/sbin/nginx';
+
+/** `skip` option of a test that starts nginx: false when the nginx binary is there (see core/testing/tools.ts). */
+export function needNginx(): false | string {
+  return needTool(NGINX_BIN, 'nginx');
+}
 
 /** A TCP port that was free a moment ago on 127.0.0.1. */
 export function freePort(): Promise<number> {

@@ -6,7 +6,7 @@
  * `.ci/run` runs), a missing tool is not a skip but an error thrown at load: nothing may be skipped
  * there. Use it as `test('...', { skip: needTool('nats-server', 'nats-server') }, ...)`.
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, appendFileSync, constants } from 'node:fs';
 import { delimiter, isAbsolute, join } from 'node:path';
 
 /** The absolute path of `bin` (a name looked up on PATH, or a path), or undefined. */
@@ -38,6 +38,8 @@ export function needTool(bin: string, debianPackage: string): false | string {
   if (!reported.has(bin)) {
     reported.add(bin);
     process.stderr.write(`skip: ${reason}\n`);
+    // scripts/run-tests.mjs names every missing tool again at the end of the run.
+    if (process.env.NGINX_AGENT_TEST_SKIP_LOG) appendFileSync(process.env.NGINX_AGENT_TEST_SKIP_LOG, `${reason}\n`);
   }
   return reason;
 }

@@ -11,7 +11,7 @@ import { plugin as nginxConfig } from '../../plugins/nginx-config/index.js';
 import { plugin as nginxDiscovery } from '../../plugins/nginx-discovery/index.js';
 import { Agent } from '../agent.js';
 import { loadConfig, PACKAGE_ROOT } from '../config/load.js';
-import { TestNginx, waitFor } from '../testing/nginx.js';
+import { needNginx, TestNginx, waitFor } from '../testing/nginx.js';
 import type { Envelope } from '../topics.js';
 
 const DIR = join(PACKAGE_ROOT, 'wasm-plugins');
@@ -19,7 +19,7 @@ const built = existsSync(join(DIR, 'config-lint', 'config-lint.wasm'));
 
 describe('shipped Wasm plugins', () => {
   it('config-lint publishes a finding with file and line for server_tokens on in a real nginx config', {
-    skip: built ? false : 'wasm-plugins not built: run npm run build:wasm',
+    skip: needNginx() || (built ? false : 'wasm-plugins not built: run npm run build:wasm'),
   }, async () => {
     const nginx = await TestNginx.start({ httpExtra: 'server_tokens on;' });
     const builtins = [nginxDiscovery, nginxConfig];

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { pluginsCheck } from '../../cmd/commands/plugins.js';
+import { pluginsCheck } from '../../cmd/run/plugins-check.js';
 import { runAgent } from '../testing/agent-process.js';
 import { isOpenPattern, ManifestError, parseManifest } from './manifest.js';
 import { capMemory, checkAbi, checkPluginDir } from './module.js';

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxInstance } from '../../core/nginx/types.js';
-import { defaultConf, freePort, NGINX_BIN, TestNginx } from '../../core/testing/nginx.js';
+import { defaultConf, freePort, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { ConfigApplier, writeMode } from './applier.js';
 import { NginxTester } from './nginx-test.js';
 import { OwnWrites, sha256 } from './own-writes.js';
@@ -32,7 +32,7 @@ describe('writeMode', () => {
   });
 });
 
-describe('ConfigApplier against a real nginx', () => {
+describe('ConfigApplier against a real nginx', { skip: needNginx() }, () => {
   let nginx: TestNginx;
   let instance: NginxInstance;
   let applier: ConfigApplier;

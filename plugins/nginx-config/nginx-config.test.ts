@@ -17,7 +17,7 @@ import type {
   NginxInstance,
 } from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
-import { defaultConf, NGINX_BIN, TestNginx } from '../../core/testing/nginx.js';
+import { defaultConf, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
 import type { Envelope } from '../../core/topics.js';
 import { APPLY_DISABLED, plugin } from './index.js';
 
@@ -44,7 +44,7 @@ function of<T>(h: PluginHarness, topic: string): T[] {
   return h.published.filter((e: Envelope) => e.topic === topic).map((e) => e.data as T);
 }
 
-describe('nginx-config plugin with a real nginx', () => {
+describe('nginx-config plugin with a real nginx', { skip: needNginx() }, () => {
   let nginx: TestNginx;
   let h: PluginHarness;
   let confD: string;
@@ -350,7 +350,7 @@ describe('nginx-config plugin with a real nginx', () => {
   });
 });
 
-describe('nginx-config plugin defaults and static instances', () => {
+describe('nginx-config plugin defaults and static instances', { skip: needNginx() }, () => {
   let nginx: TestNginx;
   before(async () => {
     nginx = await TestNginx.start();

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxInstance } from '../../core/nginx/types.js';
-import { NGINX_BIN } from '../../core/testing/nginx.js';
+import { NGINX_BIN, needNginx } from '../../core/testing/nginx.js';
 import { NginxTester, parseTestOutput, testArgs, testPassed } from './nginx-test.js';
 
 describe('parseTestOutput', () => {
@@ -62,7 +62,7 @@ describe('testArgs', () => {
   });
 });
 
-describe('NginxTester against the real nginx binary', () => {
+describe('NginxTester against the real nginx binary', { skip: needNginx() }, () => {
   let prefix: string;
   const inst = (): NginxInstance => ({
     id: 'test',

@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import type { CounterMetric, GaugeMetric, MetricBatch } from '../../core/metrics/model.js';
 import type { NginxInstanceEvent } from '../../core/nginx/types.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
-import { TestNginx } from '../../core/testing/nginx.js';
+import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { BinaryInfoCache } from './binary-info.js';
 import { findInPath, NginxDiscovery } from './discovery.js';
 import { plugin, type NginxDiscoveryPlugin } from './index.js';
@@ -521,7 +521,7 @@ describe('the plugin over fixture trees', () => {
   });
 });
 
-describe('discovery of a real nginx (TestNginx)', () => {
+describe('discovery of a real nginx (TestNginx)', { skip: needNginx() }, () => {
   test('found with its prefix, config and version; reload -> reloaded; stop -> removed with a final batch', async () => {
     const n = await TestNginx.start({ workers: 2 });
     const h = await startPlugin(plugin, { interval: '100ms' });

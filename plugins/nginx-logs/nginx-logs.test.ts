@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { HistogramPoint, NumberPoint } from '../../core/metrics/model.js';
 import type { AccessLogInfo, ConfigAnalysis, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
-import { defaultConf, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { defaultConf, needNginx, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import type { NginxErrorLogEvent } from '../../core/nginx/types.js';
 import { nullLogger } from '../../core/logging.js';
@@ -145,7 +145,9 @@ async function expectExact(h: PluginHarness, path: string, want: Record<string, 
   assert.deepEqual(got, want);
 }
 
-test('exact counts by status range and method, through a reload, a rename rotation and a copytruncate rotation', async () => {
+test('exact counts by status range and method, through a reload, a rename rotation and a copytruncate rotation', {
+  skip: needNginx(),
+}, async () => {
   const nginx = await TestNginx.start();
   cleanups.push(() => nginx.stop());
   const h = await start(nginx);
@@ -245,7 +247,9 @@ test('exact counts by status range and method, through a reload, a rename rotati
   assert.equal(rows(h).length, 0);
 });
 
-test('a log that does not exist yet is counted from its first line; emerg/alert/crit lines are published', async () => {
+test('a log that does not exist yet is counted from its first line; emerg/alert/crit lines are published', {
+  skip: needNginx(),
+}, async () => {
   const nginx = await TestNginx.start();
   cleanups.push(() => nginx.stop());
   const later = join(nginx.prefix, 'logs', 'later.log');
@@ -287,7 +291,9 @@ test('a log that does not exist yet is counted from its first line; emerg/alert/
   assert.equal(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'crit' }), 1);
 });
 
-test('static logs from the config; start_at beginning counts history; a bad format is reported in status', async () => {
+test('static logs from the config; start_at beginning counts history; a bad format is reported in status', {
+  skip: needNginx(),
+}, async () => {
   const nginx = await TestNginx.start();
   cleanups.push(() => nginx.stop());
   const want = await traffic(nginx);

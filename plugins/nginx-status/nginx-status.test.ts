@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Metric, NumberPoint } from '../../core/metrics/model.js';
 import type { ConfigAnalysis, NginxConfigChanged, NginxInstance } from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
-import { TestNginx } from '../../core/testing/nginx.js';
+import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { CounterTracker } from './counters.js';
 import { plugin, type NginxStatusPlugin } from './index.js';
 import { plusMetrics, readPlusApi } from './plus.js';
@@ -135,7 +135,7 @@ function configChanged(id: string, a: Partial<ConfigAnalysis>): NginxConfigChang
   };
 }
 
-describe('stub_status of a real nginx', () => {
+describe('stub_status of a real nginx', { skip: needNginx() }, () => {
   let n: TestNginx;
   let h: PluginHarness;
   before(async () => {

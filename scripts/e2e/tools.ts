@@ -8,10 +8,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from '../../core/testing/nginx.js';
+import { needTool } from '../../core/testing/tools.js';
 
 export const PROMTOOL = process.env.PROMTOOL ?? '/usr/bin/promtool';
 export const PROMETHEUS = process.env.PROMETHEUS ?? '/usr/bin/prometheus';
 export const NGINX_EXPORTER = process.env.NGINX_EXPORTER ?? '/usr/bin/prometheus-nginx-exporter';
+
+/** `skip` options of tests that run promtool, a Prometheus server or the exporter (core/testing/tools.ts). */
+export const needPromtool = (): false | string => needTool(PROMTOOL, 'prometheus');
+export const needPrometheus = (): false | string => needTool(PROMETHEUS, 'prometheus');
+export const needNginxExporter = (): false | string => needTool(NGINX_EXPORTER, 'prometheus-nginx-exporter');
 
 /** `promtool check metrics` on an exposition: exit code and its complaints, one per line. */
 export function promtoolCheck(text: string): { code: number | null; problems: string[] } {

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { parseNginxConfig, parseNginxText } from '../../core/nginx/config/parse.js';
 import type { ConfigPayload, NginxConfigChanged } from '../../core/nginx/types.js';
-import { NGINX_BIN, TestNginx } from '../../core/testing/nginx.js';
+import { NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { plugin as nginxConfig } from '../../plugins/nginx-config/index.js';
 import { loadTestPlugin, readManifest, type TestPlugin } from '../_lib/testing.js';
@@ -222,7 +222,9 @@ describe('config-lint', () => {
     );
   });
 
-  it('lints the nginx.config.changed of a real nginx as the nginx-config plugin publishes it', async () => {
+  it('lints the nginx.config.changed of a real nginx as the nginx-config plugin publishes it', {
+    skip: needNginx(),
+  }, async () => {
     const nginx = await TestNginx.start({ httpExtra: 'server_tokens on;' });
     const h = await startPlugin(nginxConfig, { debounce: '100ms' });
     try {

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { MetricBatch } from '../../core/metrics/model.js';
-import { TestNginx } from '../../core/testing/nginx.js';
+import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { plugin as nginxLogs } from '../../plugins/nginx-logs/index.js';
 import { loadTestPlugin, readManifest, type TestPlugin } from '../_lib/testing.js';
@@ -275,7 +275,9 @@ describe('error-budget', () => {
     assert.deepEqual(await p.process([batch(T0 + 1000, { ok: 2, err5xx: 0 })]), [], 'still answers');
   });
 
-  describe('live: a real nginx, its access log followed by nginx-logs, batches into the plugin', () => {
+  describe('live: a real nginx, its access log followed by nginx-logs, batches into the plugin', {
+    skip: needNginx(),
+  }, () => {
     let nginx: TestNginx;
     before(async () => {
       nginx = await TestNginx.start();

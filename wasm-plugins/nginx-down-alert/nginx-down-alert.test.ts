@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
 import type { NginxInstanceEvent } from '../../core/nginx/types.js';
-import { TestNginx } from '../../core/testing/nginx.js';
+import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { plugin as discovery } from '../../plugins/nginx-discovery/index.js';
 import { loadTestPlugin, readManifest, type TestPlugin } from '../_lib/testing.js';
@@ -147,7 +147,7 @@ describe('nginx-down-alert', () => {
     assert.deepEqual(await p.process([unhealthy]), []);
   });
 
-  it('alerts when nginx-discovery sees a real master stopped, not when it resumes', async () => {
+  it('alerts when nginx-discovery sees a real master stopped, not when it resumes', { skip: needNginx() }, async () => {
     const nginx = await TestNginx.start();
     const pid = await nginx.masterPid();
     const h = await startPlugin(discovery, { interval: '100ms' });
