@@ -14,10 +14,21 @@ export interface AgentRow extends InventoryEntry {
 }
 
 /** Every inventory entry, sorted by name. */
-export async function listAgents(nc: NatsConnection): Promise<AgentRow[]> {
+export async function listAgents(nc: NatsConnection, timeoutMs = 10_000): Promise<AgentRow[]> {
   const kv = await inventoryBucket(nc);
   const keys: string[] = [];
-  for await (const key of await kv.keys()) keys.push(key);
+  const lister = await kv.keys();
+  // The key listing is a consumer: on a server too busy to feed it, give up rather than hang.
+  const timer = setTimeout(
+    () => lister.stop(new Error(`listing the inventory took longer than ${timeoutMs} ms; try again`)),
+    timeoutMs,
+  );
+  try {
+    for await (const key of lister) keys.push(key);
+  } finally {
+    clearTimeout(timer);
+  }
+
   const now = Date.now();
   const entries = await Promise.all(keys.map((k) => kv.get(k)));
   const rows: AgentRow[] = [];

@@ -76,8 +76,18 @@ for (let i = 0; i < AGENTS; i++) {
   clients.push(client);
 }
 let visible = 0;
+if (process.env.BENCH_DEBUG)
+  setInterval(
+    () =>
+      process.stderr.write(
+        `tick: ${clients.filter((c) => c.state === 'connected').length} connected; ${JSON.stringify(clients[0].status())}\n`,
+      ),
+    2000,
+  ).unref();
 while (visible < AGENTS) {
-  visible = (await listAgents(operator)).length;
+  visible = (await listAgents(operator, 2000).catch(() => [])).length;
+  if (process.env.BENCH_DEBUG)
+    process.stderr.write(`visible ${visible}: ${clients.filter((c) => c.state === 'connected').length} connected\n`);
   if (visible < AGENTS) await new Promise((r) => setTimeout(r, 50));
 }
 const allVisibleMs = performance.now() - start;
