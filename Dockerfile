@@ -22,7 +22,9 @@ RUN npm run build \
  && mkdir -p /out/wasm-plugins \
  && for d in wasm-plugins/*/; do \
       [ -f "$d/plugin.yaml" ] || continue; \
-      n=$(basename "$d"); mkdir -p "/out/wasm-plugins/$n"; \
+      n=$(basename "$d"); \
+      ls "$d"*.wasm >/dev/null 2>&1 || { echo "wasm-plugins/$n: no .wasm built (the C example needs clang), left out"; continue; }; \
+      mkdir -p "/out/wasm-plugins/$n"; \
       cp "$d/plugin.yaml" "$d"*.wasm "/out/wasm-plugins/$n/"; \
     done
 

@@ -9,13 +9,11 @@ import type { Logger } from 'pino';
 import { RouteTable } from './api/router.js';
 import { ApiServer } from './api/server.js';
 import type { ApiResponse } from './api/types.js';
-import type { EventLogReader } from './events/types.js';
 import type { FleetClient } from './fleet/client.js';
 import { Bus } from './bus/bus.js';
 import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
-import { renderPrometheus } from './metrics/prometheus.js';
-import { renderWithExporterCompat } from './metrics/exporter-compat.js';
+import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
@@ -23,6 +21,10 @@ import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
 import { WasmManager } from './wasm/manager.js';
+import { EventPipeline } from './events/pipeline.js';
+import type { EventLogReader } from './events/types.js';
+import { matchesAny } from './bus/pattern.js';
+import { resolveStateDir } from './state-dir.js';
 import { dashboardEnabled } from './config/core-schema.js';
 import { Views } from './views/views.js';
 
@@ -38,11 +40,14 @@ export interface AgentSettings {
 
 export class Agent {
   readonly bus: Bus;
-  readonly store = new MetricStore();
+  readonly store: MetricStore;
   readonly info: AgentInfo;
   readonly host: PluginHost;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
+  /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
+  readonly events: EventLogReader;
+  readonly #events: EventPipeline;
   /** History, summary and dashboard (core/views). */
   readonly views: Views;
   #state: AgentState = 'starting';
@@ -54,19 +59,35 @@ export class Agent {
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
+  readonly #exposition: MetricsExposition;
+  readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
     this.#s = s;
     this.#loaded = s.loaded;
     this.#log = s.logger;
+    this.store = new MetricStore({
+      onStale: (source, silentMs, intervalMs) =>
+        s.logger.warn(
+          { source, silent_ms: silentMs, interval_ms: intervalMs },
+          `metric source ${source} sent nothing for ${Math.round(silentMs / 1000)} s (its interval is ${intervalMs / 1000} s): its series are dropped until it publishes again`,
+        ),
+    });
+    this.#exposition = new MetricsExposition({
+      store: this.store,
+      exporterCompat: () => this.#loaded.config.prometheus.exporter_compat,
+    });
     const cfg = s.loaded.config;
     const host = hostname();
+    const stateDir = resolveStateDir(cfg.agent.state_dir);
+    this.#stateDirWarning = stateDir.warning;
     this.info = Object.freeze({
       version: VERSION,
       startedAt: Date.now(),
       hostname: host,
       instanceId: instanceId(readMachineId(), host, s.loaded.file),
       labels: Object.freeze({ ...cfg.agent.labels }),
+      ...(stateDir.dir ? { stateDir: stateDir.dir } : {}),
     });
     this.bus = new Bus({
       queueSize: cfg.bus.queue_size,
@@ -107,6 +128,16 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
     this.views = new Views({
       bus: this.bus,
       store: this.store,
@@ -122,6 +153,7 @@ export class Agent {
     }
     this.store.addCollector(() => this.#fleet?.metrics() ?? []);
     this.#routes(this.#routeTable);
+    this.#events.routes(this.#routeTable);
     this.views.routes(this.#routeTable);
   }
 
@@ -149,6 +181,7 @@ export class Agent {
 
   async start(): Promise<void> {
     for (const w of this.#loaded.warnings) this.#log.warn(w);
+    if (this.#stateDirWarning) this.#log.warn(this.#stateDirWarning);
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
       this.#log.info(
@@ -174,7 +207,6 @@ export class Agent {
     const cfg = this.#loaded.config;
     try {
       const { FleetClient } = await import('./fleet/client.js');
-      const events = (this as unknown as { events?: EventLogReader }).events;
       this.#fleet = new FleetClient(cfg.fleet, {
         agentId: this.info.instanceId ?? '',
         hostname: this.info.hostname,
@@ -182,7 +214,7 @@ export class Agent {
         startedAt: this.info.startedAt,
         labels: this.info.labels ?? {},
         api: this.#routeTable,
-        ...(events ? { events } : {}),
+        events: this.events,
         onCommand: (record) => this.bus.publish('fleet.command', record),
         logger: this.#log.child({ component: 'fleet' }),
       });
@@ -215,7 +247,9 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'fleet');
+    const needRestart = changed.filter(
+      (k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events' || k === 'fleet',
+    );
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -241,6 +275,7 @@ export class Agent {
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
     await this.host.closeAll(Math.max(0, end - Date.now()));
     await this.wasm?.close();
+    await this.#events.close(Math.max(0, end - Date.now()));
     await this.#api?.close();
     this.#state = 'stopped';
     this.#log.info('agent stopped');
@@ -261,30 +296,55 @@ export class Agent {
     };
   }
 
+  readonly #sources = new Map<string, { source: string | undefined; at: number }>();
+
+  /** `wasm:<name>` of the Wasm plugin whose manifest may publish on `topic` (cached a few seconds). */
+  #wasmSourceOf(topic: string): string | undefined {
+    const now = Date.now();
+    const cached = this.#sources.get(topic);
+    if (cached && now - cached.at < SOURCE_CACHE_MS) return cached.source;
+    let source: string | undefined;
+    for (const p of this.wasm?.plugins() ?? []) {
+      const publishes = p.status().details?.publishes;
+      if (Array.isArray(publishes) && matchesAny(publishes as string[], topic)) {
+        source = `wasm:${p.name}`;
+        break;
+      }
+    }
+    if (this.#sources.size > 1000) this.#sources.clear();
+    this.#sources.set(topic, { source, at: now });
+    return source;
+  }
+
   #routes(api: RouteTable): void {
     api.route('GET', '/health', () => {
+      const reports = this.host.report();
       const plugins = Object.fromEntries(
-        this.host.report().map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
+        reports.map((p) => [p.name, { state: p.state, ...(p.reason ? { reason: p.reason } : {}) }]),
       );
+      // The API answers from the first milliseconds; the agent is `starting` (503) until every
+      // plugin has done its first collection, not only until the plugins' init returned.
+      const status =
+        this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
       // The fleet connection is reported, never counted against health: NATS down is not the agent down.
       const fleet = this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' };
       return {
-        status: this.#state === 'running' ? 200 : 503,
-        body: { status: this.#state, plugins, fleet: { state: fleet.state, server: fleet.server ?? null } },
+        status: status === 'running' ? 200 : 503,
+        body: {
+          status,
+          plugins,
+          events: { sinks: this.#events.health() },
+          fleet: { state: fleet.state, server: fleet.server ?? null },
+        },
       };
     });
-    api.route('GET', '/metrics', () => ({
-      status: 200,
-      body: this.#loaded.config.prometheus.exporter_compat
-        ? renderWithExporterCompat(this.store.snapshot())
-        : renderPrometheus(this.store.snapshot()),
-      contentType: 'text/plain; version=0.0.4; charset=utf-8',
-    }));
+    api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));
     api.route('GET', '/v1/status', () => ({ status: 200, body: this.status() }));
     api.route('GET', '/v1/plugins', () => ({ status: 200, body: { plugins: this.host.report() } }));
   }
 }
 
+const SOURCE_CACHE_MS = 5_000;
 /** The history samples at the nginx-status interval (5 s by default), kept within 1 s..60 s. */
 function historyInterval(cfg: AgentConfig): number {
   const interval = (cfg.nginx_status as { interval?: unknown } | undefined)?.interval;

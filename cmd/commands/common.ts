@@ -46,34 +46,15 @@ export async function askAgent(opts: ConfigFlags, path: string): Promise<string>
   }).config;
   const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}${path}`;
   const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
+  const { httpGet } = await import('../../core/http-get.js');
   let res: { status: number; body: string };
   try {
-    res = await httpGet(url, headers, 5000);
+    res = await httpGet(url, { headers, timeoutMs: 5000 });
   } catch (e) {
     throw new Error(`no agent answers at ${url} (${(e as Error).message}); is it running? start it with "agent start"`);
   }
   if (res.status < 200 || res.status > 299) throw new Error(`${url} answered ${res.status}: ${res.body.trim()}`);
   return res.body;
-}
-
-/** node:http rather than fetch: on Node 20 the first fetch costs the CLI tens of ms to load undici. */
-async function httpGet(
-  url: string,
-  headers: Record<string, string>,
-  timeoutMs: number,
-): Promise<{ status: number; body: string }> {
-  const { get } = await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = get(url, { headers, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', reject);
-  });
 }
 
 /** Prints a config error (ConfigError from core/config/load) and exits 2; other errors exit 1. */

@@ -169,5 +169,42 @@ fleet:
     assert.equal(await (await fetch(b.nginx.url('/fleet'))).text(), 'v2\n');
     const logged = b.agent.logs.find((l) => l.verb === 'nginx.config.apply' && l.outcome === 'error');
     assert.ok(logged, 'the refused command is logged with its outcome');
+
+    // Every command is an event too, and the events reach the stream through the agents' real
+    // events pipeline: the refused apply on web-b, the applies and their nginx.config.applied on both.
+    let lines: string[] = [];
+    await waitFor(
+      async () => {
+        const r = await fleet(
+          'events',
+          '--select',
+          'role=edge',
+          '--kind',
+          'fleet.command',
+          '--kind',
+          'nginx.config.applied',
+        );
+        lines = r.stdout.trim().split('\n');
+        return lines.some((l) => /web-b\s+warning\s+fleet.command\s+fleet command nginx.config.apply: 403/.test(l));
+      },
+      'the refused command as an event in the stream',
+      30_000,
+    );
+    assert.ok(
+      lines.some((l) => /web-a\s+info\s+nginx.config.applied/.test(l)),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.some((l) =>
+        /web-a\s+info\s+fleet.command\s+fleet command status: ok|web-b\s+info\s+fleet.command\s+fleet command status: ok/.test(
+          l,
+        ),
+      ),
+      lines.join('\n'),
+    );
+    assert.ok(
+      lines.every((l) => /fleet.command|nginx.config.applied/.test(l)),
+      'only the kinds asked for',
+    );
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pluginFolders } from '../../core/wasm/manager.js';
 import { MANIFEST_FILE } from '../../core/wasm/manifest.js';
-import { checkPluginDir } from '../../core/wasm/module.js';
+import { checkPluginDir, linkCheck } from '../../core/wasm/module.js';
 
 export interface PluginsIo {
   stdout(text: string): void;
@@ -28,9 +28,10 @@ export function pluginsCheck(dir: string, io: PluginsIo): number {
   for (const folder of folders) {
     try {
       const c = checkPluginDir(folder);
+      linkCheck(c);
       const m = c.manifest;
       const exports = [
-        'process',
+        m.abi === 'wapc' ? '__guest_call (waPC)' : 'process',
         ...(c.exports.init ? ['init'] : []),
         ...(c.exports.describe ? ['describe'] : []),
       ].join(', ');

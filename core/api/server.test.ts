@@ -105,6 +105,17 @@ describe('ApiServer: no request ends or breaks the process', () => {
     await alive();
   });
 
+  test('CONNECT (no proxy here) and an upgrade request are answered, not dropped', async () => {
+    const c = await rawRequest(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    assert.equal(c.status, 405, c.text);
+    const u = await rawRequest(
+      port,
+      'GET /ok HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n',
+    );
+    assert.equal(u.status, 200, u.text);
+    await alive();
+  });
+
   test('parseTarget keeps the path as sent and splits the query', () => {
     assert.deepEqual(parseTarget('/a/b?x=1').path, '/a/b');
     assert.equal(parseTarget('/a?x=1&y=2').query.get('y'), '2');

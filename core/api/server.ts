@@ -54,6 +54,11 @@ export class ApiServer implements ApiRouter {
     this.#server.keepAliveTimeout = 5_000;
     this.#server.on('checkContinue', (req, res) => this.#checkContinue(req, res));
     this.#server.on('clientError', (err, socket) => this.#clientError(err, socket));
+    // Without a listener node drops a CONNECT request's connection unanswered.
+    this.#server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+      socket.on('error', () => socket.destroy());
+      this.#answerOnSocket(socket, 405, `method CONNECT not allowed on ${req.url}: this is not a proxy`);
+    });
   }
 
   route(method: 'GET' | 'PUT' | 'POST' | 'DELETE', pattern: string, handler: ApiHandler): void {
@@ -172,8 +177,13 @@ export class ApiServer implements ApiRouter {
       return;
     }
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    this.#answerOnSocket(socket, status, `${STATUS_CODES[status]}: ${err.message}`);
+  }
+
+  /** A JSON error written straight to the socket (no request/response objects exist), then close. */
+  #answerOnSocket(socket: Duplex, status: number, message: string): void {
     this.#count(status);
-    const body = `${JSON.stringify({ error: `${STATUS_CODES[status]}: ${err.message}` })}\n`;
+    const body = `${JSON.stringify({ error: message })}\n`;
     socket.end(
       `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -86,8 +86,70 @@ export const coreShape = {
         keyHelp: LABEL_HELP,
         description: 'Labels added as resource attributes to everything exported.',
       }),
+      state_dir: string({
+        default: '',
+        description:
+          'Directory for what must survive a restart of the agent (the position reached in each log). "" = /var/lib/nginx-agent when writable (the systemd unit and the image create it), else $XDG_STATE_HOME/nginx-agent or ~/.local/state/nginx-agent.',
+      }),
     },
     { description: 'Agent-wide settings.' },
+  ),
+  events: object(
+    {
+      buffer_size: int({
+        default: 10_000,
+        min: 1,
+        max: 1_000_000,
+        description: "Events kept in memory for GET /v1/events, the stream's Last-Event-ID resume and `agent events`.",
+      }),
+      log_repeat_interval: duration({
+        default: '10m',
+        min: '0s',
+        max: '24h',
+        description:
+          'Repeats of an event with the same key (and state) within this interval are folded into one log line with a count.',
+      }),
+      queue_size: int({
+        default: 10_000,
+        min: 1,
+        max: 1_000_000,
+        description:
+          'Events each sink (log, Alertmanager, OTLP) may have queued; beyond it events are dropped and counted in agent_events_dropped_total{sink}.',
+      }),
+      stream_queue_size: int({
+        default: 1000,
+        min: 1,
+        max: 1_000_000,
+        description:
+          'Events one /v1/events/stream client may have unsent; a client that falls further behind is disconnected with a final event saying why.',
+      }),
+      alertmanager: object(
+        {
+          url: string({
+            default: '',
+            description:
+              'Prometheus Alertmanager base URL (http://host:9093); firing conditions are POSTed to <url>/api/v2/alerts ("" = off).',
+          }),
+          min_severity: oneOf(['info', 'warning', 'error', 'critical'] as const, {
+            default: 'warning',
+            description: 'Least severe condition sent to Alertmanager.',
+          }),
+          resend_interval: duration({
+            default: '1m',
+            min: '1s',
+            max: '1h',
+            description:
+              'Firing alerts are re-sent this often; each carries endsAt = now + 4 x this, so Alertmanager resolves an alert the agent stopped sending.',
+          }),
+          timeout: duration({ default: '5s', min: '100ms', max: '1m', description: 'Timeout of one POST.' }),
+        },
+        { description: 'Prometheus Alertmanager sink (API v2).' },
+      ),
+    },
+    {
+      description:
+        'The event pipeline: ring buffer, log, /v1/events and its stream, Alertmanager (see README "Events and alerts").',
+    },
   ),
   wasm: object(
     {

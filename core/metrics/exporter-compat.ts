@@ -97,10 +97,10 @@ export function exporterCompatFamilies(metrics: readonly StoredMetric[]): Exposi
 }
 
 /**
- * The agent's exposition plus the exporter's families. A family the agent already serves under the
- * same name and type (`nginx_http_requests_total`) is served once, from the agent's own metric.
+ * The agent's families plus the exporter's. A family the agent already serves under the same name and
+ * type (`nginx_http_requests_total`) is served once, from the agent's own metric.
  */
-export function renderWithExporterCompat(metrics: readonly StoredMetric[]): string {
+export function withExporterCompat(metrics: readonly StoredMetric[]): ExpositionFamily[] {
   const fams = toFamilies(metrics);
   const native = new Map(fams.map((f) => [f.name, f]));
   for (const c of exporterCompatFamilies(metrics)) {
@@ -108,5 +108,10 @@ export function renderWithExporterCompat(metrics: readonly StoredMetric[]): stri
     if (!n) fams.push(c);
     else if (n.type !== c.type) native.set(c.name, Object.assign(n, c));
   }
-  return renderFamilies(fams);
+  return fams;
+}
+
+/** The agent's exposition plus the exporter's families, in the text format. */
+export function renderWithExporterCompat(metrics: readonly StoredMetric[]): string {
+  return renderFamilies(withExporterCompat(metrics));
 }

@@ -71,6 +71,12 @@ export interface MetricBatch {
   readonly resource?: Attributes;
   readonly metrics: readonly Metric[];
   readonly final?: boolean;
+  /**
+   * How often this source publishes, in ms, for a source that publishes on a timer. The store drops
+   * a source not heard from for 3 intervals (it hung, or went away without a `final` batch), as
+   * Prometheus marks a series stale. Sources that publish on events leave it out.
+   */
+  readonly interval?: number;
 }
 
 /** Small constructors so sources do not repeat the descriptor boilerplate. */

@@ -1,6 +1,9 @@
 /**
  * Keeps the latest state of every series for the sinks (`/metrics`, OTLP).
- * It applies the replacement rule documented on MetricBatch.
+ * It applies the replacement rule documented on MetricBatch, and forgets a source when
+ * - it publishes a `final` batch, or `drop(source)` is called (the plugin host does it when the
+ *   plugin that published the source closes), or
+ * - it declared an `interval` and nothing came from it for STALE_INTERVALS intervals (at least STALE_MIN_MS).
  */
 import type { Attributes, HistogramPoint, Metric, MetricBatch, MetricDescriptor, NumberPoint } from './model.js';
 
@@ -16,9 +19,24 @@ export interface MetricStoreReader {
   sources(): string[];
 }
 
+/** A source that declared its interval is dropped after this many intervals without a batch... */
+export const STALE_INTERVALS = 3;
+/** ...and never sooner than this (a loaded machine delays timers; a 100 ms interval is not dropped after 300 ms). */
+export const STALE_MIN_MS = 2000;
+
+export interface MetricStoreOptions {
+  /** Clock for staleness (ms). */
+  now?: () => number;
+  /** Told when a source is dropped for staleness (the agent logs it). */
+  onStale?: (source: string, silentMs: number, intervalMs: number) => void;
+}
+
 interface SourceState {
   resource: Attributes | undefined;
   metrics: Map<string, Metric>;
+  /** When the last batch arrived (store clock). */
+  lastSeen: number;
+  interval: number | undefined;
 }
 
 export class MetricStore implements MetricStoreReader {
@@ -26,6 +44,14 @@ export class MetricStore implements MetricStoreReader {
   /** Descriptor conflicts (same name, different type) seen; the first type wins. */
   readonly conflicts = new Map<string, string>();
   readonly #collectors: (() => readonly Metric[])[] = [];
+  readonly #now: () => number;
+  readonly #onStale: MetricStoreOptions['onStale'];
+  #generation = 0;
+
+  constructor(opts: MetricStoreOptions = {}) {
+    this.#now = opts.now ?? Date.now;
+    this.#onStale = opts.onStale;
+  }
 
   /** Adds metrics computed at read time (the bus's and the plugin host's own counters). */
   addCollector(collect: () => readonly Metric[]): void {
@@ -33,26 +59,44 @@ export class MetricStore implements MetricStoreReader {
   }
 
   apply(batch: MetricBatch): void {
+    this.#generation++;
     if (batch.final) {
       this.#sources.delete(batch.source);
       return;
     }
     let state = this.#sources.get(batch.source);
     if (!state) {
-      state = { resource: batch.resource, metrics: new Map() };
+      state = { resource: batch.resource, metrics: new Map(), lastSeen: 0, interval: undefined };
       this.#sources.set(batch.source, state);
     }
     state.resource = batch.resource;
+    state.lastSeen = this.#now();
+    state.interval = batch.interval !== undefined && batch.interval > 0 ? batch.interval : undefined;
     for (const m of batch.metrics) state.metrics.set(m.name, m);
   }
 
+  /** Forgets everything a source published. */
+  drop(source: string): boolean {
+    const had = this.#sources.delete(source);
+    if (had) this.#generation++;
+    return had;
+  }
+
   sources(): string[] {
+    this.#expire();
     return [...this.#sources.keys()].sort();
   }
 
+  /** A number that changes whenever the stored series change (a batch applied, a source dropped). */
+  version(): number {
+    this.#expire();
+    return this.#generation;
+  }
+
   snapshot(): StoredMetric[] {
+    this.#expire();
     const byName = new Map<string, StoredMetric>();
-    const states: SourceState[] = [...this.#sources.values()];
+    const states: Pick<SourceState, 'resource' | 'metrics'>[] = [...this.#sources.values()];
     for (const collect of this.#collectors)
       states.push({ resource: undefined, metrics: new Map(collect().map((m) => [m.name, m])) });
     for (const state of states) {
@@ -74,5 +118,17 @@ export class MetricStore implements MetricStoreReader {
       }
     }
     return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  #expire(): void {
+    const now = this.#now();
+    for (const [source, state] of this.#sources) {
+      if (state.interval === undefined) continue;
+      const silent = now - state.lastSeen;
+      if (silent <= Math.max(STALE_INTERVALS * state.interval, STALE_MIN_MS)) continue;
+      this.#sources.delete(source);
+      this.#generation++;
+      this.#onStale?.(source, silent, state.interval);
+    }
   }
 }

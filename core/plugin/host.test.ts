@@ -158,3 +158,96 @@ test('closeAll aborts signals first and bounds a plugin that never closes', asyn
   assert.ok(Date.now() - t0 < 2000, 'closeAll returned although close() never resolved');
   assert.deepEqual(host.report(), []);
 });
+
+test("a closed plugin's metric sources leave the store; what it publishes after close is dropped", async () => {
+  const bus = new Bus();
+  const store = new MetricStore();
+  bus.subscribe('store', ['metrics'], (m) => {
+    if (m.topic === 'metrics') store.apply(m.data);
+  });
+  const host = new PluginHost({
+    bus,
+    logger: nullLogger(),
+    api: new RouteTable(),
+    store,
+    agent: { version: 't', startedAt: 0, hostname: 'h' },
+  });
+  let late: (() => void) | undefined;
+  const batch = (source: string) => ({ source, time: 0, metrics: [] });
+  const meter = defineBuiltin({
+    name: 'meter',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'meter',
+      subscriptions: () => [],
+      init: (ctx: PluginContext<Cfg>) => {
+        ctx.bus.publish('metrics', batch('meter:a'));
+        ctx.bus.publish('metrics', batch('meter:b'));
+        ctx.bus.publish('metrics', { ...batch('meter:b'), final: true });
+        ctx.bus.publish('metrics', batch('meter:c'));
+        late = () => ctx.bus.publish('metrics', batch('meter:late'));
+      },
+      close() {},
+    }),
+  });
+  const other = defineBuiltin({
+    name: 'other',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'other',
+      subscriptions: () => [],
+      init: (ctx: PluginContext<Cfg>) => ctx.bus.publish('metrics', batch('other')),
+      close() {},
+    }),
+  });
+  const config = { meter: { enabled: true, n: 1 }, other: { enabled: true, n: 1 } };
+  await host.startBuiltins([meter, other], config as never);
+  await bus.drain(1000);
+  assert.deepEqual(store.sources(), ['meter:a', 'meter:c', 'other']);
+  // SIGHUP switched it off.
+  await host.reconfigure({ ...config, meter: { enabled: false, n: 1 } } as never, ['meter']);
+  late?.();
+  await bus.drain(1000);
+  assert.deepEqual(store.sources(), ['other']);
+  await host.closeAll(1000);
+});
+
+test('a degraded plugin is one warn line when it starts and one info line when it ends', async () => {
+  const lines: { level: number; msg: string }[] = [];
+  const { default: pino } = await import('pino');
+  const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+  const host = new PluginHost({
+    bus: new Bus(),
+    logger,
+    api: new RouteTable(),
+    store: new MetricStore(),
+    agent: { version: 't', startedAt: 0, hostname: 'h' },
+  });
+  let state: 'running' | 'degraded' = 'running';
+  const flaky = defineBuiltin({
+    name: 'flaky',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'flaky',
+      subscriptions: () => [],
+      init() {},
+      close() {},
+      status: () => ({ state, ...(state === 'degraded' ? { reason: 'upstream gone' } : {}) }),
+    }),
+  });
+  await host.startBuiltins([flaky], { flaky: { enabled: true, n: 1 } } as never);
+  host.report();
+  state = 'degraded';
+  for (let i = 0; i < 3; i++) host.report();
+  state = 'running';
+  for (let i = 0; i < 3; i++) host.report();
+  await host.closeAll(1000);
+  const about = lines.filter((l) => /flaky is/.test(l.msg)).map((l) => [l.level, l.msg]);
+  assert.deepEqual(about, [
+    [40, 'plugin flaky is degraded: upstream gone'],
+    [30, 'plugin flaky is running again (was degraded)'],
+  ]);
+});

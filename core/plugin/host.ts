@@ -6,11 +6,11 @@ import type { Logger } from 'pino';
 import type { ApiRouter } from '../api/types.js';
 import type { Bus, Subscription } from '../bus/bus.js';
 import type { AgentConfig } from '../config/load.js';
-import type { Metric } from '../metrics/model.js';
+import type { Metric, MetricBatch } from '../metrics/model.js';
 import { gauge } from '../metrics/model.js';
 import type { MetricStoreReader } from '../metrics/store.js';
 import { sectionKey, type BuiltinPlugin } from './builtin.js';
-import type { AgentInfo, Plugin, PluginState, PluginStatus } from './types.js';
+import type { AgentInfo, Plugin, PluginState, PluginStatus, Publisher } from './types.js';
 
 export interface PluginHostSettings {
   bus: Bus;
@@ -20,6 +20,8 @@ export interface PluginHostSettings {
   agent: AgentInfo;
   /** Upper bound for a plugin's init (it should return quickly; this catches a hang). */
   initTimeoutMs?: number;
+  /** How often a running plugin's own `status()` is read to log when it becomes degraded and recovers. */
+  statusCheckMs?: number;
 }
 
 interface Entry {
@@ -31,6 +33,14 @@ interface Entry {
   sub?: Subscription;
   abort: AbortController;
   logger: Logger;
+  /** What the plugin sees as `ctx.bus`: notes the metric sources it publishes, refuses all once it is closed. */
+  publisher: Publisher;
+  /** Metric sources the plugin published and did not end with a `final` batch. */
+  sources: Set<string>;
+  /** Closed (or failed): what it still publishes is dropped. */
+  retired: boolean;
+  /** The state last logged, so a degraded state is one `warn` when it starts and one `info` when it ends. */
+  observed: PluginState;
 }
 
 export interface PluginReport extends PluginStatus {
@@ -43,6 +53,7 @@ export class PluginHost {
   readonly #s: PluginHostSettings;
   readonly #entries = new Map<string, Entry>();
   #builtins: readonly BuiltinPlugin[] = [];
+  #statusTimer: NodeJS.Timeout | undefined;
 
   constructor(settings: PluginHostSettings) {
     this.#s = settings;
@@ -65,6 +76,8 @@ export class PluginHost {
       if (e) created.push(e);
     }
     for (const e of created) await this.#init(e);
+    this.#statusTimer ??= setInterval(() => this.report(), this.#s.statusCheckMs ?? 2000);
+    this.#statusTimer.unref();
   }
 
   /** Adds and starts a plugin at run time (Wasm plugins). Resolves false when its init failed. */
@@ -133,6 +146,8 @@ export class PluginHost {
 
   /** Closes every plugin, in reverse start order, within `timeoutMs` in total. */
   async closeAll(timeoutMs: number): Promise<void> {
+    clearInterval(this.#statusTimer);
+    this.#statusTimer = undefined;
     const end = Date.now() + timeoutMs;
     const entries = [...this.#entries.values()].reverse();
     this.#entries.clear();
@@ -142,6 +157,7 @@ export class PluginHost {
   report(): PluginReport[] {
     return [...this.#entries.entries()].map(([name, e]) => {
       const own = e.state === 'running' && e.plugin.status ? safeStatus(e) : undefined;
+      this.#observe(e, own?.state ?? e.state, own?.reason ?? e.reason);
       return {
         name,
         kind: e.kind,
@@ -175,6 +191,7 @@ export class PluginHost {
       );
       return undefined;
     }
+    const bus = this.#s.bus;
     const e: Entry = {
       plugin,
       config,
@@ -182,11 +199,26 @@ export class PluginHost {
       state: 'starting',
       abort: new AbortController(),
       logger: this.#s.logger.child({ plugin: plugin.name }),
+      sources: new Set(),
+      retired: false,
+      observed: 'starting',
+      publisher: {
+        publish(topic, data) {
+          if (e.retired) return;
+          if (topic === 'metrics') {
+            const batch = data as MetricBatch;
+            if (batch.final) e.sources.delete(batch.source);
+            else e.sources.add(batch.source);
+          }
+          bus.publish(topic, data);
+        },
+      },
     };
     try {
       e.sub = this.#subscribe(e, plugin.subscriptions());
     } catch (err) {
       e.state = 'failed';
+      e.observed = 'failed';
       e.reason = `bad subscriptions: ${(err as Error).message}`;
       e.logger.error({ err }, `plugin ${plugin.name} left out: ${e.reason}`);
     }
@@ -210,7 +242,7 @@ export class PluginHost {
       await Promise.race([
         e.plugin.init({
           config: e.config,
-          bus: this.#s.bus,
+          bus: e.publisher,
           logger: e.logger,
           signal: e.abort.signal,
           api: this.#s.api,
@@ -230,6 +262,8 @@ export class PluginHost {
       e.sub?.unsubscribe();
       e.sub = undefined;
       e.abort.abort();
+      this.#retire(e);
+      e.observed = 'failed'; // logged here as an error; #observe need not warn again
       e.logger.error(
         { err },
         `plugin ${e.plugin.name} failed to start and is left out; the other plugins run: ${e.reason}`,
@@ -242,7 +276,7 @@ export class PluginHost {
   async #close(e: Entry, timeoutMs: number): Promise<void> {
     e.abort.abort();
     e.sub?.unsubscribe();
-    if (e.state === 'failed') return;
+    if (e.state === 'failed') return this.#retire(e);
     e.state = 'stopped';
     let timer: NodeJS.Timeout | undefined;
     try {
@@ -256,7 +290,34 @@ export class PluginHost {
       e.logger.warn({ err }, `plugin ${e.plugin.name} did not close cleanly: ${(err as Error).message}`);
     } finally {
       clearTimeout(timer);
+      this.#retire(e);
     }
+  }
+
+  /**
+   * A closed or failed plugin's series go from /metrics and OTLP: a `final` batch for every source it
+   * published and did not end itself, after its own batches on the bus. What it publishes later is dropped.
+   */
+  #retire(e: Entry): void {
+    e.retired = true;
+    for (const source of e.sources)
+      this.#s.bus.publish('metrics', { source, time: Date.now(), metrics: [], final: true });
+    e.sources.clear();
+  }
+
+  /** Logs a plugin's own state changes: one `warn` when it becomes degraded (or worse), one `info` when it recovers. */
+  #observe(e: Entry, state: PluginState, reason: string | undefined): void {
+    const was = e.observed;
+    if (state === was) return;
+    e.observed = state;
+    const bad = (s: PluginState) => s === 'degraded' || s === 'quarantined' || s === 'failed';
+    if (bad(state))
+      e.logger.warn(
+        { state, previous: was, reason },
+        `plugin ${e.plugin.name} is ${state}${reason ? `: ${reason}` : ''}`,
+      );
+    else if (state === 'running' && bad(was))
+      e.logger.info({ state, previous: was }, `plugin ${e.plugin.name} is running again (was ${was})`);
   }
 }
 

@@ -32,6 +32,8 @@ export interface AgentInfo {
   readonly instanceId?: string;
   /** `agent.labels` from the config at start: resource attributes on everything exported. */
   readonly labels?: Readonly<Record<string, string>>;
+  /** Writable directory for state kept across restarts (`agent.state_dir` resolved); absent when none. */
+  readonly stateDir?: string;
 }
 
 export interface PluginContext<C> {

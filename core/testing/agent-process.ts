@@ -82,6 +82,12 @@ export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): P
   };
   const listening = await waitForLog((l) => typeof l.api === 'string', 'the API to listen', 30_000);
   const url = String(listening.api);
+  // The API answers at once; /health says `starting` until every plugin's first collection.
+  await waitFor(
+    async () => exitCode !== undefined || (await healthStatus(url)) !== 'starting',
+    'the agent to finish starting (/health not "starting")',
+    30_000,
+  );
   return {
     child,
     logs,
@@ -95,4 +101,13 @@ export async function startAgent(args: string[], env: NodeJS.ProcessEnv = {}): P
       return exited;
     },
   };
+}
+
+async function healthStatus(url: string): Promise<string | undefined> {
+  try {
+    const res = await fetch(`${url}/health`);
+    return ((await res.json()) as { status?: string }).status;
+  } catch {
+    return undefined;
+  }
 }

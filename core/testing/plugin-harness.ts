@@ -10,6 +10,7 @@ import { nullLogger } from '../logging.js';
 import { MetricStore } from '../metrics/store.js';
 import type { Metric } from '../metrics/model.js';
 import type { BuiltinPlugin } from '../plugin/builtin.js';
+import type { AgentInfo } from '../plugin/types.js';
 import { PluginHost } from '../plugin/host.js';
 import type { Envelope, Topic, TopicMap } from '../topics.js';
 import { waitFor } from './nginx.js';
@@ -34,7 +35,7 @@ export interface PluginHarness {
 export async function startPlugin(
   entry: BuiltinPlugin,
   rawConfig: Record<string, unknown> = {},
-  opts: { logger?: Logger } = {},
+  opts: { logger?: Logger; agent?: Partial<AgentInfo> } = {},
 ): Promise<PluginHarness> {
   const issues: Issue[] = [];
   const config = entry.schema.parse(rawConfig, [entry.name], issues);
@@ -55,7 +56,7 @@ export async function startPlugin(
     logger: opts.logger ?? nullLogger(),
     api: router,
     store,
-    agent: { version: 'test', startedAt: Date.now(), hostname: 'test-host' },
+    agent: { version: 'test', startedAt: Date.now(), hostname: 'test-host', ...opts.agent },
   });
   const key = entry.name.replaceAll('-', '_');
   await host.startBuiltins([entry], { [key]: config } as never);

@@ -10,6 +10,7 @@ import type { Bus } from '../bus/bus.js';
 import { PACKAGE_ROOT, type CoreConfig } from '../config/load.js';
 import { counter, gauge, histogram, type Metric } from '../metrics/model.js';
 import type { PluginHost } from '../plugin/host.js';
+import type { PluginLogLevel } from './host-env.js';
 import { MANIFEST_FILE } from './manifest.js';
 import { checkPluginDir } from './module.js';
 import { CALL_BOUNDS, WasmPlugin, type WasmLimits } from './plugin.js';
@@ -404,7 +405,7 @@ export class WasmManager {
     return undefined;
   }
 
-  #pluginLog(id: string, level: 'error' | 'warn' | 'info' | 'debug', message: string): void {
+  #pluginLog(id: string, level: PluginLogLevel, message: string): void {
     const name = id.slice(0, id.lastIndexOf('#'));
     const minute = Math.floor(Date.now() / 60_000);
     let b = this.#logBudget.get(name);

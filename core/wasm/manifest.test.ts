@@ -42,6 +42,7 @@ describe('plugin.yaml', () => {
       memory_mb: 16,
       allowed_hosts: [],
       allowed_paths: {},
+      abi: 'extism',
     });
   });
 
@@ -57,7 +58,7 @@ timeout_ms: -5
 colour: blue
 `);
     assert.deepEqual(p, [
-      '/p/plugin.yaml:9:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths)',
+      '/p/plugin.yaml:9:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths, abi, vars_max_bytes, http_timeout_ms, http_max_response_bytes)',
       '/p/plugin.yaml:4:13: publishes.0: "nginx.instance.added" is not an open topic: a Wasm plugin may publish only under alert.*, lint.*, event.* (for example "alert.my_plugin"), and MetricBatches on "metrics"',
       '/p/plugin.yaml:6:3: config.window: must be a string (quote numbers and booleans: "300"), got number 300',
       '/p/plugin.yaml:7:3: config.unit: must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead',
@@ -117,7 +118,7 @@ describe('module checks', () => {
   it('requires the process export and only Extism imports', async () => {
     const bad = new WebAssembly.Module(await compileFixture('badimport'));
     assert.deepEqual(checkAbi(bad), [
-      'imports function "env"."abort": only Extism\'s kernel functions ("extism:host/env") and "extism:host/user"."publish" are offered (other host functions are not; WASI only with allowed_paths in plugin.yaml)',
+      'imports function "env"."abort": the host offers no module "env" (abi extism: "extism:host/env", "extism:host/user", "wasi_snapshot_preview1")',
     ]);
     const none = new WebAssembly.Module(await compileWatText('(module (memory (export "process") 1))'));
     assert.deepEqual(checkAbi(none), [
@@ -180,7 +181,7 @@ describe('agent plugins check', () => {
     const e = err.join('');
     assert.match(
       e,
-      /FAIL {2}.*\/bad-import\n {6}.*bad-import\/plugin\.wasm: does not meet the plugin ABI v1:\n {8}- imports function "env"\."abort"/,
+      /FAIL {2}.*\/bad-import\n {6}.*bad-import\/plugin\.wasm: does not meet the plugin ABI v1 \(abi: extism\):\n {8}- imports function "env"\."abort"/,
     );
     assert.match(
       e,

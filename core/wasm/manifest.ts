@@ -7,6 +7,7 @@ import { compilePattern } from '../bus/pattern.js';
 import { OPEN_TOPIC_PREFIXES } from '../topics.js';
 import { describeValue } from '../config/schema.js';
 import { yamlPosition } from '../config/yaml-position.js';
+import type { PluginAbi } from './host-env.js';
 
 /** A validated manifest. Limits left out are filled from the `wasm` config section by the caller. */
 export interface Manifest {
@@ -22,6 +23,11 @@ export interface Manifest {
   memory_mb?: number;
   allowed_hosts: string[];
   allowed_paths: Record<string, string>;
+  /** `extism` (default) or `wapc`. */
+  abi: PluginAbi;
+  vars_max_bytes?: number;
+  http_timeout_ms?: number;
+  http_max_response_bytes?: number;
 }
 
 export const MANIFEST_FILE = 'plugin.yaml';
@@ -36,7 +42,12 @@ export const MANIFEST_KEYS = [
   'memory_mb',
   'allowed_hosts',
   'allowed_paths',
+  'abi',
+  'vars_max_bytes',
+  'http_timeout_ms',
+  'http_max_response_bytes',
 ] as const;
+export const ABIS: readonly PluginAbi[] = ['extism', 'wapc'];
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export class ManifestError extends Error {
@@ -203,6 +214,12 @@ export function parseManifest(text: string, file: string): Manifest {
   const allowed_paths = strMap('allowed_paths', (k, path) => {
     if (k === '') at(path, 'a host path must not be empty');
   });
+  const abi = str('abi', false) ?? 'extism';
+  if (!(ABIS as readonly string[]).includes(abi))
+    at(['abi'], `must be ${ABIS.map((a) => JSON.stringify(a)).join(' or ')}, got ${JSON.stringify(abi)}`);
+  const vars_max_bytes = posInt('vars_max_bytes', 256 * 1_048_576);
+  const http_timeout_ms = posInt('http_timeout_ms', 600_000);
+  const http_max_response_bytes = posInt('http_max_response_bytes', 1024 * 1_048_576);
   if (problems.length) throw new ManifestError(file, problems);
   return {
     name: name!,
@@ -215,5 +232,9 @@ export function parseManifest(text: string, file: string): Manifest {
     ...(memory_mb !== undefined ? { memory_mb } : {}),
     allowed_hosts,
     allowed_paths,
+    abi: abi as PluginAbi,
+    ...(vars_max_bytes !== undefined ? { vars_max_bytes } : {}),
+    ...(http_timeout_ms !== undefined ? { http_timeout_ms } : {}),
+    ...(http_max_response_bytes !== undefined ? { http_max_response_bytes } : {}),
   };
 }

@@ -33,8 +33,9 @@ export function metricBatchProblem(plugin: string, d: unknown): string | undefin
       return `${at}.name must be a dotted lower-case name like "myplugin.requests"`;
     if (m.name.startsWith('agent.')) return `${at}.name: names under agent. belong to the agent`;
     if (typeof m.type !== 'string' || !TYPES.has(m.type)) return `${at}.type must be counter, gauge or histogram`;
-    if (typeof m.unit !== 'string' || typeof m.description !== 'string')
-      return `${at}.unit and .description must be strings`;
+    if (typeof m.unit !== 'string') return `${at}.unit must be a string (UCUM, e.g. "s", "By", "{request}")`;
+    if (m.description !== undefined && typeof m.description !== 'string')
+      return `${at}.description, when given, must be a string`;
     if (!Array.isArray(m.points) || m.points.length > MAX_POINTS)
       return `${at}.points must be a list of at most ${MAX_POINTS}`;
     for (const [j, p] of m.points.entries()) {
@@ -51,4 +52,9 @@ export function metricBatchProblem(plugin: string, d: unknown): string | undefin
     }
   }
   return undefined;
+}
+
+/** Fills what a well-formed batch may leave out (`description`), in place, before it reaches the bus. */
+export function withMetricDefaults(d: unknown): void {
+  for (const m of (d as { metrics: Record<string, unknown>[] }).metrics) m.description ??= '';
 }

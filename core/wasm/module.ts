@@ -4,14 +4,63 @@
  * so `memory.grow` past the cap fails inside the plugin instead of growing the agent.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { offeredImports, type PluginAbi, unsatisfiedImports, WASI } from './host-env.js';
 import { MANIFEST_FILE, parseManifest, type Manifest } from './manifest.js';
 
-export const EXTISM_ENV = 'extism:host/env';
-export const EXTISM_USER = 'extism:host/user';
-export const WASI = 'wasi_snapshot_preview1';
+export { EXTISM_ENV, EXTISM_USER, WASI } from './host-env.js';
 const PAGE = 65_536;
+
+/** The functions of `wasi_snapshot_preview1` (Node's WASI offers them all). */
+export const WASI_FUNCTIONS = [
+  'args_get',
+  'args_sizes_get',
+  'environ_get',
+  'environ_sizes_get',
+  'clock_res_get',
+  'clock_time_get',
+  'fd_advise',
+  'fd_allocate',
+  'fd_close',
+  'fd_datasync',
+  'fd_fdstat_get',
+  'fd_fdstat_set_flags',
+  'fd_fdstat_set_rights',
+  'fd_filestat_get',
+  'fd_filestat_set_size',
+  'fd_filestat_set_times',
+  'fd_pread',
+  'fd_prestat_get',
+  'fd_prestat_dir_name',
+  'fd_pwrite',
+  'fd_read',
+  'fd_readdir',
+  'fd_renumber',
+  'fd_seek',
+  'fd_sync',
+  'fd_tell',
+  'fd_write',
+  'path_create_directory',
+  'path_filestat_get',
+  'path_filestat_set_times',
+  'path_link',
+  'path_open',
+  'path_readlink',
+  'path_remove_directory',
+  'path_rename',
+  'path_symlink',
+  'path_unlink_file',
+  'poll_oneoff',
+  'proc_exit',
+  'proc_raise',
+  'sched_yield',
+  'random_get',
+  'sock_accept',
+  'sock_recv',
+  'sock_send',
+  'sock_shutdown',
+] as const;
 
 export interface CheckedPlugin {
   dir: string;
@@ -22,8 +71,10 @@ export interface CheckedPlugin {
   bytes: Uint8Array<ArrayBuffer>;
   sha256: string;
   exports: { init: boolean; describe: boolean };
-  /** The module imports WASI (allowed only with `allowed_paths`). */
+  /** The module imports WASI: it gets WASI, with only the `allowed_paths` directories. */
   wasi: boolean;
+  /** `allowed_paths` with each host directory made absolute (relative ones are from the plugin folder). */
+  allowedPaths: Record<string, string>;
 }
 
 /** Reads and checks the plugin in `dir`; throws an Error naming the file and what to fix. */
@@ -41,6 +92,21 @@ export function checkPluginDir(dir: string): CheckedPlugin {
       `${wasmFile}: cannot read the module named by ${manifestFile} (wasm: ${manifest.wasm}): ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
     );
   }
+  const allowedPaths: Record<string, string> = {};
+  for (const [host, guest] of Object.entries(manifest.allowed_paths)) {
+    const abs = isAbsolute(host) ? host : resolve(dir, host);
+    let isDir = false;
+    try {
+      isDir = statSync(abs).isDirectory();
+    } catch {
+      isDir = false;
+    }
+    if (!isDir)
+      throw new Error(
+        `${manifestFile}: allowed_paths: host directory ${JSON.stringify(host)}${abs !== host ? ` (${abs})` : ''} does not exist or is not a directory (keys are host directories, values the path the plugin sees)`,
+      );
+    allowedPaths[abs] = guest;
+  }
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   if (manifest.sha256 && manifest.sha256 !== sha256) {
     throw new Error(
@@ -53,9 +119,11 @@ export function checkPluginDir(dir: string): CheckedPlugin {
   } catch (e) {
     throw new Error(`${wasmFile}: not a valid WebAssembly module: ${(e as Error).message}`);
   }
-  const abi = checkAbi(mod, Object.keys(manifest.allowed_paths).length > 0);
+  const abi = checkAbi(mod, manifest.abi);
   if (abi.length)
-    throw new Error(`${wasmFile}: does not meet the plugin ABI v1:\n${abi.map((p) => `  - ${p}`).join('\n')}`);
+    throw new Error(
+      `${wasmFile}: does not meet the plugin ABI v1 (abi: ${manifest.abi}):\n${abi.map((p) => `  - ${p}`).join('\n')}`,
+    );
   const names = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
   const wasi = WebAssembly.Module.imports(mod).some((i) => i.module === WASI);
   return {
@@ -65,36 +133,66 @@ export function checkPluginDir(dir: string): CheckedPlugin {
     manifest,
     bytes,
     sha256,
-    exports: { init: names.has('init'), describe: names.has('describe') },
+    exports: { init: names.has('init') || names.has('wapc_init'), describe: names.has('describe') },
     wasi,
+    allowedPaths,
   };
 }
 
 /**
- * ABI v1 problems of a compiled module: `process` exported; imports only from Extism's kernel and
- * `publish`, plus WASI when the manifest grants `allowed_paths` (files need WASI).
+ * Instantiates the module against exactly the imports the host offers for its ABI (inert stand-ins,
+ * its start function removed, nothing run), so a module that would not link at load fails here,
+ * naming the import. Throws an Error naming the file.
  */
-export function checkAbi(mod: WebAssembly.Module, allowWasi = false): string[] {
+export function linkCheck(checked: CheckedPlugin): void {
+  const imports: WebAssembly.Imports = {};
+  for (const [module, names] of offeredImports(checked.manifest.abi, WASI_FUNCTIONS)) {
+    imports[module] = Object.fromEntries([...names].map((n) => [n, () => 0]));
+  }
+  try {
+    new WebAssembly.Instance(new WebAssembly.Module(withoutStart(checked.bytes)), imports);
+  } catch (e) {
+    throw new Error(`${checked.wasmFile}: does not link against the host's imports: ${(e as Error).message}`);
+  }
+}
+
+/** A copy of the module without its start section (section 8), so instantiating it runs nothing. */
+export function withoutStart(bytes: Uint8Array<ArrayBuffer>): Uint8Array<ArrayBuffer> {
+  let pos = 8;
+  while (pos < bytes.length) {
+    const id = bytes[pos];
+    const [size, sizeLen] = readLeb(bytes, pos + 1);
+    const end = pos + 1 + sizeLen + size;
+    if (id === 8) {
+      const out = new Uint8Array(bytes.length - (end - pos));
+      out.set(bytes.subarray(0, pos), 0);
+      out.set(bytes.subarray(end), pos);
+      return out;
+    }
+    pos = end;
+  }
+  return bytes;
+}
+
+/**
+ * ABI v1 problems of a compiled module: the entry export of its ABI (`process` for Extism,
+ * `__guest_call` for waPC) and only imports the host offers (host-env.ts), each named.
+ */
+export function checkAbi(mod: WebAssembly.Module, abi: PluginAbi = 'extism'): string[] {
   const problems: string[] = [];
   const exports = WebAssembly.Module.exports(mod);
   const fn = (n: string) => exports.find((e) => e.name === n);
-  if (fn('process')?.kind !== 'function')
+  if (abi === 'wapc') {
+    if (fn('__guest_call')?.kind !== 'function')
+      problems.push('no exported function "__guest_call" (every waPC guest exports it; see wasm-plugins/README.md)');
+    if (fn('memory')?.kind !== 'memory') problems.push('no exported memory "memory" (waPC passes data through it)');
+  } else if (fn('process')?.kind !== 'function')
     problems.push('no exported function "process" (every plugin exports process; see wasm-plugins/README.md)');
   for (const opt of ['init', 'describe']) {
     const e = fn(opt);
     if (e && e.kind !== 'function') problems.push(`export "${opt}" must be a function, it is a ${e.kind}`);
   }
-  for (const imp of WebAssembly.Module.imports(mod)) {
-    const ok =
-      (imp.module === EXTISM_ENV && imp.kind === 'function') ||
-      (imp.module === EXTISM_USER && imp.name === 'publish' && imp.kind === 'function') ||
-      (allowWasi && imp.module === WASI && imp.kind === 'function');
-    if (!ok) {
-      problems.push(
-        `imports ${imp.kind} "${imp.module}"."${imp.name}": only Extism's kernel functions ("${EXTISM_ENV}") and "${EXTISM_USER}"."publish" are offered (other host functions are not; WASI only with allowed_paths in plugin.yaml)`,
-      );
-    }
-  }
+  problems.push(...unsatisfiedImports(mod, abi, WASI_FUNCTIONS));
   return problems;
 }
 

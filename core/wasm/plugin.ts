@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { Message, Topic, TopicMap } from '../topics.js';
 import type { Plugin, PluginContext, PluginState, PluginStatus, Publisher } from '../plugin/types.js';
+import { extismLogLevel } from './host-env.js';
 import { capMemory, type CheckedPlugin } from './module.js';
 import type { LoadSpec } from './protocol.js';
 import type { CallResult, WasmRuntime } from './runtime.js';
@@ -23,6 +24,10 @@ export interface WasmLimits {
   quarantineBackoffMaxMs: number;
   maxPublishesPerCall: number;
 }
+
+/** Manifest defaults: `vars_max_bytes` (Extism's own default) and `http_max_response_bytes`. */
+export const DEFAULT_VARS_MAX_BYTES = 1_048_576;
+export const DEFAULT_HTTP_MAX_RESPONSE_BYTES = 1_048_576;
 
 /** Call duration buckets, seconds. */
 export const CALL_BOUNDS = [
@@ -252,12 +257,19 @@ export class WasmPlugin implements Plugin {
     const spec: LoadSpec = {
       id,
       name: this.name,
+      abi: m.abi,
       wasm,
-      config: m.config,
+      // The plugin learns its own name (e.g. for its metrics source `wasm:<name>`).
+      config: { ...m.config, 'plugin.name': this.name },
       publishes: m.publishes,
       allowedHosts: m.allowed_hosts,
-      allowedPaths: m.allowed_paths,
+      allowedPaths: checked.allowedPaths,
       useWasi: checked.wasi,
+      logLevel: extismLogLevel(this.#log?.level ?? 'info'),
+      vars: {},
+      varsMaxBytes: m.vars_max_bytes ?? DEFAULT_VARS_MAX_BYTES,
+      httpTimeoutMs: m.http_timeout_ms ?? Math.max(1, Math.floor(timeoutMs / 2)),
+      httpMaxResponseBytes: m.http_max_response_bytes ?? DEFAULT_HTTP_MAX_RESPONSE_BYTES,
       memoryBytes,
       maxPublishesPerCall: this.#limits.maxPublishesPerCall,
     };

@@ -9,12 +9,18 @@ import { compileFixture } from './testing.js';
 const spec = (id: string, wasm: Uint8Array<ArrayBuffer>): LoadSpec => ({
   id,
   name: id,
+  abi: 'extism',
   wasm: capMemory(wasm, 32 << 20),
   config: {},
   publishes: ['event.echo.*'],
   allowedHosts: [],
   allowedPaths: {},
   useWasi: false,
+  logLevel: 2,
+  vars: {},
+  varsMaxBytes: 1 << 20,
+  httpTimeoutMs: 1000,
+  httpMaxResponseBytes: 1 << 20,
   memoryBytes: 16 << 20,
   maxPublishesPerCall: 100,
 });

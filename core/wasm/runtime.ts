@@ -7,12 +7,13 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker } from './protocol.js';
+import type { PluginLogLevel } from './host-env.js';
+import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker, VarChanges } from './protocol.js';
 
 export interface WasmRuntimeSettings {
   logger: Logger;
   /** Plugin log lines (Extism `log`), tagged with the loaded plugin id. */
-  onLog?: (id: string, level: 'error' | 'warn' | 'info' | 'debug', message: string) => void;
+  onLog?: (id: string, level: PluginLogLevel, message: string) => void;
   /** V8 heap limit of the worker (Wasm memories are capped per plugin by memory_mb). */
   heapMb?: number;
 }
@@ -49,7 +50,11 @@ export class WasmRuntime {
   readonly #s: WasmRuntimeSettings;
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
-  /** Requests by lane (one lane per loaded plugin id), served round-robin so a slow plugin delays the others by one call at most. */
+  /**
+   * Requests by lane, served round-robin so a slow plugin delays the others by one call at most. One
+   * lane per plugin name, not per loaded version: during a hot reload the old version's queued calls
+   * run before the new version's, so a subscriber sees the plugin's output in order.
+   */
   readonly #lanes = new Map<string, Op[]>();
   /** Lanes with requests, in serving order. */
   #turns: string[] = [];
@@ -61,6 +66,8 @@ export class WasmRuntime {
   #seq = 0;
   /** Specs of plugins loaded in the live worker, to bring back after a restart. */
   readonly #loaded = new Map<string, LoadSpec>();
+  /** Extism vars of each loaded version as the worker last reported them: handed back after a restart. */
+  readonly #vars = new Map<string, Record<string, Uint8Array>>();
   #closed = false;
   /** Crashes since the last answer: past MAX_CRASHES the runtime gives up instead of looping. */
   #crashes = 0;
@@ -116,11 +123,18 @@ export class WasmRuntime {
   async unload(id: string, cancelQueued = false): Promise<void> {
     if (!this.#loaded.has(id)) return;
     this.#loaded.delete(id);
+    this.#vars.delete(id);
     if (cancelQueued) {
-      const lane = this.#lanes.get(id) ?? [];
-      for (const op of lane.splice(0)) op.resolve({ failed: 'cancelled', error: 'the plugin was stopped', ms: 0 });
-      this.#lanes.delete(id);
-      this.#turns = this.#turns.filter((k) => k !== id);
+      const key = laneOf(id);
+      const lane = this.#lanes.get(key) ?? [];
+      const keep = lane.filter((op) => op.msg.type === 'load' || op.msg.id !== id);
+      for (const op of lane)
+        if (!keep.includes(op)) op.resolve({ failed: 'cancelled', error: 'the plugin was stopped', ms: 0 });
+      if (keep.length) this.#lanes.set(key, keep);
+      else {
+        this.#lanes.delete(key);
+        this.#turns = this.#turns.filter((k) => k !== key);
+      }
     }
     await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
   }
@@ -141,12 +155,13 @@ export class WasmRuntime {
     this.#current = undefined;
     for (const op of pending) op.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
     this.#loaded.clear();
+    this.#vars.clear();
     await w?.terminate();
   }
 
   #enqueue(msg: ToWorker, timeoutMs: number): Promise<FromWorker | Failed> {
     if (this.#closed) return Promise.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
-    const key = msg.type === 'load' ? msg.spec.id : msg.id;
+    const key = laneOf(msg.type === 'load' ? msg.spec.id : msg.id);
     return new Promise((resolve) => {
       let lane = this.#lanes.get(key);
       if (!lane) this.#lanes.set(key, (lane = []));
@@ -232,8 +247,18 @@ export class WasmRuntime {
     this.#crashes = 0;
     clearTimeout(this.#timer);
     this.#current = undefined;
+    if (m.vars) this.#keepVars(op.msg.type === 'load' ? op.msg.spec.id : op.msg.id, m.vars);
     op.resolve(m);
     this.#pump();
+  }
+
+  #keepVars(id: string, changes: VarChanges): void {
+    const vars = this.#vars.get(id) ?? {};
+    for (const [key, value] of Object.entries(changes)) {
+      if (value) vars[key] = value;
+      else delete vars[key];
+    }
+    this.#vars.set(id, vars);
   }
 
   /** Ends the current request as failed, replaces the worker, reloads the plugins, goes on with the queue. */
@@ -259,7 +284,7 @@ export class WasmRuntime {
     );
     // Reload every plugin first, in load order, ahead of the queued requests.
     const reloads: Op[] = [...this.#loaded.values()].map((spec) => ({
-      msg: { type: 'load', seq: 0, spec },
+      msg: { type: 'load', seq: 0, spec: { ...spec, vars: this.#vars.get(spec.id) ?? spec.vars } },
       timeoutMs: 10_000,
       resolve: (r) => {
         if ('failed' in r || !(r as LoadReply).ok) {
@@ -278,6 +303,12 @@ export class WasmRuntime {
 }
 
 const MAX_CRASHES = 5;
+
+/** The lane of a loaded plugin id (`name#generation`): its name, shared by every version. */
+export function laneOf(id: string): string {
+  const hash = id.lastIndexOf('#');
+  return hash > 0 ? id.slice(0, hash) : id;
+}
 
 /** The SDK imports node:wasi even with WASI off, which prints an ExperimentalWarning per worker. */
 const NO_WARNINGS = ['--no-warnings'];

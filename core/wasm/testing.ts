@@ -2,6 +2,7 @@
  * Test helpers: compile the WAT fixtures under core/wasm/testdata with the npm `wabt` package and
  * lay out plugin folders (plugin.yaml + .wasm) in a temporary directory.
  */
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -10,6 +11,28 @@ import initWabt from 'wabt';
 import { stringify } from 'yaml';
 
 export const TESTDATA = join(dirname(fileURLToPath(import.meta.url)), 'testdata');
+/** The vendored Extism C PDK (extism-pdk.h). */
+export const C_PDK = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'wasm-plugins', '_lib', 'c');
+
+/**
+ * Compiles a C fixture of testdata/ with clang and the Extism C PDK, as wasm-plugins/README.md says:
+ * `wasm32-unknown-unknown` without libc, or with `wasi` linked to wasi-libc (a WASI reactor).
+ */
+export function compileC(name: string, { wasi = false } = {}): Uint8Array<ArrayBuffer> {
+  const out = join(mkdtempSync(join(tmpdir(), 'wasm-c-')), `${name}.wasm`);
+  const target = wasi
+    ? ['--target=wasm32-wasi', '--sysroot=/usr', '-mexec-model=reactor']
+    : ['--target=wasm32-unknown-unknown', '-nostdlib', '-Wl,--no-entry'];
+  const r = spawnSync(
+    'clang',
+    [...target, '-O2', '-mbulk-memory', '-I', C_PDK, '-o', out, join(TESTDATA, `${name}.c`)],
+    {
+      encoding: 'utf8',
+    },
+  );
+  if (r.status !== 0) throw new Error(`clang failed on testdata/${name}.c: ${r.stderr || r.error?.message}`);
+  return new Uint8Array(readFileSync(out));
+}
 
 let wabt: Awaited<ReturnType<typeof initWabt>> | undefined;
 

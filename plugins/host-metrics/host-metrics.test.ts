@@ -315,7 +315,7 @@ describe('through the plugin host', () => {
       const info = b.metrics.find((m) => m.name === 'system.info');
       assert.ok(
         info && info.type === 'gauge' && info.points[0]!.attributes['host.arch'],
-        'inventory from systeminformation as system.info',
+        'inventory (os-release, cpuinfo) as system.info',
       );
       assert.ok(b.metrics.some((m) => m.name === 'system.cpu.utilization'));
       assert.ok(!batches()[0]!.metrics.some((m) => m.name === 'system.cpu.utilization'), 'no rate in the first batch');

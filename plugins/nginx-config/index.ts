@@ -359,7 +359,11 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         confPath: i.confPath,
         source: t.isStatic ? 'static' : 'discovery',
         configVersion: t.snapshot?.version ?? null,
-        configStatus: t.snapshot?.payload.status ?? null,
+        // A config that parses but fails `nginx -t` (an unknown directive, say) is not "ok".
+        configStatus:
+          t.lastTest && !t.lastTest.ok && t.lastTest.version === t.snapshot?.version
+            ? 'failed'
+            : (t.snapshot?.payload.status ?? null),
         files: t.snapshot?.files.length ?? 0,
         lastTest: t.lastTest
           ? {
@@ -500,7 +504,9 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         details,
       };
     if (this.#lastError && this.#trackers.size === 0) return { state: 'degraded', reason: this.#lastError, details };
-    return { state: 'running', details };
+    // `starting` while the first parse of an instance known is under way.
+    const unparsed = this.#pending.size > 0 && [...this.#trackers.values()].some((t) => !t.snapshot);
+    return { state: unparsed ? 'starting' : 'running', details };
   }
 
   /** Waits for background work (first parses, tests); for tests and close. */

@@ -131,7 +131,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
             `nginx ${i.pid} is ${i.health}${i.healthReason ? `: ${i.healthReason}` : ''}`,
           );
       }
-      for (const b of batches) this.#ctx.bus.publish('metrics', b);
+      for (const b of batches) this.#ctx.bus.publish('metrics', { ...b, interval: this.#ctx.config.interval });
       this.#publishSelf();
       const n = this.#discovery.instances().length;
       if (this.#polls === 1 && n === 0 && !this.#loggedNone) {
@@ -159,6 +159,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     this.#ctx.bus.publish('metrics', {
       source: this.name,
       time: Date.now(),
+      interval: this.#ctx.config.interval,
       metrics: [
         counter(
           { name: 'agent.nginx.discovery.scans', unit: '{scan}', description: 'Completed scans of /proc for nginx.' },
@@ -217,7 +218,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
     };
     if (this.#lastError)
       return { state: 'degraded', reason: `cannot scan ${this.#ctx.config.proc_root}: ${this.#lastError}`, details };
-    return { state: 'running', details };
+    // `starting` until the first scan is done: /health says the agent is starting until then.
+    return { state: this.#polls === 0 ? 'starting' : 'running', details };
   }
 
   async close(): Promise<void> {

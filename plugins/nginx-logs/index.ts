@@ -3,7 +3,7 @@
  * `nginx.config.changed`), plus static logs from the config, and turns lines into metrics.
  * See README.md for the configuration and the metrics.
  */
-import { bool, duration, list, number, object, oneOf, string, type Infer } from '../../core/config/schema.js';
+import { bool, duration, int, list, number, object, oneOf, string, type Infer } from '../../core/config/schema.js';
 import { counter, type Metric } from '../../core/metrics/model.js';
 import type { AccessLogInfo, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
@@ -13,6 +13,9 @@ import { AccessLogFold } from './access-fold.js';
 import { ErrorLogFold } from './error-fold.js';
 import { DEFAULT_LATENCY_BOUNDS } from './histogram.js';
 import { compileLogFormat, type CompiledLogFormat, type LogEscape } from './log-format.js';
+import { nginxHolds } from './holders.js';
+import { PositionStore } from './positions.js';
+import { LogScheduler } from './scheduler.js';
 import { LogTailer } from './tailer.js';
 
 /** The `nginx_logs` config section. */
@@ -43,7 +46,21 @@ export const schema = object(
       min: '0s',
       max: '10m',
       description:
-        'After a rename rotation, the old file is kept open and read until it has not grown for this long (nginx writes to it until it reopens).',
+        "After a rename rotation the old file is read until no process of the nginx instance holds it (/proc/PID/fd); when that cannot be told (static logs, nginx's /proc not readable), until it has not grown for this long.",
+    }),
+    catch_up_max_bytes: int({
+      default: 64 * 1024 * 1024,
+      min: 0,
+      max: Number.MAX_SAFE_INTEGER,
+      description:
+        'At start, each log is read on from the position saved in agent.state_dir, but at most this many bytes (the newest): older lines written while the agent was down are skipped with a warning.',
+    }),
+    removed_instance_keep: duration({
+      default: '5m',
+      min: '0s',
+      max: '24h',
+      description:
+        'When an nginx instance goes away (stopped, restarting), its logs are still followed with their counters for this long, so a restart reads on where it was; then their series are dropped.',
     }),
     logs: list(
       object({
@@ -93,7 +110,17 @@ interface Job {
   startTime: number;
   /** The tailer error last logged (logged once until it changes). */
   loggedError?: string;
+  /** The poll running now; another is run after it when `again` is set meanwhile. */
+  polling?: Promise<void>;
+  again: boolean;
+  /** When its nginx instance went away (the job is kept for `removed_instance_keep`). */
+  goneSince?: number;
 }
+
+/** How often positions are saved to the state directory (and at close). */
+const SAVE_INTERVAL_MS = 5000;
+/** How long close waits for a poll in progress (a read on a hung file system) before closing anyway. */
+const CLOSE_WAIT_MS = 2000;
 
 interface Untailable {
   instanceId: string;
@@ -102,7 +129,7 @@ interface Untailable {
   reason: string;
 }
 
-/** The plugin: one tailer and one fold per log file, polled on one timer. */
+/** The plugin: one tailer and one fold per log file, each polled on its own (timer and inotify). */
 export class NginxLogs implements Plugin<NginxLogsConfig> {
   readonly name = 'nginx-logs';
   #ctx!: PluginContext<NginxLogsConfig>;
@@ -110,25 +137,51 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   #jobs = new Map<string, Job>();
   #untailable = new Map<string, Untailable[]>();
   #formatErrors = new Map<string, string>();
-  #timer: NodeJS.Timeout | undefined;
-  #busy: Promise<void> | undefined;
+  /** Master PID of each running nginx instance, to tell whether it still holds a rotated file. */
+  #masters = new Map<string, number>();
+  #positions!: PositionStore;
+  #scheduler: LogScheduler | undefined;
   #closed = false;
 
   subscriptions(): readonly string[] {
-    return ['nginx.config.changed', 'nginx.instance.removed'];
+    return ['nginx.config.changed', 'nginx.instance.*'];
   }
 
   init(ctx: PluginContext<NginxLogsConfig>): void {
     this.#ctx = ctx;
     this.#config = ctx.config;
+    this.#positions = new PositionStore({ stateDir: ctx.agent.stateDir, warn: (m) => ctx.logger.warn(m) });
+    this.#scheduler = new LogScheduler({
+      pollIntervalMs: this.#config.poll_interval,
+      saveIntervalMs: SAVE_INTERVAL_MS,
+      onTick: () => void this.tick(),
+      onSave: () => void this.savePositions(),
+      onFileEvent: (path) => {
+        for (const j of this.#jobs.values()) if (j.path === path) void this.#pollJob(j);
+      },
+      onWatchError: (dir, message) =>
+        ctx.logger.info(`cannot watch ${dir} (${message}): its logs are read every poll_interval only`),
+    });
     this.#syncStatic();
-    this.#startTimer();
-    ctx.signal.addEventListener('abort', () => this.#stopTimer(), { once: true });
+    this.#scheduler.start();
+    ctx.signal.addEventListener('abort', () => this.#scheduler?.stop(), { once: true });
   }
 
   process(msg: Message): void {
-    if (msg.topic === 'nginx.config.changed') this.#onConfig(msg.data);
-    else if (msg.topic === 'nginx.instance.removed') this.#sync(msg.data.instance.id, []);
+    switch (msg.topic) {
+      case 'nginx.config.changed':
+        this.#onConfig(msg.data);
+        break;
+      case 'nginx.instance.added':
+      case 'nginx.instance.reloaded':
+      case 'nginx.instance.health':
+        this.#masters.set(msg.data.instance.id, msg.data.instance.pid);
+        break;
+      case 'nginx.instance.removed':
+        this.#masters.delete(msg.data.instance.id);
+        this.#instanceGone(msg.data.instance.id);
+        break;
+    }
   }
 
   reconfigure(config: NginxLogsConfig): void {
@@ -137,41 +190,64 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     if (boundsChanged)
       for (const j of this.#jobs.values()) if (j.access) j.access = this.#accessFold(j, this.#compile(j));
     this.#syncStatic();
-    this.#stopTimer();
-    this.#startTimer();
+    this.#scheduler?.restart(config.poll_interval);
   }
 
-  /** One poll of every log, then one batch per log that changed (also the timer's tick). */
+  /**
+   * One poll of every log, then one batch per log that changed (also the timer's tick). Each log is
+   * polled on its own: one that hangs (a read on a stuck file system) holds up no other.
+   */
   async tick(): Promise<void> {
-    if (this.#busy) return this.#busy;
-    this.#busy = (async () => {
-      for (const j of [...this.#jobs.values()]) {
+    const now = Date.now();
+    for (const [k, j] of this.#jobs)
+      if (j.goneSince !== undefined && now - j.goneSince >= this.#config.removed_instance_keep) this.#stop(k, j);
+    this.#scheduler?.watchPaths([...this.#jobs.values()].map((j) => j.path));
+    await Promise.all([...this.#jobs.values()].map((j) => this.#pollJob(j)));
+  }
+
+  /** Polls one log now, or once more right after the poll in progress. */
+  #pollJob(j: Job): Promise<void> {
+    if (j.polling) {
+      j.again = true;
+      return j.polling;
+    }
+    j.polling = (async () => {
+      do {
+        j.again = false;
         await j.tailer.poll();
-        if (this.#closed) return;
-        if (this.#jobs.get(key(j.instanceId, j.path)) !== j) continue;
-        const err = j.tailer.stats.lastError;
-        if (err !== j.loggedError) {
-          if (err) this.#ctx.logger.warn({ path: j.path }, `cannot read ${j.type} log ${j.path}: ${readHint(err)}`);
-          else if (j.loggedError) this.#ctx.logger.info({ path: j.path }, `reading ${j.type} log ${j.path} again`);
-          j.loggedError = err;
-        }
-        const lines = j.access?.lines ?? j.error?.lines ?? 0;
-        if (j.published < 0 || lines !== j.published) this.#publish(j);
-      }
-    })().finally(() => (this.#busy = undefined));
-    return this.#busy;
+        if (this.#closed || this.#jobs.get(key(j.instanceId, j.path)) !== j) return;
+        this.#afterPoll(j);
+      } while (j.again);
+    })().finally(() => (j.polling = undefined));
+    return j.polling;
   }
 
-  #startTimer(): void {
-    if (this.#closed) return;
-    this.#timer = setInterval(() => void this.tick(), this.#config.poll_interval);
-    this.#timer.unref();
-    void this.tick();
+  #afterPoll(j: Job): void {
+    const err = j.tailer.stats.lastError;
+    if (err !== j.loggedError) {
+      if (err) this.#ctx.logger.warn({ path: j.path }, `cannot read ${j.type} log ${j.path}: ${readHint(err)}`);
+      else if (j.loggedError) this.#ctx.logger.info({ path: j.path }, `reading ${j.type} log ${j.path} again`);
+      j.loggedError = err;
+    }
+    const lines = j.access?.lines ?? j.error?.lines ?? 0;
+    if (j.published < 0 || lines !== j.published) this.#publish(j);
   }
 
-  #stopTimer(): void {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
+  /** Records where each log is and writes the positions file if anything moved. */
+  async savePositions(): Promise<void> {
+    for (const j of this.#jobs.values()) {
+      const position = await j.tailer.position();
+      if (position) this.#positions.set(j.path, position);
+    }
+    await this.#positions.save();
+  }
+
+  /** The instance stopped (or is restarting): keep following its logs for `removed_instance_keep`. */
+  #instanceGone(instanceId: string): void {
+    this.#untailable.delete(instanceId);
+    const now = Date.now();
+    for (const j of this.#jobs.values()) if (j.instanceId === instanceId) j.goneSince ??= now;
+    if (this.#config.removed_instance_keep === 0) void this.tick();
   }
 
   #onConfig(c: NginxConfigChanged): void {
@@ -220,6 +296,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       const formatKey = JSON.stringify(d.formats);
       const existing = this.#jobs.get(k);
       if (existing) {
+        existing.goneSince = undefined;
         if (existing.formatKey !== formatKey && existing.access) {
           existing.formatKey = formatKey;
           const compiled = this.#compileDesired(k, d);
@@ -239,10 +316,21 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       formatKey,
       published: -1,
       startTime: Date.now(),
+      again: false,
       tailer: new LogTailer({
         path: d.path,
         startAt: this.#config.start_at,
         drainQuietMs: this.#config.rotation_drain,
+        resume: this.#positions.get(d.path),
+        catchUpMaxBytes: this.#config.catch_up_max_bytes,
+        isHeld:
+          instanceId === STATIC_INSTANCE
+            ? undefined
+            : async (dev, ino) => {
+                const master = this.#masters.get(instanceId);
+                return master ? nginxHolds(master, dev, ino) : undefined;
+              },
+        onWarning: (message) => this.#ctx.logger.warn({ path: d.path }, message),
         onText: (text) => (job.access ?? job.error)?.consume(text),
       }),
     };
@@ -296,7 +384,11 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
 
   #stop(k: string, j: Job): void {
     this.#jobs.delete(k);
-    void j.tailer.close();
+    void (async () => {
+      const position = await j.tailer.position();
+      if (position) this.#positions.set(j.path, position);
+      await j.tailer.close();
+    })();
     this.#ctx.bus.publish('metrics', { source: source(j), time: Date.now(), metrics: [], final: true });
     this.#ctx.logger.info({ instanceId: j.instanceId, path: j.path }, `no longer following ${j.path}`);
   }
@@ -340,6 +432,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
         malformed: f?.malformed ?? 0,
         rotations: st.rotations,
         truncations: st.truncations,
+        draining: st.draining,
         ...(st.lastError ? { error: readHint(st.lastError) } : {}),
       };
     });
@@ -352,10 +445,15 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   }
 
   async close(): Promise<void> {
+    const scheduler = this.#scheduler;
+    scheduler?.stop();
+    const jobs = [...this.#jobs.values()];
+    // Let polls in progress finish (their lines are counted), but never wait on a stuck one for long.
+    const polls = Promise.all(jobs.map((j) => j.polling?.catch(() => {})));
+    await (scheduler ? scheduler.within(polls, CLOSE_WAIT_MS) : polls);
     this.#closed = true;
-    this.#stopTimer();
-    await this.#busy?.catch(() => {});
-    for (const j of this.#jobs.values()) await j.tailer.close();
+    await this.savePositions().catch(() => {});
+    for (const j of jobs) await j.tailer.close();
     this.#jobs.clear();
   }
 }

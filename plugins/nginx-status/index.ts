@@ -7,6 +7,7 @@
 import { bool, duration, object, string, type Infer } from '../../core/config/schema.js';
 import { counter, gauge, type Metric } from '../../core/metrics/model.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
+import { httpGet } from '../../core/http-get.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
 import type { Message } from '../../core/topics.js';
@@ -241,8 +242,8 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     }
     for (const url of stubUrls) {
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(c.timeout), redirect: 'manual' });
-        const text = await res.text();
+        const res = await httpGet(url, { timeoutMs: c.timeout });
+        const text = res.body;
         if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
         let s;
         try {
@@ -254,13 +255,13 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         this.#ok(t, 'stub_status', stubStatusMetrics(s, t.counters, now));
         return;
       } catch (err) {
-        const e = err as Error & { cause?: { code?: string } };
+        const e = err as Error & { code?: string };
         errors.push(
           e.name === 'TimeoutError'
             ? `GET ${url}: no answer within ${c.timeout} ms`
             : e.message.startsWith('GET ')
               ? e.message
-              : `GET ${url}: ${e.cause?.code ?? e.message}`,
+              : `GET ${url}: ${e.code ?? e.message}`,
         );
       }
     }
@@ -300,6 +301,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#ctx.bus.publish('metrics', {
       source: `nginx-status:${id}`,
       time: Date.now(),
+      interval: this.#config.interval,
       ...(id === CONFIGURED_TARGET ? {} : { resource: { 'nginx.instance.id': id } }),
       metrics,
       ...(final ? { final: true } : {}),
@@ -310,6 +312,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#ctx.bus.publish('metrics', {
       source: this.name,
       time: Date.now(),
+      interval: this.#config.interval,
       metrics: [
         counter(
           {
@@ -354,7 +357,9 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         reason: `cannot read the status of ${down.map((d) => d.instance).join(', ')}: ${down[0].last_error}`,
         details,
       };
-    return { state: 'running', details };
+    // `starting` while an instance with a known status URL has not been read once yet.
+    const unread = targets.some((t) => t.up === null && !('hint' in t) && !('gone_since' in t));
+    return { state: unread ? 'starting' : 'running', details };
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
  * attributes `nginx.zone.name`, `nginx.upstream.name`, `nginx.peer.address`...), with times in seconds
  * and bytes in `By`. Reading (`readPlusApi`) and converting (`plusMetrics`, pure) are separate.
  */
+import { httpGet } from '../../core/http-get.js';
 import { counter, gauge, type Attributes, type Metric, type NumberPoint } from '../../core/metrics/model.js';
 import type { CounterTracker } from './counters.js';
 import { D } from './stub-status.js';
@@ -88,8 +89,8 @@ const ENDPOINTS: [keyof PlusData, string][] = [
 ];
 
 async function getJson(url: string, timeoutMs: number): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
-  const text = await res.text();
+  const res = await httpGet(url, { timeoutMs, headers: { accept: 'application/json' } });
+  const text = res.body;
   if (res.status !== 200) throw new Error(`GET ${url}: HTTP ${res.status}`);
   try {
     return JSON.parse(text);

@@ -75,12 +75,18 @@ function spec(id: string, module = wasm): LoadSpec {
   return {
     id,
     name: id,
+    abi: 'extism',
     wasm: capMemory(module, 128 << 20),
     config: {},
     publishes: ['event.count'],
     allowedHosts: [],
     allowedPaths: {},
     useWasi: false,
+    logLevel: 2,
+    vars: {},
+    varsMaxBytes: 1 << 20,
+    httpTimeoutMs: 1000,
+    httpMaxResponseBytes: 1 << 20,
     memoryBytes: 64 << 20,
     maxPublishesPerCall: 1000,
   };

@@ -14,6 +14,7 @@ import {
   needPrometheus,
   needPromtool,
   promtoolCheck,
+  promtoolCheckOpenMetrics,
   startNginxExporter,
   startPrometheus,
 } from './tools.js';
@@ -75,6 +76,25 @@ describe('default /metrics', { skip: needTools }, () => {
       assert.match(text, new RegExp(`^# HELP ${name} \\S`, 'm'), `HELP for ${name}`);
       if (type === 'counter') assert.match(name, /_total$/, `counter ${name} ends in _total`);
     }
+  });
+
+  test('OpenMetrics, as Prometheus asks for it, passes the same checks; gzip and ETag are honoured', async () => {
+    const res = await fetch(`${agent.url}/metrics`, {
+      headers: {
+        Accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
+        'Accept-Encoding': 'gzip',
+      },
+      signal: AbortSignal.timeout(5000),
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/openmetrics-text; version=1.0.0; charset=utf-8');
+    assert.equal(res.headers.get('content-encoding'), 'gzip');
+    const text = await res.text(); // fetch gunzips
+    const r = promtoolCheckOpenMetrics(text);
+    assert.deepEqual(r.problems, [], 'OpenMetrics structure and promtool complaints');
+    assert.equal(r.code, 0);
+    const etag = res.headers.get('etag') ?? '';
+    assert.match(etag, /^"om-[0-9a-f]+-gzip"$/);
   });
 
   describe('a real Prometheus server scraping the agent', { skip: needPrometheus() }, () => {

@@ -30,6 +30,74 @@ export function promtoolCheck(text: string): { code: number | null; problems: st
   return { code: r.status, problems };
 }
 
+/**
+ * promtool (2.42 here) lints only the Prometheus text format. An OpenMetrics exposition is checked in
+ * two steps: its OpenMetrics structure here (`openMetricsProblems`), then promtool on the same
+ * families spelled the text way (a counter family `x` with samples `x_total` becomes family
+ * `x_total`, `unknown` becomes `untyped`, `# EOF` goes): names, units, HELP and TYPE get the
+ * same lint as the text format.
+ */
+export function promtoolCheckOpenMetrics(text: string): { code: number | null; problems: string[] } {
+  const structural = openMetricsProblems(text);
+  const counters = new Set([...text.matchAll(/^# TYPE (\S+) counter$/gm)].map((m) => m[1]));
+  const asText = text
+    .split('\n')
+    .filter((l) => l !== '# EOF')
+    .map((l) => {
+      const m = /^# (TYPE|HELP) (\S+) (.*)$/.exec(l);
+      if (!m) return l;
+      // HELP escapes `"` in OpenMetrics, not in the text format.
+      const rest = m[1] === 'HELP' ? m[3].replace(/\\(.)/g, (e, c) => (c === '"' ? '"' : e)) : m[3];
+      const name = counters.has(m[2]) ? `${m[2]}_total` : m[2];
+      return `# ${m[1]} ${name} ${m[1] === 'TYPE' && rest === 'unknown' ? 'untyped' : rest}`;
+    })
+    .join('\n');
+  const lint = promtoolCheck(asText);
+  return { code: structural.length ? 1 : lint.code, problems: [...structural, ...lint.problems] };
+}
+
+const OM_SUFFIXES: Record<string, string[]> = {
+  counter: ['_total', '_created'],
+  gauge: [''],
+  unknown: [''],
+  histogram: ['_bucket', '_count', '_sum', '_created'],
+};
+
+/** What breaks the OpenMetrics 1.0 text rules this project relies on ([] when none). */
+export function openMetricsProblems(text: string): string[] {
+  const problems: string[] = [];
+  const lines = text.split('\n');
+  if (lines.pop() !== '' || lines.at(-1) !== '# EOF') problems.push('the exposition does not end with "# EOF\\n"');
+  else lines.pop();
+  const seen = new Set<string>();
+  let family = '';
+  let type = '';
+  lines.forEach((l, i) => {
+    const at = `line ${i + 1}`;
+    if (l === '') return problems.push(`${at}: empty line`);
+    const t = /^# TYPE (\S+) (\S+)$/.exec(l);
+    if (t) {
+      if (seen.has(t[1])) problems.push(`${at}: family ${t[1]} appears twice`);
+      seen.add(t[1]);
+      [family, type] = [t[1], t[2]];
+      if (!OM_SUFFIXES[type]) problems.push(`${at}: type ${type} not used by this agent`);
+      if (type === 'counter' && family.endsWith('_total'))
+        problems.push(`${at}: counter family ${family} ends in _total`);
+      return;
+    }
+    const h = /^# (HELP|UNIT) (\S+) /.exec(l);
+    if (h) {
+      if (h[2] !== family) problems.push(`${at}: ${h[1]} of ${h[2]} outside its family`);
+      return;
+    }
+    if (l.startsWith('#')) return problems.push(`${at}: unknown comment line`);
+    const name = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(l)?.[0] ?? '';
+    if (!(OM_SUFFIXES[type] ?? []).some((suffix) => name === `${family}${suffix}`))
+      problems.push(`${at}: sample ${name} does not belong to the ${type} family ${family}`);
+  });
+  return problems;
+}
+
 /** Family name -> TYPE from a text exposition. */
 export function familyTypes(text: string): Map<string, string> {
   const out = new Map<string, string>();

@@ -1,0 +1,148 @@
+/**
+ * Every timer and file watch of the nginx-logs plugin, in one place: the poll tick, the periodic
+ * save of positions, and polls triggered by inotify (fs.watch on each log's directory), at most one
+ * per `minGapMs` per log. A shared agent-wide scheduler can replace this class without touching
+ * the plugin's logic.
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+
+export interface LogSchedulerOptions {
+  pollIntervalMs: number;
+  saveIntervalMs: number;
+  /** Called on every tick: poll every log. */
+  onTick: () => void;
+  /** Called on every save tick. */
+  onSave: () => void;
+  /** Called when something changed in the directory of `path` (the log or a file named after it). */
+  onFileEvent: (path: string) => void;
+  /** A directory that cannot be watched: polling alone covers it. Called once per directory and problem. */
+  onWatchError: (dir: string, message: string) => void;
+}
+
+export class LogScheduler {
+  readonly #options: LogSchedulerOptions;
+  #tick: NodeJS.Timeout | undefined;
+  #save: NodeJS.Timeout | undefined;
+  /** Watched directory -> the watcher and the log paths in it. */
+  #watchers = new Map<string, { watcher: FSWatcher; paths: Set<string> }>();
+  #watchErrors = new Map<string, string>();
+  /** Delayed event polls, by log path. */
+  #pending = new Map<string, NodeJS.Timeout>();
+  #lastEventPoll = new Map<string, number>();
+  #minGapMs = 10;
+  #stopped = false;
+
+  constructor(options: LogSchedulerOptions) {
+    this.#options = options;
+  }
+
+  start(): void {
+    if (this.#stopped) return;
+    this.#tick = setInterval(this.#options.onTick, this.#options.pollIntervalMs);
+    this.#tick.unref();
+    this.#save = setInterval(this.#options.onSave, this.#options.saveIntervalMs);
+    this.#save.unref();
+    this.#options.onTick();
+  }
+
+  /** New intervals (SIGHUP); watches are kept. */
+  restart(pollIntervalMs: number): void {
+    this.#clearIntervals();
+    this.#options.pollIntervalMs = pollIntervalMs;
+    this.start();
+  }
+
+  /** Watches the directories of `paths` and no others. */
+  watchPaths(paths: Iterable<string>): void {
+    if (this.#stopped) return;
+    const byDir = new Map<string, Set<string>>();
+    for (const path of paths) {
+      const dir = dirname(path);
+      let set = byDir.get(dir);
+      if (!set) byDir.set(dir, (set = new Set()));
+      set.add(path);
+    }
+    for (const [dir, entry] of this.#watchers)
+      if (!byDir.has(dir)) {
+        entry.watcher.close();
+        this.#watchers.delete(dir);
+      }
+    for (const [dir, set] of byDir) {
+      const existing = this.#watchers.get(dir);
+      if (existing) {
+        existing.paths = set;
+        continue;
+      }
+      try {
+        const watcher = watch(dir, { persistent: false }, (_event, name) => this.#onEvent(dir, name));
+        watcher.on('error', (err) => {
+          watcher.close();
+          this.#watchers.delete(dir); // tried again by the next watchPaths
+          this.#watchError(dir, err.message);
+        });
+        this.#watchers.set(dir, { watcher, paths: set });
+        this.#watchErrors.delete(dir);
+      } catch (err) {
+        this.#watchError(dir, (err as Error).message);
+      }
+    }
+  }
+
+  #watchError(dir: string, message: string): void {
+    if (this.#watchErrors.get(dir) === message) return;
+    this.#watchErrors.set(dir, message);
+    this.#options.onWatchError(dir, message);
+  }
+
+  #onEvent(dir: string, name: string | Buffer | null): void {
+    const entry = this.#watchers.get(dir);
+    if (!entry || this.#stopped) return;
+    const file = name === null ? undefined : String(name);
+    for (const path of entry.paths) if (file === undefined || file.startsWith(basename(path))) this.#soon(path);
+  }
+
+  /** Polls `path` now, or `minGapMs` after its last event poll. */
+  #soon(path: string): void {
+    if (this.#pending.has(path)) return;
+    const wait = (this.#lastEventPoll.get(path) ?? Number.NEGATIVE_INFINITY) + this.#minGapMs - Date.now();
+    const fire = () => {
+      this.#pending.delete(path);
+      this.#lastEventPoll.set(path, Date.now());
+      this.#options.onFileEvent(path);
+    };
+    if (wait <= 0) {
+      fire();
+      return;
+    }
+    const timer = setTimeout(fire, wait);
+    timer.unref();
+    this.#pending.set(path, timer);
+  }
+
+  /** Resolves with `promise`, or undefined after `ms` (for closing without waiting on a stuck read). */
+  within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms);
+      timer.unref();
+    });
+    return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  #clearIntervals(): void {
+    clearInterval(this.#tick);
+    clearInterval(this.#save);
+    this.#tick = undefined;
+    this.#save = undefined;
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#clearIntervals();
+    for (const timer of this.#pending.values()) clearTimeout(timer);
+    this.#pending.clear();
+    for (const { watcher } of this.#watchers.values()) watcher.close();
+    this.#watchers.clear();
+  }
+}
