@@ -103,7 +103,8 @@ async function runTop(client: AgentClient, input: NodeJS.ReadStream, output: Nod
   };
   input.on('data', (key: string) => {
     const count = state.summary?.nginx.length ?? 0;
-    if (key === 'q' || key === 'Q' || key === '\x03' || key === '\x1b') quit(0);
+    if (key === 'q' || key === 'Q' || key === '\x1b') quit(0);
+    else if (key === '\x03') quit(130);
     else if (count === 0) return;
     else if (key === '\x1b[C' || key === '\t' || key === 'n' || key === 'l')
       state.selected = (state.selected + 1) % count;

@@ -92,7 +92,7 @@ describe('config loading', () => {
     has(new RegExp(`^${file}:4:3: api\\.port: must be at most 65535, got 70000$`));
     has(
       new RegExp(
-        `^${file}:5:3: api\\.hots: unknown key "hots" \\(known keys here: enabled, host, port, token, token_file\\)$`,
+        `^${file}:5:3: api\\.hots: unknown key "hots" \\(known keys here: enabled, host, port, token, token_file, dashboard\\)$`,
       ),
     );
     has(new RegExp(`^${file}:7:3: bus\\.queue_size: must be an integer, got the string "many"$`));

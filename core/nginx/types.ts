@@ -175,6 +175,11 @@ export interface NginxConfigValidated {
   ok: boolean;
   exitCode: number | null;
   messages: NginxTestMessage[];
+  /**
+   * Set when nginx -t could not judge the config here (its binary cannot run, or a file it must open
+   * is not accessible to the agent's user): then `ok` is false, and this, not the config, is why.
+   */
+  untested?: string;
 }
 
 export interface ApplyStep {

@@ -27,6 +27,8 @@ export interface InstanceView {
   id: string;
   instance?: NginxInstance;
   gone: boolean;
+  /** Unix ms when discovery reported the master gone. */
+  goneAt?: number;
   configVersion?: string;
   configStatus?: 'ok' | 'failed';
   confPath?: string;
@@ -62,6 +64,12 @@ export class NginxViewState {
     return v;
   }
 
+  /** Forgets instances gone for longer than `afterMs`. */
+  prune(now: number, afterMs: number): void {
+    for (const [id, v] of this.#instances)
+      if (v.goneAt !== undefined && now - v.goneAt > afterMs) this.#instances.delete(id);
+  }
+
   handle(msg: Message): void {
     switch (msg.topic) {
       case 'nginx.instance.added':
@@ -72,12 +80,16 @@ export class NginxViewState {
         const v = this.#view(inst.id);
         v.instance = inst;
         v.gone = false;
+        v.goneAt = undefined;
         v.confPath ??= inst.confPath;
         return;
       }
       case 'nginx.instance.removed': {
         const inst = msg.data?.instance;
-        if (inst?.id && this.#instances.has(inst.id)) this.#view(inst.id).gone = true;
+        if (!inst?.id || !this.#instances.has(inst.id)) return;
+        const v = this.#view(inst.id);
+        v.gone = true;
+        v.goneAt = msg.time;
         return;
       }
       case 'nginx.config.changed': {

@@ -143,3 +143,26 @@ test('api.dashboard auto is on only on loopback', () => {
   assert.equal(dashboardEnabled(true, '0.0.0.0'), true);
   assert.equal(dashboardEnabled(false, '127.0.0.1'), false);
 });
+
+test('an nginx instance that went away shows as gone, then leaves the summary after 5 minutes', async () => {
+  const bus = new Bus({ logger: nullLogger() });
+  const views = new Views({
+    bus,
+    store: new MetricStore(),
+    info: { version: '1', startedAt: Date.now(), hostname: 'h', instanceId: 'x', labels: {} },
+    plugins: () => [],
+    state: () => 'running',
+    intervalMs: 5000,
+    dashboard: false,
+  });
+  const [first] = announceInstances(bus, 2);
+  bus.publish('nginx.instance.removed', { instance: first });
+  await bus.drain(5000);
+  assert.equal(views.summary().nginx.find((i) => i.id === first.id)?.health, 'gone');
+  views.sample(Date.now() + 6 * 60_000);
+  assert.deepEqual(
+    views.summary().nginx.map((i) => i.id),
+    ['fixture000000001'],
+  );
+  views.stop();
+});

@@ -20,6 +20,8 @@ export const HISTORY_WINDOW_MS = 3_600_000;
 /** Upper bound on series held (10 nginx instances use about 130). */
 export const HISTORY_MAX_SERIES = 2_000;
 const MINUTE_MS = 60_000;
+/** An nginx instance that went away stays in the summary (as `gone`) this long. */
+const GONE_KEPT_MS = 5 * MINUTE_MS;
 const DAY_MS = 86_400_000;
 
 export interface ViewsSettings {
@@ -73,6 +75,7 @@ export class Views {
   /** Takes one sample of the metric store into the history (the timer calls it every interval). */
   sample(now = Date.now()): void {
     this.history.record(now, this.#sampler.sample(this.#s.store.snapshot(), now));
+    this.nginx.prune(now, GONE_KEPT_MS);
   }
 
   routes(api: ApiRouter): void {

@@ -282,6 +282,8 @@ export class ConfigApplier {
       const shown = test.messages
         .filter((m) => m.level !== 'notice')
         .map((m) => `[${m.level}] ${m.text}${m.file ? ` in ${m.file}:${m.line}` : ''}`);
+      // A test that could not run here (permissions, no binary) is said as that, not as a broken config.
+      if (test.untested) return { ok: false, detail: `${test.untested} (the new config was not judged)` };
       return { ok: test.ok, detail: shown.join('\n') || (test.ok ? 'syntax is ok' : `exit code ${test.exitCode}`) };
     });
     if (!tested.ok) {

@@ -371,6 +371,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
               exitCode: t.lastTest.exitCode,
               version: t.lastTest.version,
               messages: t.lastTest.messages,
+              ...(t.lastTest.untested ? { untested: t.lastTest.untested } : {}),
             }
           : null,
       };

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { NginxInstance } from '../../core/nginx/types.js';
+import type { NginxConfigValidated, NginxInstance } from '../../core/nginx/types.js';
 import { NGINX_BIN, needNginx } from '../../core/testing/nginx.js';
+import { needTool } from '../../core/testing/tools.js';
 import { NginxTester, parseTestOutput, testArgs, testPassed } from './nginx-test.js';
 
 describe('parseTestOutput', () => {
@@ -133,3 +136,104 @@ describe('NginxTester against the real nginx binary', { skip: needNginx() }, () 
     assert.match(r.messages.at(-1)!.text, /cannot run \/nonexistent\/nginx/);
   });
 });
+
+/**
+ * The agent as a service user: nginx -t on a config whose pid file and logs only root may write.
+ * The tester runs in a child process as `nobody` (setpriv, no groups, no capabilities).
+ */
+describe('NginxTester as a non-root user', { skip: needNginx() || needRootAndSetpriv() }, () => {
+  let prefix: string;
+  const inst = (): NginxInstance => ({
+    id: 'test',
+    pid: 0,
+    binary: NGINX_BIN,
+    version: '',
+    plus: false,
+    prefix,
+    confPath: join(prefix, 'conf', 'nginx.conf'),
+    configureArgs: [],
+    modules: [],
+    workers: [],
+    health: 'HEALTHY',
+  });
+
+  /** Runs one test as nobody and returns its result. */
+  function testAsNobody(settings: Record<string, unknown>): NginxConfigValidated {
+    const script = join(prefix, 'run.mjs');
+    writeFileSync(
+      script,
+      `const { NginxTester } = await import(${JSON.stringify(new URL('./nginx-test.ts', import.meta.url).pathname)});
+       const r = await new NginxTester(${JSON.stringify(settings)}).test(${JSON.stringify(inst())}, 'v');
+       process.stdout.write(JSON.stringify(r));`,
+    );
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        // What the systemd unit grants: nginx -t binds nginx's listen ports.
+        '--inh-caps=-all,+net_bind_service',
+        '--ambient-caps=-all,+net_bind_service',
+        '--bounding-set=-all,+net_bind_service',
+        process.execPath,
+        '--import',
+        'tsx',
+        script,
+      ],
+      { encoding: 'utf8', cwd: process.cwd(), env: { ...process.env, TMPDIR: join(prefix, 'tmp') } },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as NginxConfigValidated;
+  }
+
+  before(async () => {
+    prefix = await mkdtemp(join(tmpdir(), 'nginx-config-t-user-'));
+    for (const d of ['conf', 'conf/conf.d', 'tmp', 'body']) await mkdir(join(prefix, d), { recursive: true });
+    await mkdir(join(prefix, 'root-only'), { mode: 0o700 });
+    await writeFile(
+      join(prefix, 'conf', 'nginx.conf'),
+      `user nobody;\npid ${prefix}/root-only/nginx.pid;\nerror_log ${prefix}/root-only/error.log;\nevents {}\nhttp {\n  client_body_temp_path ${prefix}/body;\n  proxy_temp_path ${prefix}/body; fastcgi_temp_path ${prefix}/body; uwsgi_temp_path ${prefix}/body; scgi_temp_path ${prefix}/body;\n  access_log ${prefix}/root-only/access.log combined;\n  include conf.d/*.conf;\n}\n`,
+    );
+    await writeFile(join(prefix, 'conf', 'conf.d', 'site.conf'), 'server {\n  listen 127.0.0.1:1;\n}\n');
+    for (const d of ['', 'conf', 'conf/conf.d', 'body']) await chmod(join(prefix, d), 0o755);
+    await chmod(join(prefix, 'tmp'), 0o1777);
+  });
+  after(() => rm(prefix, { recursive: true, force: true }));
+
+  it('gets root\u2019s verdict on a valid config (a copy with its own pid and log files)', () => {
+    const r = testAsNobody({ warningsAsErrors: true });
+    assert.equal(r.ok, true, JSON.stringify(r.messages));
+    assert.equal(r.untested, undefined);
+    assert.ok(!r.messages.some((m) => m.level === 'warn'), 'no "user directive" warning');
+  });
+
+  it('an error in an included file is reported at the original file and line', async () => {
+    await writeFile(join(prefix, 'conf', 'conf.d', 'site.conf'), 'server {\n  listen 127.0.0.1:1;\n  bogus on;\n}\n');
+    try {
+      const r = testAsNobody({ warningsAsErrors: false });
+      assert.equal(r.ok, false);
+      assert.equal(r.untested, undefined, 'a broken config is a verdict');
+      const e = r.messages.find((m) => m.level === 'emerg');
+      assert.deepEqual(e, {
+        level: 'emerg',
+        text: 'unknown directive "bogus"',
+        file: join(prefix, 'conf', 'conf.d', 'site.conf'),
+        line: 3,
+      });
+    } finally {
+      await writeFile(join(prefix, 'conf', 'conf.d', 'site.conf'), 'server {\n  listen 127.0.0.1:1;\n}\n');
+    }
+  });
+
+  it('without the copy, the permission problem is reported as that, not as a broken config', () => {
+    const r = testAsNobody({ warningsAsErrors: false, useCopy: false });
+    assert.equal(r.ok, false);
+    assert.match(r.untested ?? '', /^cannot test as user nobody: .*root-only\/\S+ not writable$/);
+  });
+});
+
+function needRootAndSetpriv(): false | string {
+  if (process.geteuid?.() !== 0) return 'runs nginx -t as another user: needs root';
+  return needTool('setpriv', 'util-linux');
+}

@@ -3,7 +3,11 @@
  * directives (never a reload) and turns nginx's messages into `{ level, text, file, line }`.
  */
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
 import type { NginxConfigValidated, NginxInstance, NginxTestMessage } from '../../core/nginx/types.js';
+import { permissionProblem, writeTestCopy, type TestCopy } from './test-copy.js';
 
 /** `2026/11/24 07:43:14 [warn] 21488#21488: text` (when the config names an error_log) */
 const LOG_LINE = /^\d{4}\/\d\d\/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: (?:\*\d+ )?(.*)$/;
@@ -70,6 +74,29 @@ export interface NginxTesterSettings {
   warningsAsErrors: boolean;
   /** Kills a hung `nginx -t` after this long. */
   timeoutMs?: number;
+  /**
+   * Test a private copy of the config (see test-copy.ts) instead of the files themselves: needed when
+   * the agent is not root. Default: when the effective uid is not 0.
+   */
+  useCopy?: boolean;
+  /** Where copies are made; default $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=), else the temp dir. */
+  workDir?: string;
+}
+
+/** nginx's warning for `user` when not run as root: says nothing about the config, root would not see it. */
+const USER_DIRECTIVE_WARNING =
+  /^the "user" directive makes sense only if the master process runs with super-user privileges/;
+
+function runtimeDir(): string {
+  return process.env.RUNTIME_DIRECTORY?.split(':')[0] || tmpdir();
+}
+
+function userName(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return String(process.geteuid?.() ?? '?');
+  }
 }
 
 /** Runs `nginx -t` for instances. */
@@ -80,9 +107,49 @@ export class NginxTester {
     this.settings = settings;
   }
 
-  /** Runs the test; never throws (a binary that cannot run is a failed test with one `emerg` message). */
-  test(instance: NginxInstance, version: string): Promise<NginxConfigValidated> {
-    const args = testArgs(instance);
+  /**
+   * Runs the test; never throws (a binary that cannot run is a failed test with one `emerg` message
+   * and `untested` saying why). As a non-root user, on a copy of the config (test-copy.ts), so the
+   * verdict on a valid config is root's; a file that stays inaccessible is reported as that.
+   */
+  async test(instance: NginxInstance, version: string): Promise<NginxConfigValidated> {
+    const asRoot = process.geteuid?.() === 0;
+    const useCopy = this.settings.useCopy ?? !asRoot;
+    let dir: string | undefined;
+    let copy: TestCopy | undefined;
+    if (useCopy) {
+      try {
+        dir = await mkdtemp(join(this.settings.workDir ?? runtimeDir(), 'nginx-test-'));
+        copy = await writeTestCopy(instance.confPath, instance.prefix, dir);
+      } catch {
+        copy = undefined; // an unreadable config: nginx -t on the original says what is wrong with it
+      }
+    }
+    try {
+      const args = testArgs(copy ? { ...instance, confPath: copy.confPath } : instance);
+      const result = await this.#run(instance, args, version);
+      result.messages = result.messages
+        .filter((m) => asRoot || !(m.level === 'warn' && USER_DIRECTIVE_WARNING.test(m.text)))
+        .map((m) => {
+          if (!copy) return m;
+          const text = copy.mapBack(m.text);
+          return m.file ? { ...m, text, file: copy.mapBack(m.file) } : { ...m, text };
+        });
+      result.ok = testPassed(result.exitCode, result.messages, this.settings.warningsAsErrors);
+      if (!result.ok && !result.untested) {
+        const denied = result.messages
+          .filter((m) => ERROR_LEVELS.has(m.level))
+          .map((m) => permissionProblem(m.text))
+          .find((p) => p !== undefined);
+        if (denied) result.untested = `cannot test as user ${userName()}: ${denied}`;
+      }
+      return result;
+    } finally {
+      if (dir) await rm(dir, { recursive: true, force: true }).catch(() => {});
+    }
+  }
+
+  #run(instance: NginxInstance, args: string[], version: string): Promise<NginxConfigValidated> {
     return new Promise((resolve) => {
       execFile(
         instance.binary,
@@ -91,6 +158,7 @@ export class NginxTester {
         (err, stdout, stderr) => {
           const e = err as (NodeJS.ErrnoException & { code?: string | number; killed?: boolean }) | null;
           let exitCode: number | null = 0;
+          let untested: string | undefined;
           const messages = parseTestOutput(`${stderr}\n${stdout}`);
           if (e) {
             if (typeof e.code === 'number') exitCode = e.code;
@@ -98,6 +166,7 @@ export class NginxTester {
               exitCode = null;
               const why = e.killed ? `killed after ${this.settings.timeoutMs ?? 30_000} ms` : e.message;
               messages.push({ level: 'emerg', text: `cannot run ${instance.binary} ${args.join(' ')}: ${why}` });
+              if (!e.killed) untested = `cannot run ${instance.binary} here: ${e.code ?? e.message}`;
             }
           }
           resolve({
@@ -106,6 +175,7 @@ export class NginxTester {
             ok: testPassed(exitCode, messages, this.settings.warningsAsErrors),
             exitCode,
             messages,
+            ...(untested ? { untested } : {}),
           });
         },
       );

@@ -241,7 +241,8 @@ export class InstanceTracker {
     try {
       const logs = [...s.analysis.accessLogs, ...s.analysis.errorLogs].map((l) => l.path);
       const plan = await planWatch({
-        files: s.files.map((f) => f.path),
+        // The main file even when it could not be read, so its appearance is noticed.
+        files: s.files.length ? s.files.map((f) => f.path) : [s.confPath],
         patterns: includePatterns(s.payload, dirname(s.confPath)),
         exclude: logs,
         exists: async (d) => {

@@ -99,3 +99,14 @@ describe('ConfigWatcher (chokidar on a real directory)', () => {
     assert.deepEqual(bursts, []);
   });
 });
+
+describe('ConfigWatcher with nothing to watch', () => {
+  it('an empty plan (a config path that does not exist here) resolves at once and closes', async () => {
+    // chokidar never says `ready` for an empty list: waiting for it held the instance lock, and the
+    // agent's shutdown waited its full timeout ("nginx-config close did not finish").
+    const watcher = new ConfigWatcher({ debounceMs: DEBOUNCE, ownWrites: new OwnWrites(), onChange: () => {} });
+    await watcher.update({ dirs: [], depth: 0, files: new Set(), patterns: [], exclude: new Set() });
+    await watcher.close();
+    assert.deepEqual(watcher.dirs, []);
+  });
+});

@@ -53,6 +53,15 @@ export class ConfigWatcher {
     if (this.#closed) return;
     this.#plan = plan;
     const want = new Set(plan.dirs);
+    if (want.size === 0) {
+      // Nothing to watch (a config path that does not exist here): chokidar never says `ready` for
+      // an empty list, and waiting for it held the instance's lock until close timed out.
+      const fsw = this.#fsw;
+      this.#fsw = undefined;
+      this.#dirs = want;
+      await fsw?.close();
+      return;
+    }
     if (!this.#fsw || plan.depth !== this.#depth) {
       await this.#fsw?.close();
       this.#depth = plan.depth;

@@ -4,7 +4,7 @@
  * and publishes nothing itself, so tests drive it poll by poll over fixture trees.
  */
 import { accessSync, constants } from 'node:fs';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { delimiter, dirname, isAbsolute, join } from 'node:path';
 import { counter, gauge, type Metric, type MetricBatch } from '../../core/metrics/model.js';
 import type { NginxHealth, NginxInstance, NginxInstanceEvent, NginxWorker } from '../../core/nginx/types.js';
 import type { BinaryInfoCache, BinaryInfoResult } from './binary-info.js';
@@ -42,7 +42,23 @@ export interface DiscoverySettings {
   /** How long workers of an older generation may run beside the new one before the instance is DEGRADED. */
   oldGenerationGraceMs: number;
   now?: () => number;
+  /**
+   * Config files to use, in order, for a master whose command line has no `-c` and whose binary
+   * cannot be asked (`nginx -V` fails: a sidecar without CAP_SYS_PTRACE cannot run /proc/PID/exe).
+   * The first that exists in the agent's own file system (a mounted volume) wins. Default:
+   * {@link CONVENTIONAL_CONFS}.
+   */
+  confCandidates?: readonly string[];
+  /** Whether a file exists here (injected by tests). */
+  fileExists?: (path: string) => boolean;
 }
+
+/** Where nginx packages put the main config, with the prefix each is built with. */
+export const CONVENTIONAL_CONFS: readonly { confPath: string; prefix: string }[] = [
+  { confPath: '/etc/nginx/nginx.conf', prefix: '/etc/nginx' }, // nginx.org packages and the official image; Debian
+  { confPath: '/usr/local/nginx/conf/nginx.conf', prefix: '/usr/local/nginx' }, // built from source
+  { confPath: '/usr/local/etc/nginx/nginx.conf', prefix: '/usr/local/etc/nginx' }, // FreeBSD, Homebrew
+];
 
 export const SOURCE_PREFIX = 'nginx-discovery:';
 
@@ -75,6 +91,8 @@ interface Identity {
   confPath: string;
   globals?: string;
   info: BinaryInfoResult;
+  /** What is not known about this instance and why, when `nginx -V` could not run (logged once). */
+  degraded?: string;
 }
 
 const key = (pid: number, startTicks: number) => `${pid}:${startTicks}`;
@@ -119,11 +137,67 @@ export class NginxDiscovery {
     const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid), {
       replaced: m.exeDeleted === true,
     });
-    const { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
+    let { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
+    let degraded: string | undefined;
+    if (info.error) {
+      // No -V: the compiled-in config path and prefix are unknown. Use the command line's -c/-p, else
+      // a configured or conventional path that this agent can read (the sidecar's mounted volume).
+      let how = args.conf ? `-c ${args.conf} from its command line` : '';
+      if (!args.conf) {
+        const found = this.#fallbackConf();
+        if (found) {
+          confPath = found.confPath;
+          if (!args.prefix) prefix = found.prefix;
+          how = `${found.confPath} (${found.how})`;
+        } else
+          how = `${confPath} (nginx's built-in default; none of ${this.#candidates().join(', ')} is readable here)`;
+      }
+      const why =
+        m.exe === undefined
+          ? ` (/proc/${m.master.stat.pid}/exe and /root cannot be opened by the agent's user without CAP_SYS_PTRACE, as in a sidecar sharing the PID namespace of nginx; its command line can)`
+          : '';
+      degraded =
+        `cannot run ${binary} -V: ${info.error}${why}. ` +
+        `Version, modules and the compiled-in paths are unknown; using config ${how}. ` +
+        'The version is read from stub_status responses where possible; nginx -t and config apply need the binary.';
+    }
     const id = nginxInstanceId(binary, confPath, prefix);
-    const ident: Identity = { id, binary, prefix, confPath, ...(args.globals ? { globals: args.globals } : {}), info };
+    const ident: Identity = {
+      id,
+      binary,
+      prefix,
+      confPath,
+      ...(args.globals ? { globals: args.globals } : {}),
+      info,
+      ...(degraded ? { degraded } : {}),
+    };
     this.#identities.set(k, ident);
     return ident;
+  }
+
+  #candidates(): string[] {
+    return [...(this.#s.confCandidates ?? CONVENTIONAL_CONFS.map((c) => c.confPath))];
+  }
+
+  #fallbackConf(): { confPath: string; prefix: string; how: string } | undefined {
+    const exists = this.#s.fileExists ?? fileExists;
+    const configured = this.#s.confCandidates !== undefined;
+    for (const confPath of this.#candidates()) {
+      if (!exists(confPath)) continue;
+      const known = CONVENTIONAL_CONFS.find((c) => c.confPath === confPath);
+      return {
+        confPath,
+        prefix: known?.prefix ?? dirname(confPath),
+        how: configured ? 'nginx_discovery.conf_paths' : 'the conventional path, readable here',
+      };
+    }
+    return undefined;
+  }
+
+  /** Why an instance's view is partial (nginx -V could not run), for the plugin to log once; undefined when complete. */
+  degradedReason(instanceId: string): string | undefined {
+    for (const ident of this.#identities.values()) if (ident.id === instanceId) return ident.degraded;
+    return undefined;
   }
 
   async poll(): Promise<PollResult> {
@@ -414,4 +488,14 @@ export function findInPath(name: string, path = process.env.PATH ?? ''): string 
 
 function round(v: number): number {
   return Math.round(v * 1000) / 1000;
+}
+
+/** A file this process can read (a config mounted into the agent's container). */
+function fileExists(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -3,7 +3,7 @@
  * binary, and publishes `nginx.instance.*` events and per-instance worker metrics on an interval.
  * See README.md.
  */
-import { bool, duration, object, string, type Infer } from '../../core/config/schema.js';
+import { bool, duration, list, object, string, type Infer } from '../../core/config/schema.js';
 import { counter, gauge } from '../../core/metrics/model.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
@@ -27,6 +27,11 @@ export const schema = object(
       min: '100ms',
       max: '1m',
       description: 'Time limit of one `nginx -V` run (once per binary).',
+    }),
+    conf_paths: list(string(), {
+      default: [],
+      description:
+        'Config files for an nginx whose command line has no -c and whose binary cannot run here for nginx -V (a sidecar without CAP_SYS_PTRACE): the first readable one is used. [] = /etc/nginx/nginx.conf, /usr/local/nginx/conf/nginx.conf, /usr/local/etc/nginx/nginx.conf.',
     }),
     old_generation_grace: duration({
       default: '60s',
@@ -72,6 +77,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
       reader: new ProcReader(ctx.config.proc_root),
       binaries: this.#binaries,
       oldGenerationGraceMs: ctx.config.old_generation_grace,
+      ...(ctx.config.conf_paths.length ? { confCandidates: ctx.config.conf_paths } : {}),
     });
     this.#timer = setInterval(() => void this.poll(), ctx.config.interval);
     this.#timer.unref();
@@ -116,10 +122,11 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
             },
             `found nginx ${i.version || '(version unknown)'} master ${i.pid} with ${i.confPath}`,
           );
-          const err = (await this.#binaries.get(i.binary)).error;
-          if (err && !this.#loggedBinaryErrors.has(i.binary)) {
+          // A partial view (no nginx -V) is said once per binary, with what is missing and why.
+          const degraded = this.#discovery.degradedReason(i.id);
+          if (degraded && !this.#loggedBinaryErrors.has(i.binary)) {
             this.#loggedBinaryErrors.add(i.binary);
-            log.warn({ binary: i.binary, err }, `cannot read ${i.binary} -V (version, modules unknown): ${err}`);
+            log.warn({ instance: i.id, binary: i.binary, confPath: i.confPath }, `nginx master ${i.pid}: ${degraded}`);
           }
         } else if (e.topic === 'nginx.instance.removed')
           log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} (${i.confPath}) is gone`);

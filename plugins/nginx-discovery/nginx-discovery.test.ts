@@ -624,3 +624,64 @@ describe('discovery of a real nginx (TestNginx)', { skip: needNginx() }, () => {
     }
   });
 });
+
+describe('a sidecar without CAP_SYS_PTRACE (no exe link, nginx -V cannot run)', () => {
+  async function sidecar(opts: { title: string; existing: string[]; confCandidates?: string[] }) {
+    const dir = await mkdtemp(join(tmpdir(), 'proc-sidecar-'));
+    await cp(td('proc'), dir, { recursive: true, verbatimSymlinks: true });
+    // Only the master at 100 and its workers: the official image's command line, no exe or cwd link.
+    for (const pid of ['200', '300', '301', '400', '500', '600']) await rm(join(dir, pid), { recursive: true });
+    await rm(join(dir, '100', 'exe'));
+    await rm(join(dir, '100', 'cwd'));
+    await writeFile(join(dir, '100', 'cmdline'), `${opts.title}\0\0\0`);
+    const binaries = new BinaryInfoCache({
+      timeoutMs: 1000,
+      run: async (file) => {
+        throw new Error(`${file} -V: spawn ${file} EACCES`);
+      },
+    });
+    const d = new NginxDiscovery({
+      reader: new ProcReader(dir),
+      binaries,
+      oldGenerationGraceMs: 60_000,
+      fileExists: (p) => opts.existing.includes(p),
+      ...(opts.confCandidates ? { confCandidates: opts.confCandidates } : {}),
+    });
+    const r = await d.poll();
+    await rm(dir, { recursive: true, force: true });
+    const added = r.events.find((e) => e.topic === 'nginx.instance.added')!.data.instance;
+    return { instance: added, degraded: d.degradedReason(added.id) };
+  }
+
+  test('the conventional /etc/nginx/nginx.conf, readable through the mounted volume, is the config', async () => {
+    const { instance, degraded } = await sidecar({
+      title: 'nginx: master process nginx -g daemon off;',
+      existing: ['/etc/nginx/nginx.conf'],
+    });
+    assert.equal(instance.confPath, '/etc/nginx/nginx.conf');
+    assert.equal(instance.prefix, '/etc/nginx');
+    assert.equal(instance.version, '');
+    assert.equal(instance.globalDirectives, 'daemon off;');
+    assert.match(degraded!, /cannot run \S+ -V: .*EACCES/);
+    assert.match(degraded!, /without CAP_SYS_PTRACE/);
+    assert.match(degraded!, /using config \/etc\/nginx\/nginx\.conf \(the conventional path, readable here\)/);
+  });
+
+  test('-c and -p from the command line win; a configured path comes before the conventional ones', async () => {
+    const fromArgs = await sidecar({
+      title: 'nginx: master process /usr/sbin/nginx -p /srv/www/ -c conf/site.conf',
+      existing: ['/etc/nginx/nginx.conf'],
+    });
+    assert.equal(fromArgs.instance.confPath, '/srv/www/conf/site.conf');
+    assert.equal(fromArgs.instance.prefix, '/srv/www');
+    assert.match(fromArgs.degraded!, /using config -c conf\/site\.conf from its command line/);
+    const configured = await sidecar({
+      title: 'nginx: master process nginx',
+      existing: ['/etc/nginx/nginx.conf', '/mnt/nginx/nginx.conf'],
+      confCandidates: ['/mnt/nginx/nginx.conf'],
+    });
+    assert.equal(configured.instance.confPath, '/mnt/nginx/nginx.conf');
+    assert.equal(configured.instance.prefix, '/mnt/nginx');
+    assert.match(configured.degraded!, /nginx_discovery\.conf_paths/);
+  });
+});

@@ -75,6 +75,8 @@ interface Target {
   loggedError?: string;
   loggedNoUrl?: boolean;
   inflight?: Promise<void>;
+  /** nginx's version from the `Server` header of its stub_status answers (`server_tokens on`, the default). */
+  serverVersion?: string;
 }
 
 export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
@@ -252,6 +254,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
           throw new Error(`GET ${url}: ${(err as Error).message}`);
         }
         t.workingUrl = url;
+        this.#noteServerVersion(t, typeof res.headers.server === 'string' ? res.headers.server : null);
         this.#ok(t, 'stub_status', stubStatusMetrics(s, t.counters, now));
         return;
       } catch (err) {
@@ -266,6 +269,21 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
       }
     }
     this.#fail(t, errors.join('; '));
+  }
+
+  /**
+   * Where `nginx -V` cannot run (a sidecar without CAP_SYS_PTRACE), the instance has no version: the
+   * `Server` header of stub_status gives it (said once, and in this plugin's status).
+   */
+  #noteServerVersion(t: Target, server: string | null): void {
+    const version = server ? /^nginx\/(\S+)/.exec(server)?.[1] : undefined;
+    if (!version || version === t.serverVersion) return;
+    t.serverVersion = version;
+    if (t.instance && !t.instance.version)
+      this.#ctx.logger.info(
+        { instance: t.id, version },
+        `nginx ${t.id} is version ${version} (from the Server header of stub_status; nginx -V could not run)`,
+      );
   }
 
   #ok(t: Target, mode: Target['mode'], metrics: Metric[]): void {
@@ -338,6 +356,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
         instance: t.id,
         ...(t.mode ? { mode: t.mode } : {}),
         ...(t.workingUrl ? { url: t.workingUrl } : {}),
+        ...(t.serverVersion ? { nginx_version: t.serverVersion } : {}),
         up: t.up ?? null,
         ...(t.lastOk ? { last_success: new Date(t.lastOk).toISOString() } : {}),
         ...(t.lastError ? { last_error: t.lastError } : {}),

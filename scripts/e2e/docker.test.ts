@@ -1,5 +1,6 @@
 /**
- * No Docker engine runs here, so the image and the sidecar examples are checked for structure:
+ * The image is built and run by scripts/container-e2e.sh (podman, in CI); here the Dockerfile and the
+ * sidecar examples are checked for structure:
  * Dockerfile stages, non-root user, health check, no secrets, pinned tags; the compose file and the
  * Kubernetes pod spec parse and wire nginx and the agent as documented; their nginx config passes the
  * real `nginx -t` and their agent config passes `agent config check`.
@@ -61,7 +62,7 @@ const lastStage = froms.length - 1;
 const inStage = (name: string) => instructions.filter((i) => i.stage === froms.findIndex((f) => stageName(f) === name));
 
 describe('Dockerfile', () => {
-  test('is multi-stage: a build stage compiles TypeScript and Wasm, the runtime is an official Node LTS slim image', () => {
+  test('is multi-stage: a build stage compiles TypeScript and Wasm on the official Node LTS slim image; the runtime holds only node and the agent', () => {
     assert.ok(froms.length >= 2, 'at least two stages');
     const build = inStage('build');
     assert.ok(build.length > 0, 'a stage named build');
@@ -74,7 +75,13 @@ describe('Dockerfile', () => {
       'build stage runs npm run build (TypeScript + Wasm)',
     );
     assert.match(JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')).scripts.build, /build:wasm/);
-    assert.match(image(froms[lastStage]), /^node:20(\.\d+)*-(bookworm-)?slim$/);
+    assert.match(args.get('NODE_IMAGE') ?? '', /^node:20(\.\d+)*-(bookworm-)?slim$/);
+    // No shell, no package manager in the runtime: node, the libraries it links, CA certificates.
+    assert.equal(image(froms[lastStage]), 'scratch');
+    assert.ok(
+      inStage('rootfs').some((i) => i.op === 'RUN' && /ldd/.test(i.args) && /ca-certificates\.crt/.test(i.args)),
+      'the rootfs stage collects node, its shared libraries and the CA bundle',
+    );
     const runtime = instructions.filter((i) => i.stage === lastStage);
     assert.ok(
       runtime.some((i) => i.op === 'COPY' && /--from=build\b.*\bdist\b/.test(i.args)),
@@ -97,7 +104,7 @@ describe('Dockerfile', () => {
   test('every base image has a pinned tag, never latest', () => {
     for (const f of froms) {
       const img = image(f);
-      if (froms.some((o) => stageName(o) === img)) continue;
+      if (froms.some((o) => stageName(o) === img) || img === 'scratch') continue;
       assert.match(img, /^[\w./-]+:[\w.-]+$/, `${img} has a tag`);
       assert.doesNotMatch(img, /:latest$/, `${img} is not :latest`);
     }
@@ -114,15 +121,44 @@ describe('Dockerfile', () => {
     assert.match(hc.args, /CMD .*node.*\/health/);
     assert.doesNotMatch(hc.args, /\bcurl\b|\bwget\b/, 'slim images have neither');
     assert.match(runtime.find((i) => i.op === 'ENTRYPOINT')!.args, /bin\/agent\.js/);
-    assert.match(
+    // Flags would override a mounted config file: the command names only the config file.
+    assert.equal(
       runtime.find((i) => i.op === 'CMD')!.args,
-      /"start", "--plugins-dir", "\/opt\/nginx-agent\/wasm-plugins", "--plugins-dir", "\/var\/lib\/nginx-agent\/plugins"/,
+      '["start", "--config", "/etc/nginx-agent/nginx-agent.yaml"]',
     );
     const env = runtime
       .filter((i) => i.op === 'ENV')
       .map((i) => i.args)
       .join(' ');
-    assert.match(env, /NGINX_AGENT_API_HOST=0\.0\.0\.0/);
+    assert.doesNotMatch(env, /NGINX_AGENT_/, 'settings in ENV would override a mounted config file');
+    assert.ok(
+      runtime.some((i) => i.op === 'VOLUME' && /\/var\/lib\/nginx-agent/.test(i.args)),
+      'the state directory is a volume (the root file system may be read-only)',
+    );
+  });
+
+  test('the shipped config file holds the image settings and passes agent config check', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'image-config-'));
+    try {
+      const f = join(dir, 'nginx-agent.yaml');
+      execFileSync(process.execPath, [
+        join(REPO_ROOT, 'scripts', 'image-config.mjs'),
+        join(REPO_ROOT, 'config', 'agent.yaml'),
+        f,
+      ]);
+      const cfg = parse(readFileSync(f, 'utf8'));
+      assert.equal(cfg.api.host, '0.0.0.0');
+      assert.equal(cfg.api.port, 8039);
+      assert.equal(cfg.log.format, 'json');
+      assert.deepEqual(cfg.wasm.dirs, ['/opt/nginx-agent/wasm-plugins', '/var/lib/nginx-agent/plugins']);
+      const check = await runAgent(['config', 'check', '--config', f]);
+      assert.equal(check.code, 0, check.stderr);
+      // An environment variable a user sets still wins over the file.
+      const env = await runAgent(['config', 'check', '--config', f], { NGINX_AGENT_API_PORT: '9001' });
+      assert.match(env.stdout, /port: 9001/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('holds no secrets', () => {

@@ -129,10 +129,18 @@ function renderConfig(inst) {
   byId('files').replaceChildren(...c.files.map((f) => el('li', { class: 'mono' }, f)));
 }
 
+const MAX_LINES = 6;
+const MAX_LABEL = 32;
+
 function seriesLabel(figure, name, attributes) {
   const key = figure.dataset.label;
-  if (key) return attributes[key] || name;
-  return name.split('.').pop();
+  const label = key ? attributes[key] || name : name.split('.').pop();
+  return label.length > MAX_LABEL ? `…${label.slice(-(MAX_LABEL - 1))}` : label;
+}
+
+function lastValue(values) {
+  for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
+  return Number.NEGATIVE_INFINITY;
 }
 
 function colorFor(label, i) {
@@ -152,12 +160,15 @@ async function renderChart(figure) {
   answers.forEach((a, ai) => {
     for (const s of a.series) lines.push({ label: seriesLabel(figure, names[ai], s.attributes), values: s.values });
   });
+  // Many lines (one per mount point, say): keep the highest now.
+  if (lines.length > MAX_LINES) {
+    lines.sort((x, y) => lastValue(y.values) - lastValue(x.values));
+    lines.length = MAX_LINES;
+  }
   lines.sort((x, y) => (x.label < y.label ? -1 : 1));
   const percent = figure.hasAttribute('data-percent');
-  const data = [
-    times.map((t) => t / 1000),
-    ...lines.map((l) => l.values.map((v) => (v === null ? null : percent ? v * 100 : v))),
-  ];
+  const scale = percent ? 100 : Number(figure.dataset.scale || 1);
+  const data = [times.map((t) => t / 1000), ...lines.map((l) => l.values.map((v) => (v === null ? null : v * scale)))];
   const points = lines.reduce((n, l) => n + l.values.filter((v) => v !== null).length, 0);
   figure.dataset.points = String(points);
   const signature = `${state.instance}|${lines.map((l) => l.label).join(',')}`;
@@ -173,13 +184,14 @@ async function renderChart(figure) {
     return;
   }
   if (!entry) {
+    const unit = percent ? '%' : figure.dataset.scale ? ` ${figure.dataset.unit}` : '';
     const width = Math.max(300, figure.clientWidth - 16);
     const opts = {
       width,
       height: 180,
       legend: { live: true },
       scales: { x: { time: true } },
-      axes: [{}, { size: 60, values: (_plot, ticks) => ticks.map((v) => `${+v.toFixed(3)}${percent ? '%' : ''}`) }],
+      axes: [{}, { size: 60, values: (_plot, ticks) => ticks.map((v) => `${+v.toFixed(3)}${unit}`) }],
       series: [
         {},
         ...lines.map((l, i) => ({ label: l.label, stroke: colorFor(l.label, i), width: 1.5, spanGaps: false })),
@@ -244,6 +256,7 @@ async function followEvents() {
       const headers = { Accept: 'text/event-stream' };
       if (state.lastEventId) headers['Last-Event-ID'] = String(state.lastEventId);
       const res = await api('/v1/events/stream', { headers, signal: state.streamAbort.signal });
+      if (res.status === 404) return pollEvents();
       if (!res.ok || !res.body) throw new Error(`/v1/events/stream: ${res.status}`);
       byId('events-note').textContent = 'live';
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -280,8 +293,28 @@ async function followEvents() {
   }
 }
 
+// An agent without the stream: ask for what is new every 2 s.
+async function pollEvents() {
+  byId('events-note').textContent = 'polling';
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    try {
+      const body = await getJson(`/v1/events?since=${state.lastEventId}&limit=100`);
+      addEvents(body.events || []);
+    } catch (err) {
+      if (err instanceof Unauthorized) return showError(err);
+      byId('events-note').textContent = `events: ${err.message}`;
+    }
+  }
+}
+
 async function startEvents() {
   try {
+    const summary = await getJson('/v1/summary');
+    if (!summary.events_available) {
+      byId('events-note').textContent = 'this agent has no events pipeline (GET /v1/events)';
+      return;
+    }
     if (await loadEvents()) void followEvents();
   } catch (err) {
     showError(err);
