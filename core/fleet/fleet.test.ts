@@ -272,6 +272,7 @@ describe('fleet on a three-node cluster', { skip }, () => {
       const server = client.status().server as string;
       const victim = nodes.find((n) => server.endsWith(`:${n.port}`)) ?? nodes[0];
       await victim.kill();
+      const killedAt = Date.now();
       for (let i = 0; i < 5; i++) sim.events.emit('during');
       await waitFor(
         async () => {
@@ -282,9 +283,14 @@ describe('fleet on a three-node cluster', { skip }, () => {
       );
       const reply = await sendCommand(op, PREFIX, 'agent-c', 'status', {}, 10_000);
       assert.equal(reply.status, 200);
-      assert.ok(
-        (await listAgents(op)).some((r) => r.id === 'agent-c'),
-        'the inventory still answers',
+      // The inventory is written again after the kill (the bucket's stream may first elect a new leader).
+      await waitFor(
+        async () => {
+          const rows = await listAgents(op, 5000).catch(() => []);
+          return rows.some((r) => r.id === 'agent-c' && Date.parse(r.last_seen) > killedAt);
+        },
+        'an inventory write after the kill',
+        60_000,
       );
     } finally {
       await client.stop();
