@@ -103,12 +103,23 @@ export class Agent {
         ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
     this.host = new PluginHost({
       bus: this.bus,
       logger: s.logger,
       api: this.#api ?? NO_API,
       store: this.store,
       agent: this.info,
+      events: this.#events.log,
     });
     this.bus.subscribe(
       'metric-store',
@@ -125,16 +136,6 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
-    this.#events = new EventPipeline({
-      bus: this.bus,
-      config: cfg.events,
-      logger: s.logger,
-      hostname: host,
-      sourceOf: (topic) => this.#wasmSourceOf(topic),
-      busQueueSize: cfg.bus.queue_size,
-    });
-    this.events = this.#events.log;
-    this.store.addCollector(() => this.#events.metrics());
     this.views = new Views({
       bus: this.bus,
       store: this.store,

@@ -37,15 +37,8 @@ export function flagOverrides(opts: ConfigFlags): { path: string; flag: string; 
  * Reads only the core config sections: a client loads no plugin.
  */
 export async function askAgent(opts: ConfigFlags, path: string): Promise<string> {
-  const { loadConfig } = await import('../../core/config/load.js');
-  const cfg = loadConfig({
-    builtins: [],
-    file: opts.config,
-    flags: flagOverrides(opts),
-    unknownSections: 'ignore',
-  }).config;
-  const url = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}${path}`;
-  const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
+  const { base, headers } = await agentEndpoint(opts);
+  const url = `${base}${path}`;
   const { httpGet } = await import('../../core/http-get.js');
   let res: { status: number; body: string };
   try {
@@ -55,6 +48,20 @@ export async function askAgent(opts: ConfigFlags, path: string): Promise<string>
   }
   if (res.status < 200 || res.status > 299) throw new Error(`${url} answered ${res.status}: ${res.body.trim()}`);
   return res.body;
+}
+
+/** Base URL (`http://host:port`) and auth headers of the running agent's API, from the config and flags. */
+export async function agentEndpoint(opts: ConfigFlags): Promise<{ base: string; headers: Record<string, string> }> {
+  const { loadConfig } = await import('../../core/config/load.js');
+  const cfg = loadConfig({
+    builtins: [],
+    file: opts.config,
+    flags: flagOverrides(opts),
+    unknownSections: 'ignore',
+  }).config;
+  const base = `http://${cfg.api.host.includes(':') ? `[${cfg.api.host}]` : cfg.api.host}:${cfg.api.port}`;
+  const headers: Record<string, string> = cfg.api.token ? { Authorization: `Bearer ${cfg.api.token}` } : {};
+  return { base, headers };
 }
 
 /** Prints a config error (ConfigError from core/config/load) and exits 2; other errors exit 1. */

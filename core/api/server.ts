@@ -208,6 +208,12 @@ export function parseTarget(target: string): { path: string; query: URLSearchPar
 }
 
 function send(res: ServerResponse, r: ApiResponse): void {
+  if (r.stream) {
+    res.writeHead(r.status, { 'Content-Type': r.contentType ?? 'text/plain; charset=utf-8', ...r.headers });
+    res.flushHeaders();
+    r.stream(res);
+    return;
+  }
   if (r.status === 304 || r.status === 204) {
     res.writeHead(r.status, { ...r.headers });
     res.end();

@@ -1,4 +1,5 @@
 /** The local HTTP API as plugins see it: they add routes, the core serves them. */
+import type { ServerResponse } from 'node:http';
 
 export interface ApiRequest {
   method: string;
@@ -19,6 +20,11 @@ export interface ApiResponse {
   body: unknown;
   contentType?: string;
   headers?: Record<string, string>;
+  /**
+   * A long-lived response (Server-Sent Events): called once the status and headers are sent, it
+   * owns the raw response from then on (writes, ends it, watches `close`). `body` is then ignored.
+   */
+  stream?: (res: ServerResponse) => void;
 }
 
 export type ApiHandler = (req: ApiRequest) => ApiResponse | Promise<ApiResponse>;

@@ -13,6 +13,8 @@ import { EventConverter, EVENT_TOPICS } from './convert.js';
 import { filterFromQuery } from './filter.js';
 import { EventLog, type SinkReport } from './log.js';
 import { LogSink } from './log-sink.js';
+import { EventStream } from './stream.js';
+import { AlertmanagerSink } from './alertmanager.js';
 
 export type EventsConfig = CoreConfig['events'];
 
@@ -34,6 +36,8 @@ export class EventPipeline {
   readonly log: EventLog;
   readonly #converter: EventConverter;
   readonly #logSink: LogSink;
+  readonly #stream: EventStream;
+  readonly #alertmanager: AlertmanagerSink | undefined;
   readonly #unsubscribe: (() => void)[] = [];
   readonly #subscription: Subscription;
   readonly #logger: Logger;
@@ -54,18 +58,35 @@ export class EventPipeline {
     });
     this.#unsubscribe.push(this.log.subscribe(this.#logSink.queue.push));
     this.#unsubscribe.push(this.log.registerSink('log', () => this.#logSink.report()));
+    this.#stream = new EventStream({ log: this.log, queueSize: opts.config.stream_queue_size });
+    this.#unsubscribe.push(this.log.registerSink('stream', () => this.#stream.report()));
+    if (opts.config.alertmanager.url !== '') {
+      const am = new AlertmanagerSink({
+        url: opts.config.alertmanager.url,
+        minSeverity: opts.config.alertmanager.min_severity,
+        resendIntervalMs: opts.config.alertmanager.resend_interval,
+        timeoutMs: opts.config.alertmanager.timeout,
+        capacity: opts.config.queue_size,
+        hostname: opts.hostname,
+        logger: this.#logger,
+      });
+      this.#alertmanager = am;
+      this.#unsubscribe.push(this.log.subscribe(am.queue.push));
+      this.#unsubscribe.push(this.log.registerSink('alertmanager', () => am.report()));
+    }
     this.#subscription = opts.bus.subscribe('events', EVENT_TOPICS, (msg) => this.#onMessage(msg), {
       queueSize: Math.max(opts.busQueueSize ?? 0, opts.config.queue_size),
     });
   }
 
-  /** Adds `GET /v1/events` and `GET /v1/alerts`. */
+  /** Adds `GET /v1/events`, `GET /v1/events/stream` and `GET /v1/alerts`. */
   routes(api: ApiRouter): void {
     api.route('GET', '/v1/events', (req) => {
       const filter = filterFromQuery(req.query, this.log.capacity);
       const events = this.log.recent({ ...filter, limit: filter.limit ?? 100 });
       return { status: 200, body: { last_id: this.log.lastId, events } };
     });
+    api.route('GET', '/v1/events/stream', (req) => this.#stream.handle(req));
     api.route('GET', '/v1/alerts', () => ({ status: 200, body: { alerts: this.log.firing() } }));
   }
 
@@ -102,8 +123,9 @@ export class EventPipeline {
 
   /** Flushes the sinks (within the deadline) and stops. */
   async close(timeoutMs: number): Promise<void> {
-    await this.#logSink.queue.flush(timeoutMs);
+    await Promise.all([this.#logSink.queue.flush(timeoutMs), this.#alertmanager?.close(timeoutMs)]);
     this.#subscription.unsubscribe();
+    this.#stream.close();
     for (const u of this.#unsubscribe) u();
     this.#logSink.close();
   }

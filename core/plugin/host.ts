@@ -10,6 +10,7 @@ import type { Metric, MetricBatch } from '../metrics/model.js';
 import { gauge } from '../metrics/model.js';
 import type { MetricStoreReader } from '../metrics/store.js';
 import { sectionKey, type BuiltinPlugin } from './builtin.js';
+import { EventLog, type PluginEvents } from '../events/log.js';
 import type { AgentInfo, Plugin, PluginState, PluginStatus, Publisher } from './types.js';
 
 export interface PluginHostSettings {
@@ -18,6 +19,8 @@ export interface PluginHostSettings {
   api: ApiRouter;
   store: MetricStoreReader;
   agent: AgentInfo;
+  /** What plugins get as `ctx.events`; a private empty log when absent (tests). */
+  events?: PluginEvents;
   /** Upper bound for a plugin's init (it should return quickly; this catches a hang). */
   initTimeoutMs?: number;
   /** How often a running plugin's own `status()` is read to log when it becomes degraded and recovers. */
@@ -55,8 +58,11 @@ export class PluginHost {
   #builtins: readonly BuiltinPlugin[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
 
+  readonly #events: PluginEvents;
+
   constructor(settings: PluginHostSettings) {
     this.#s = settings;
+    this.#events = settings.events ?? new EventLog({ capacity: 1000 });
   }
 
   /** Creates and starts every enabled built-in. All are subscribed before any is initialised. */
@@ -248,6 +254,7 @@ export class PluginHost {
           api: this.#s.api,
           store: this.#s.store,
           agent: this.#s.agent,
+          events: this.#events,
         }),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`init did not finish within ${timeout} ms`)), timeout);

@@ -60,6 +60,29 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     assert.ok(!hostAllowed('127.0.0.1', []));
   });
 
+  it('starts the Wasm worker only when a plugin folder is found', async () => {
+    const empty = await startAgent(tempPluginsDir(), {}, []);
+    try {
+      assert.equal(empty.agent.wasm!.runtime.workerStarted, false, 'no plugin: no worker thread, no isolate');
+    } finally {
+      await empty.stop();
+    }
+    const dir = tempPluginsDir();
+    writePlugin(
+      dir,
+      'echo',
+      { name: 'echo', wasm: 'echo.wasm', subscriptions: ['event.in.echo'], publishes: ['event.echo.*'] },
+      await compileFixture('echo'),
+    );
+    const one = await startAgent(dir, {}, []);
+    try {
+      assert.equal(one.agent.wasm!.runtime.workerStarted, true);
+      assert.equal((await one.plugin('echo')).state, 'running');
+    } finally {
+      await one.stop();
+    }
+  });
+
   it("lists WASI preview1 exactly as Node's WASI offers it", async () => {
     const { WASI } = await import('node:wasi');
     const names = Object.keys(new WASI({ version: 'preview1' }).wasiImport).sort();

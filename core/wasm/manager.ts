@@ -122,6 +122,8 @@ export class WasmManager {
         );
         continue;
       }
+      // The worker boots (~40 ms) while the folders are read and checked here; with no folder it never starts.
+      if (folders.length) this.runtime.prepare();
       for (const folder of folders) {
         adds.push(
           this.#sync(folder).catch((err: unknown) =>

@@ -8,6 +8,9 @@ import { OPEN_TOPIC_PREFIXES } from '../topics.js';
 import { describeValue } from '../config/schema.js';
 import { yamlPosition } from '../config/yaml-position.js';
 import type { PluginAbi } from './host-env.js';
+import { isOpenPattern } from './open-topics.js';
+
+export { isOpenPattern, isOpenTopic } from './open-topics.js';
 
 /** A validated manifest. Limits left out are filled from the `wasm` config section by the caller. */
 export interface Manifest {
@@ -58,16 +61,6 @@ export class ManifestError extends Error {
     super(`invalid plugin manifest ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.name = 'ManifestError';
   }
-}
-
-/** True when a pattern only ever matches topics a Wasm plugin may publish (`alert.*`, `lint.*`, `event.*`). */
-export function isOpenPattern(pattern: string): boolean {
-  return OPEN_TOPIC_PREFIXES.some((p) => pattern.startsWith(p) && pattern.length > p.length);
-}
-
-/** True when `topic` is an open topic (`alert.x`, `lint.x`, `event.x`). */
-export function isOpenTopic(topic: string): boolean {
-  return /^[A-Za-z0-9_.-]+$/.test(topic) && isOpenPattern(topic);
 }
 
 /** Parses and validates `text` (the content of `file`); throws ManifestError listing every problem. */

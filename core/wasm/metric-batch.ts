@@ -24,6 +24,8 @@ export function metricBatchProblem(plugin: string, d: unknown): string | undefin
   if (!finite(d.time)) return 'time must be Unix ms';
   if (d.resource !== undefined && !attrs(d.resource)) return 'resource must map strings to strings';
   if (d.final !== undefined && typeof d.final !== 'boolean') return 'final must be a boolean';
+  if (d.interval !== undefined && !(finite(d.interval) && d.interval > 0))
+    return 'interval, when given, must be a positive number of ms';
   if (!Array.isArray(d.metrics) || d.metrics.length > MAX_METRICS)
     return `metrics must be a list of at most ${MAX_METRICS}`;
   for (const [i, m] of d.metrics.entries()) {

@@ -78,9 +78,22 @@ export class WasmRuntime {
     this.#s = s;
   }
 
+  /** True while a worker thread exists (it costs its isolate: started only for a plugin). */
+  get workerStarted(): boolean {
+    return this.#worker !== undefined;
+  }
+
   /** Ids of the plugins loaded in the worker. */
   get loadedIds(): string[] {
     return [...this.#loaded.keys()];
+  }
+
+  /**
+   * Starts the worker now, ahead of the first load, so its start overlaps the caller's own work (reading
+   * and checking plugin folders). Without it the first load starts the worker.
+   */
+  prepare(): void {
+    if (!this.#worker && !this.#closed) this.#spawn();
   }
 
   /** Instantiates a plugin (and runs its `init`). Rejects with the reason when it cannot. */

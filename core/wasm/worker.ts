@@ -16,7 +16,7 @@ import {
   WAPC,
   WASI as WASI_MODULE,
 } from './host-env.js';
-import { isOpenTopic } from './manifest.js';
+import { isOpenTopic } from './open-topics.js';
 import { metricBatchProblem, withMetricDefaults } from './metric-batch.js';
 import type { CallReply, FromWorker, LoadReply, LoadSpec, Publish, ToWorker, VarChanges } from './protocol.js';
 import { SyncHttp } from './sync-http.js';

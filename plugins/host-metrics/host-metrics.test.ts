@@ -210,6 +210,35 @@ describe('collector on recorded trees', () => {
     assert.ok(value(ms, 'system.network.io', { device: 'lo', direction: 'receive' })! >= 0, 'lo kept by default');
   });
 
+  test('connections_interval: each socket table is read once per period, IPv4 and IPv6 on different cycles', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'host-sockets-'));
+    try {
+      await cp(td('host-noswap'), dir, { recursive: true });
+      const c = new HostCollector(settings(dir, { connectionsIntervalMs: 1 }));
+      const listen = async () =>
+        value(await c.collect(), 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' });
+      assert.equal(await listen(), 3, 'the first cycle reads both families');
+      // One more listening socket in each family.
+      const v4 =
+        '   9: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0\n';
+      const v6 =
+        '   9: 00000000000000000000000000000000:1F91 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4243 1 0 100 0 0 10 0\n';
+      await writeFile(join(dir, 'proc/net/tcp'), (await readFile(join(dir, 'proc/net/tcp'), 'utf8')) + v4);
+      await writeFile(join(dir, 'proc/net/tcp6'), (await readFile(join(dir, 'proc/net/tcp6'), 'utf8')) + v6);
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await listen(), 4, 'both due: IPv4 read, IPv6 counts reused');
+      await new Promise((r) => setTimeout(r, 5));
+      assert.equal(await listen(), 5, 'then IPv6');
+      const slow = new HostCollector(settings(dir, { connectionsIntervalMs: 3_600_000 }));
+      const first = value(await slow.collect(), 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' });
+      await writeFile(join(dir, 'proc/net/tcp'), (await readFile(join(dir, 'proc/net/tcp'), 'utf8')) + v4);
+      const again = value(await slow.collect(), 'system.network.connections', { protocol: 'tcp', state: 'LISTEN' });
+      assert.equal(again, first, 'within the period the last counts are repeated');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('cgroup v2 container with cpu.max and memory.max', async () => {
     const ms = await new HostCollector(settings(td('container-v2'))).collect();
     assert.equal(value(ms, 'container.cpu.time'), 12.345678);
