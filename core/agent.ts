@@ -11,7 +11,7 @@ import { ApiServer } from './api/server.js';
 import type { ApiResponse } from './api/types.js';
 import type { FleetClient } from './fleet/client.js';
 import { Bus } from './bus/bus.js';
-import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
+import { changedSections, ConfigError, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
 import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
@@ -60,6 +60,8 @@ export class Agent {
   readonly #s: AgentSettings;
   readonly #log: Logger;
   readonly #exposition: MetricsExposition;
+  /** The shutdown step under way (for the log line when the deadline passes). */
+  #phase: string | undefined;
   readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
@@ -99,19 +101,30 @@ export class Agent {
       this.#api = new ApiServer({
         host: cfg.api.host,
         port: cfg.api.port,
-        token: readToken(cfg),
+        token: readToken(cfg, s.loaded.file),
         logger: s.logger.child({ component: 'api' }),
         routes: this.#routeTable,
         // The page and its scripts hold no data: a browser loads them, then sends the token itself.
         ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
     }
+    this.#events = new EventPipeline({
+      bus: this.bus,
+      config: cfg.events,
+      logger: s.logger,
+      hostname: host,
+      sourceOf: (topic) => this.#wasmSourceOf(topic),
+      busQueueSize: cfg.bus.queue_size,
+    });
+    this.events = this.#events.log;
+    this.store.addCollector(() => this.#events.metrics());
     this.host = new PluginHost({
       bus: this.bus,
       logger: s.logger,
       api: this.#routeTable,
       store: this.store,
       agent: this.info,
+      events: this.#events.log,
     });
     this.bus.subscribe(
       'metric-store',
@@ -128,16 +141,6 @@ export class Agent {
       this.wasm = wasm;
       this.store.addCollector(() => wasm.metrics());
     }
-    this.#events = new EventPipeline({
-      bus: this.bus,
-      config: cfg.events,
-      logger: s.logger,
-      hostname: host,
-      sourceOf: (topic) => this.#wasmSourceOf(topic),
-      busQueueSize: cfg.bus.queue_size,
-    });
-    this.events = this.#events.log;
-    this.store.addCollector(() => this.#events.metrics());
     this.views = new Views({
       bus: this.bus,
       store: this.store,
@@ -146,6 +149,7 @@ export class Agent {
       state: () => this.#state,
       intervalMs: historyInterval(cfg),
       dashboard,
+      events: () => this.events,
     });
     if (this.#api) {
       const api = this.#api;
@@ -260,26 +264,77 @@ export class Agent {
     return true;
   }
 
-  /** Graceful stop. Resolves true when queues drained within the deadline. */
+  /**
+   * Graceful stop within `agent.shutdown_timeout`: stop sources, drain queues, close plugins (each within
+   * what is left), close Wasm and the API. Resolves true when every step finished in time; false when
+   * something was cut off (logged with what), and the caller exits non-zero.
+   */
   async stop(): Promise<boolean> {
     if (this.#state === 'stopping' || this.#state === 'stopped') return true;
     this.#state = 'stopping';
     const timeout = this.#loaded.config.agent.shutdown_timeout;
-    const end = Date.now() + timeout;
+    // The last part of the deadline is kept for closing Wasm and the API.
+    const reserve = Math.min(1000, timeout / 5);
+    const end = Date.now() + timeout - reserve;
+    const left = () => Math.max(0, end - Date.now());
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
     await this.#fleet?.stop(Math.min(2000, timeout));
     this.views.stop();
-    await this.wasm?.stopWatching();
-    const drained = await this.bus.drain(Math.max(0, end - Date.now()));
+    let clean = await this.#step('stopping the Wasm plugin watcher', left(), this.wasm?.stopWatching());
+    const drained = await this.#step('draining the bus queues', left(), this.bus.drain(left()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
-    await this.host.closeAll(Math.max(0, end - Date.now()));
-    await this.wasm?.close();
-    await this.#events.close(Math.max(0, end - Date.now()));
-    await this.#api?.close();
+    this.#phase = 'closing plugins';
+    const closed = await this.host.closeAll(left());
+    const finalBudget = () => Math.max(0, end + reserve - Date.now());
+    clean = (await this.#step('closing the Wasm runtime', finalBudget(), this.wasm?.close())) && clean;
+    const eventsBudget = Math.max(left(), finalBudget() / 2);
+    clean = (await this.#step('closing the event pipeline', eventsBudget, this.#events.close(eventsBudget))) && clean;
+    clean = (await this.#step('closing the API server', finalBudget(), this.#api?.close())) && clean;
+    clean = clean && drained && closed;
+    this.#phase = undefined;
     this.#state = 'stopped';
-    this.#log.info('agent stopped');
-    return drained;
+    if (clean) this.#log.info('agent stopped');
+    else
+      this.#log.warn(
+        { still_running: this.stillRunning() },
+        'agent stopped; some work was cut off at the shutdown deadline',
+      );
+    return clean;
+  }
+
+  /** During a stop: the step under way and every plugin whose close() has not returned. */
+  stillRunning(): string[] {
+    return [
+      ...(this.#phase ? [this.#phase] : []),
+      ...this.host.closing().map((name) => `plugin ${name}: close() has not returned`),
+    ];
+  }
+
+  /** Runs one shutdown step; resolves false (and leaves it running) when it takes longer than `ms`. */
+  async #step(what: string, ms: number, work: Promise<unknown> | boolean | undefined): Promise<boolean> {
+    if (work === undefined) return true;
+    this.#phase = what;
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      Promise.resolve(work).then(
+        (v) => v !== false,
+        (err: unknown) => {
+          this.#log.warn({ err }, `shutdown: ${what} failed: ${(err as Error).message}`);
+          return false;
+        },
+      ),
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.#log.warn(`shutdown: ${what} did not finish within ${ms} ms; going on without it`);
+      return false;
+    }
+    if (this.#phase === what) this.#phase = undefined;
+    return result;
   }
 
   status(): Record<string, unknown> {
@@ -351,12 +406,13 @@ function historyInterval(cfg: AgentConfig): number {
   return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
-function readToken(cfg: AgentConfig): string {
+/** The config check found the file readable; if it went away since, that is still a config error (exit 2). */
+function readToken(cfg: AgentConfig, file: string | null): string {
   if (cfg.api.token_file) {
     try {
       return readFileSync(cfg.api.token_file, 'utf8').trim();
     } catch (e) {
-      throw new Error(`api.token_file: cannot read ${cfg.api.token_file}: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError([`api.token_file: cannot read ${cfg.api.token_file}: ${(e as Error).message}`], file);
     }
   }
   return cfg.api.token;

@@ -39,7 +39,11 @@ export const coreShape = {
         description: 'API port (0 picks a free port, printed at start).',
       }),
       token: string({ default: '', description: 'Bearer token required on every endpoint but /health ("" = none).' }),
-      token_file: string({ default: '', description: 'File holding the bearer token (wins over token).' }),
+      token_file: string({
+        default: '',
+        file: 'readable',
+        description: 'File holding the bearer token (wins over token); it must exist and be readable at start.',
+      }),
       dashboard: trueFalseOrAuto(
         'Serve the dashboard page at / (its data endpoints need the token when one is set). auto: on only when api.host is a loopback address.',
       ),
@@ -75,10 +79,11 @@ export const coreShape = {
   agent: object(
     {
       shutdown_timeout: duration({
-        default: '5s',
+        default: '10s',
         min: '0s',
         max: '10m',
-        description: 'How long shutdown waits for queues to drain and plugins to close.',
+        description:
+          'How long shutdown may take (drain the queues, close the plugins): past it, what is still running is logged and the agent exits 1. A second SIGTERM or SIGINT exits at once.',
       }),
       labels: record(string({ pattern: LABEL_PATTERN, patternHelp: LABEL_HELP }), {
         default: {},

@@ -131,6 +131,8 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   #startedAt = Date.now();
   readonly #tools: ConfigTools;
   readonly #binaries = new BinaryInfoCache({ timeoutMs: 5000 });
+  /** Static instances' binaries that cannot be run, warned about once each. */
+  readonly #badBinaries = new Set<string>();
 
   /** `tools` replaces the parser/analyser (tests of the plugin use the real ones). */
   constructor(tools: ConfigTools = REAL_TOOLS) {
@@ -269,6 +271,14 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         `nginx_config.static_instances: conf_path must be an absolute path, got ${JSON.stringify(e.conf_path)}`,
       );
     const info = await this.#binaries.get(e.binary);
+    if (info.error && !this.#badBinaries.has(e.binary)) {
+      this.#badBinaries.add(e.binary);
+      this.#ctx.logger.warn(
+        { binary: e.binary, conf_path: e.conf_path, err: info.error },
+        `nginx_config.static_instances: the nginx binary ${e.binary} cannot be run (${info.error}): nginx -t, reloads and the version are unavailable for ${e.conf_path}; set binary to the nginx that runs it`,
+      );
+    } else if (!info.error && this.#badBinaries.delete(e.binary))
+      this.#ctx.logger.info({ binary: e.binary }, `the nginx binary ${e.binary} can be run again`);
     const prefix = (e.prefix || info.prefix || NGINX_DEFAULT_PREFIX).replace(/\/+$/, '') || '/';
     return {
       id: nginxInstanceId(e.binary, e.conf_path, prefix),
