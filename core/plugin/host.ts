@@ -10,6 +10,7 @@ import type { Metric, MetricBatch } from '../metrics/model.js';
 import { gauge } from '../metrics/model.js';
 import type { MetricStoreReader } from '../metrics/store.js';
 import { sectionKey, type BuiltinPlugin } from './builtin.js';
+import { EventLog, type PluginEvents } from '../events/log.js';
 import type { AgentInfo, Plugin, PluginState, PluginStatus, Publisher } from './types.js';
 
 export interface PluginHostSettings {
@@ -18,6 +19,8 @@ export interface PluginHostSettings {
   api: ApiRouter;
   store: MetricStoreReader;
   agent: AgentInfo;
+  /** What plugins get as `ctx.events`; a private empty log when absent (tests). */
+  events?: PluginEvents;
   /** Upper bound for a plugin's init (it should return quickly; this catches a hang). */
   initTimeoutMs?: number;
   /** How often a running plugin's own `status()` is read to log when it becomes degraded and recovers. */
@@ -54,9 +57,14 @@ export class PluginHost {
   readonly #entries = new Map<string, Entry>();
   #builtins: readonly BuiltinPlugin[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
+  /** Plugins whose close() was called and has not returned yet (even past its timeout). */
+  readonly #closing = new Set<string>();
+
+  readonly #events: PluginEvents;
 
   constructor(settings: PluginHostSettings) {
     this.#s = settings;
+    this.#events = settings.events ?? new EventLog({ capacity: 1000 });
   }
 
   /** Creates and starts every enabled built-in. All are subscribed before any is initialised. */
@@ -150,13 +158,15 @@ export class PluginHost {
   }
 
   /** Closes every plugin, in reverse start order, within `timeoutMs` in total. */
-  async closeAll(timeoutMs: number): Promise<void> {
+  async closeAll(timeoutMs: number): Promise<boolean> {
     clearInterval(this.#statusTimer);
     this.#statusTimer = undefined;
     const end = Date.now() + timeoutMs;
     const entries = [...this.#entries.values()].reverse();
     this.#entries.clear();
-    for (const e of entries) await this.#close(e, Math.max(0, end - Date.now()));
+    let allClosed = true;
+    for (const e of entries) if (!(await this.#close(e, Math.max(0, end - Date.now())))) allClosed = false;
+    return allClosed;
   }
 
   report(): PluginReport[] {
@@ -253,6 +263,7 @@ export class PluginHost {
           api: this.#s.api,
           store: this.#s.store,
           agent: this.#s.agent,
+          events: this.#events,
         }),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`init did not finish within ${timeout} ms`)), timeout);
@@ -278,21 +289,38 @@ export class PluginHost {
     }
   }
 
-  async #close(e: Entry, timeoutMs: number): Promise<void> {
+  /** Plugins whose `close()` is still running (it may have outlived its timeout): what a stuck shutdown waits for. */
+  closing(): string[] {
+    return [...this.#closing];
+  }
+
+  /** Resolves false when the plugin's close did not finish within `timeoutMs` (or threw). */
+  async #close(e: Entry, timeoutMs: number): Promise<boolean> {
     e.abort.abort();
     e.sub?.unsubscribe();
-    if (e.state === 'failed') return this.#retire(e);
+    if (e.state === 'failed') {
+      this.#retire(e);
+      return true;
+    }
     e.state = 'stopped';
     let timer: NodeJS.Timeout | undefined;
+    const name = e.plugin.name;
+    this.#closing.add(name);
+    const closed = Promise.resolve()
+      .then(() => e.plugin.close())
+      .finally(() => this.#closing.delete(name));
+    closed.catch(() => undefined); // a rejection after the timeout is not unhandled
     try {
       await Promise.race([
-        Promise.resolve().then(() => e.plugin.close()),
+        closed,
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`close did not finish within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
+      return true;
     } catch (err) {
       e.logger.warn({ err }, `plugin ${e.plugin.name} did not close cleanly: ${(err as Error).message}`);
+      return false;
     } finally {
       clearTimeout(timer);
       this.#retire(e);

@@ -16,6 +16,7 @@
  */
 import type { Logger } from 'pino';
 import type { ApiRouter } from '../api/types.js';
+import type { PluginEvents } from '../events/log.js';
 import type { MetricStoreReader } from '../metrics/store.js';
 import type { Message, Topic, TopicMap } from '../topics.js';
 
@@ -47,6 +48,12 @@ export interface PluginContext<C> {
   readonly api: ApiRouter;
   readonly store: MetricStoreReader;
   readonly agent: AgentInfo;
+  /**
+   * The agent's events (core/events): read recent ones, subscribe to new ones (the listener must not
+   * block: keep a bounded queue), and register a sink's report for /health and agent.events.dropped.
+   * The host always sets it; it is optional only so hand-made contexts in tests may leave it out.
+   */
+  readonly events?: PluginEvents;
 }
 
 export type PluginState = 'starting' | 'running' | 'degraded' | 'failed' | 'quarantined' | 'stopped';

@@ -8,6 +8,7 @@ import { ApiError } from '../api/types.js';
 import type { Issue } from '../config/schema.js';
 import { nullLogger } from '../logging.js';
 import { MetricStore } from '../metrics/store.js';
+import { EventLog } from '../events/log.js';
 import type { Metric } from '../metrics/model.js';
 import type { BuiltinPlugin } from '../plugin/builtin.js';
 import type { AgentInfo } from '../plugin/types.js';
@@ -20,6 +21,8 @@ export interface PluginHarness {
   bus: Bus;
   store: MetricStore;
   host: PluginHost;
+  /** What the plugin sees as `ctx.events`: tests record events into it. */
+  events: EventLog;
   /** Every message published on the bus, in order (the harness subscribes to `*`). */
   published: Envelope[];
   publish<K extends Topic>(topic: K, data: TopicMap[K]): void;
@@ -46,6 +49,7 @@ export async function startPlugin(
   const bus = new Bus({ queueSize: 100_000 });
   const store = new MetricStore();
   const router = new RouteTable();
+  const events = new EventLog({ capacity: 10_000 });
   const published: Envelope[] = [];
   bus.subscribe('harness-recorder', ['*'], (m) => {
     published.push(m);
@@ -57,6 +61,7 @@ export async function startPlugin(
     api: router,
     store,
     agent: { version: 'test', startedAt: Date.now(), hostname: 'test-host', ...opts.agent },
+    events,
   });
   const key = entry.name.replaceAll('-', '_');
   await host.startBuiltins([entry], { [key]: config } as never);
@@ -67,6 +72,7 @@ export async function startPlugin(
     bus,
     store,
     host,
+    events,
     published,
     publish: (topic, data) => bus.publish(topic, data),
     async request(method, path, body) {

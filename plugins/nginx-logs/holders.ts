@@ -15,24 +15,32 @@ export async function nginxHolds(
   ino: number,
   procRoot = '/proc',
 ): Promise<boolean | undefined> {
-  const pids = [masterPid, ...(await children(masterPid, procRoot))];
-  let readable = false;
-  for (const pid of pids) {
-    let fds: string[];
-    try {
-      fds = await readdir(`${procRoot}/${pid}/fd`);
-    } catch (err) {
-      // A process that is gone holds nothing; one we may not look into tells us nothing.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') readable = true;
-      continue;
-    }
-    readable = true;
-    for (const fd of fds) {
-      const st = await stat(`${procRoot}/${pid}/fd/${fd}`).catch(() => undefined);
-      if (st && st.ino === ino && st.dev === dev) return true;
-    }
+  // The master first: it holds every log until a reopen and has a handful of descriptors, where a
+  // busy worker has one per connection. The workers are looked at only once the master let go.
+  const master = await holds(masterPid, dev, ino, procRoot);
+  if (master === true) return true;
+  let readable = master === false;
+  for (const pid of await children(masterPid, procRoot)) {
+    const worker = await holds(pid, dev, ino, procRoot);
+    if (worker === true) return true;
+    if (worker === false) readable = true;
   }
   return readable ? false : undefined;
+}
+
+/** Whether process `pid` holds the file; a process that is gone holds nothing; undefined when not readable. */
+async function holds(pid: number, dev: number, ino: number, procRoot: string): Promise<boolean | undefined> {
+  let fds: string[];
+  try {
+    fds = await readdir(`${procRoot}/${pid}/fd`);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT' ? false : undefined;
+  }
+  for (const fd of fds) {
+    const st = await stat(`${procRoot}/${pid}/fd/${fd}`).catch(() => undefined);
+    if (st && st.ino === ino && st.dev === dev) return true;
+  }
+  return false;
 }
 
 async function children(pid: number, procRoot: string): Promise<number[]> {

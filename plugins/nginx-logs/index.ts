@@ -449,11 +449,11 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     scheduler?.stop();
     const jobs = [...this.#jobs.values()];
     // Let polls in progress finish (their lines are counted), but never wait on a stuck one for long.
-    const polls = Promise.all(jobs.map((j) => j.polling?.catch(() => {})));
-    await (scheduler ? scheduler.within(polls, CLOSE_WAIT_MS) : polls);
+    const bounded = <T>(work: Promise<T>) => (scheduler ? scheduler.within(work, CLOSE_WAIT_MS) : work);
+    await bounded(Promise.all(jobs.map((j) => j.polling?.catch(() => {}))));
     this.#closed = true;
-    await this.savePositions().catch(() => {});
-    for (const j of jobs) await j.tailer.close();
+    await bounded(this.savePositions().catch(() => {}));
+    await bounded(Promise.all(jobs.map((j) => j.tailer.close())));
     this.#jobs.clear();
   }
 }

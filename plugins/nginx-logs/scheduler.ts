@@ -63,6 +63,8 @@ export class LogScheduler {
       if (!set) byDir.set(dir, (set = new Set()));
       set.add(path);
     }
+    for (const path of this.#lastEventPoll.keys())
+      if (!byDir.get(dirname(path))?.has(path)) this.#lastEventPoll.delete(path);
     for (const [dir, entry] of this.#watchers)
       if (!byDir.has(dir)) {
         entry.watcher.close();

@@ -10,6 +10,8 @@ import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
 import type { OtlpProtocol } from './convert.js';
 import { OtlpSender } from './sender.js';
+import { SinkQueue } from '../../core/events/queue.js';
+import { type AgentEvent, severityAtLeast } from '../../core/events/types.js';
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -67,6 +69,21 @@ export const schema = object(
       max: '1h',
       description: 'Longest wait between two retries.',
     }),
+    events: bool({
+      default: true,
+      description:
+        "Also export the agent's events (lint findings, alerts, nginx errors, ...) as OTLP log records to logs_endpoint.",
+    }),
+    logs_endpoint: string({
+      default: '',
+      pattern: /^(https?:\/\/[^\s/]+(\/\S*)?)?$/,
+      patternHelp: 'an http:// or https:// URL, e.g. http://collector:4318/v1/logs, or "" for the default',
+      description: 'Full URL of the OTLP/HTTP logs endpoint ("" = endpoint with /v1/metrics replaced by /v1/logs).',
+    }),
+    events_min_severity: oneOf(['info', 'warning', 'error', 'critical'] as const, {
+      default: 'info',
+      description: 'Least severe event exported as a log record.',
+    }),
     retry_max_elapsed: duration({
       default: '5m',
       min: '0s',
@@ -90,6 +107,9 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
   #convert!: typeof import('./convert.js');
   #timer: NodeJS.Timeout | undefined;
   #collectErrors = 0;
+  /** Events as log records: their own sender (same queue bound and retry) and event queue. */
+  #logs: { sender: OtlpSender; queue: SinkQueue; endpoint: string; unsubscribe: () => void } | undefined;
+  #logErrors = 0;
 
   subscriptions(): readonly string[] {
     return [];
@@ -108,6 +128,7 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
       logger: ctx.logger,
     });
     this.#sender.start();
+    if (c.events && ctx.events) await this.#startLogs(ctx);
     this.#timer = setInterval(() => this.collect(), c.interval);
     this.#timer.unref();
     ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
@@ -115,6 +136,69 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
       { endpoint: c.endpoint, protocol: c.protocol },
       `exporting metrics to ${c.endpoint} (${c.protocol}) every ${c.interval} ms`,
     );
+  }
+
+  async #startLogs(ctx: PluginContext<OtlpExporterConfig>): Promise<void> {
+    const c = ctx.config;
+    const events = ctx.events;
+    if (!events) return;
+    const { logsEndpointOf, serializeLogs, toLogRecords } = await import('./logs.js');
+    const { resourceAttributes } = this.#convert;
+    const endpoint = c.logs_endpoint || logsEndpointOf(c.endpoint);
+    if (!endpoint) {
+      ctx.logger.warn(
+        `events are not exported as OTLP logs: endpoint ${c.endpoint} does not end in /v1/metrics, so set otlp_exporter.logs_endpoint`,
+      );
+      return;
+    }
+    const sender = new OtlpSender({
+      endpoint,
+      headers: c.headers,
+      timeoutMs: c.timeout,
+      queueSize: c.queue_size,
+      retry: { initialMs: c.retry_initial_interval, maxMs: c.retry_max_interval, maxElapsedMs: c.retry_max_elapsed },
+      logger: ctx.logger,
+    });
+    sender.start();
+    const resource = resourceAttributes(ctx.agent);
+    const queue = new SinkQueue({
+      capacity: Math.max(1000, c.max_batch_points * 10),
+      batchSize: c.max_batch_points,
+      handle: (batch: AgentEvent[]) => {
+        const wanted = batch.filter((e) => severityAtLeast(e.severity, c.events_min_severity));
+        if (wanted.length === 0) return;
+        const records = toLogRecords(wanted, { resource, scopeVersion: ctx.agent.version, now: Date.now() });
+        const { body, contentType } = serializeLogs(records, c.protocol as OtlpProtocol);
+        const gzip = c.compression === 'gzip';
+        sender.enqueue({ body: gzip ? gzipSync(body) : body, contentType, gzip, points: wanted.length });
+      },
+      onError: (err) => {
+        if (this.#logErrors++ === 0) ctx.logger.error({ err }, 'cannot build an OTLP logs request from events');
+      },
+    });
+    const unsubscribe = events.subscribe(queue.push);
+    const unregister = events.registerSink('otlp', () => {
+      const st = sender.stats;
+      const droppedRecords = [...st.dropped.values()].reduce((a, b) => a + b, 0);
+      return {
+        ...queue.report(st.failing ? 'failing' : 'ok', st.failing ? st.lastError : undefined, {
+          endpoint,
+          exported: st.exportedPoints,
+          requests_queued: st.queueDepth,
+        }),
+        dropped: queue.dropped + droppedRecords,
+      };
+    });
+    this.#logs = {
+      sender,
+      queue,
+      endpoint,
+      unsubscribe: () => {
+        unsubscribe();
+        unregister();
+      },
+    };
+    ctx.logger.info({ endpoint }, `exporting events as OTLP log records to ${endpoint}`);
   }
 
   /** Takes a snapshot of the store and queues it as export requests (also the timer's tick). */
@@ -158,6 +242,19 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
         { name: 'agent.otlp.exported', unit: '{data_point}', description: 'Data points the OTLP endpoint accepted.' },
         [{ attributes: {}, value: st.exportedPoints, startTime: start }],
       ),
+      ...(this.#logs
+        ? [
+            counter(
+              {
+                name: 'agent.otlp.logs.exported',
+                unit: '{log_record}',
+                description:
+                  'Events the OTLP logs endpoint accepted as log records (drops: agent.events.dropped{sink="otlp"}).',
+              },
+              [{ attributes: {}, value: this.#logs.sender.stats.exportedPoints, startTime: start }],
+            ),
+          ]
+        : []),
       counter(
         {
           name: 'agent.otlp.dropped',
@@ -205,6 +302,13 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
       dropped_points: [...st.dropped.values()].reduce((a, b) => a + b, 0),
       ...(st.lastSuccess ? { last_success: new Date(st.lastSuccess).toISOString() } : {}),
       ...(st.lastError ? { last_error: st.lastError } : {}),
+      ...(this.#logs
+        ? {
+            logs_endpoint: this.#logs.endpoint,
+            exported_log_records: this.#logs.sender.stats.exportedPoints,
+            logs_queue_depth: this.#logs.sender.stats.queueDepth,
+          }
+        : {}),
     };
     return st.failing ? { state: 'degraded', reason: st.lastError, details } : { state: 'running', details };
   }
@@ -214,7 +318,14 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
     this.#timer = undefined;
     if (!this.#sender) return;
     this.collect();
-    await this.#sender.stop(Math.min(SHUTDOWN_FLUSH_MS, this.#ctx.config.timeout));
+    const deadline = Math.min(SHUTDOWN_FLUSH_MS, this.#ctx.config.timeout);
+    const logs = this.#logs;
+    if (logs) {
+      await logs.queue.flush(deadline / 2);
+      logs.unsubscribe();
+      logs.queue.close();
+    }
+    await Promise.all([this.#sender.stop(deadline), logs?.sender.stop(deadline)]);
   }
 }
 

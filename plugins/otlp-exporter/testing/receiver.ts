@@ -29,6 +29,53 @@ export function exportRequestType(): protobuf.Type {
   return requestType;
 }
 
+let logsRequestType: protobuf.Type | undefined;
+/** `opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest` from the .proto files. */
+export function exportLogsRequestType(): protobuf.Type {
+  if (!logsRequestType) {
+    const root = new protobuf.Root();
+    root.resolvePath = (_origin, target) => join(PROTO_ROOT, target);
+    root.loadSync('opentelemetry/proto/collector/logs/v1/logs_service.proto');
+    logsRequestType = root.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
+  }
+  return logsRequestType;
+}
+
+export interface AnyValue {
+  stringValue?: string;
+  intValue?: number;
+  doubleValue?: number;
+  boolValue?: boolean;
+  arrayValue?: { values?: AnyValue[] };
+  kvlistValue?: { values?: { key: string; value: AnyValue }[] };
+}
+export interface DecodedLogRecord {
+  timeUnixNano?: number;
+  observedTimeUnixNano?: number;
+  severityNumber?: number;
+  severityText?: string;
+  body?: AnyValue;
+  attributes?: { key: string; value: AnyValue }[];
+  eventName?: string;
+}
+export interface DecodedLogsRequest {
+  resourceLogs: {
+    resource: { attributes: KeyValue[] };
+    scopeLogs: { scope: { name: string; version?: string }; logRecords: DecodedLogRecord[] }[];
+  }[];
+}
+
+/** Decodes an OTLP logs protobuf body into a plain object. */
+export function decodeLogsProtobuf(body: Buffer): DecodedLogsRequest {
+  const t = exportLogsRequestType();
+  return t.toObject(t.decode(body), {
+    longs: Number,
+    enums: Number,
+    defaults: false,
+    arrays: true,
+  }) as DecodedLogsRequest;
+}
+
 /** Decodes an OTLP protobuf body into a plain object (camelCase fields, 64-bit integers as numbers). */
 export function decodeProtobuf(body: Buffer): DecodedRequest {
   const t = exportRequestType();
@@ -78,6 +125,8 @@ export type Responder = (n: number) => { status: number; headers?: Record<string
 
 export class OtlpReceiver {
   readonly requests: ReceivedRequest[] = [];
+  /** Requests to /v1/logs, decoded with the logs protos. */
+  readonly logRequests: { at: number; headers: IncomingHttpHeaders; decoded: DecodedLogsRequest }[] = [];
   /** Every request, including those answered with an error. */
   attempts = 0;
   respond: Responder = () => ({ status: 200 });
@@ -103,6 +152,14 @@ export class OtlpReceiver {
         if (answer.status >= 200 && answer.status < 300) {
           const raw = Buffer.concat(chunks);
           const body = req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw;
+          const json = String(req.headers['content-type']).startsWith('application/json');
+          if (req.url === '/v1/logs') {
+            const decoded = json ? (JSON.parse(body.toString('utf8')) as DecodedLogsRequest) : decodeLogsProtobuf(body);
+            r.logRequests.push({ at: Date.now(), headers: req.headers, decoded });
+            res.writeHead(answer.status, { 'Content-Type': String(req.headers['content-type']) });
+            res.end();
+            return;
+          }
           const decoded = String(req.headers['content-type']).startsWith('application/json')
             ? (JSON.parse(body.toString('utf8')) as DecodedRequest)
             : decodeProtobuf(body);
@@ -131,6 +188,15 @@ export class OtlpReceiver {
       for (const rm of r.decoded.resourceMetrics)
         for (const sm of rm.scopeMetrics) for (const m of sm.metrics) out.set(m.name, m);
     return out;
+  }
+
+  /** Every log record received so far, with its resource attributes. */
+  logRecords(): (DecodedLogRecord & { resource: Record<string, unknown> })[] {
+    return this.logRequests.flatMap((r) =>
+      r.decoded.resourceLogs.flatMap((rl) =>
+        rl.scopeLogs.flatMap((sl) => sl.logRecords.map((l) => ({ ...l, resource: attrs(rl.resource.attributes) }))),
+      ),
+    );
   }
 
   close(): Promise<void> {
