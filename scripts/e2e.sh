@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The user's run: clone the repository as committed, install it as the README says (`npm ci`), then
 # run scripts/e2e/run.ts from the clone: real nginx, the agent with default settings, traffic, a config
-# change, Wasm plugins, checked from the outside (HTTP API, /metrics, promtool, a Prometheus scrape).
+# change, Wasm plugins, checked from the outside (HTTP API, /metrics, promtool, a Prometheus scrape);
+# then scripts/e2e/nonroot.sh from the clone: the agent as the systemd unit's user (needs root or sudo).
 # Prints `PASS <part>` / `FAIL <part>: reason` per part, then `N passed, N failed`; exit 1 on any failure.
 # Needs: git, node 20.19+, npm, and the Debian packages nginx and prometheus (scripts/install-test-deps.sh).
 set -uo pipefail
@@ -32,3 +33,12 @@ echo "PASS install (npm ci)"
 passed=$((passed + 1))
 
 E2E_PASSED=$passed E2E_FAILED=$failed node --import tsx scripts/e2e/run.ts
+status=$?
+
+# The agent as the systemd unit's user, groups and capabilities (setpriv), against a Debian-layout
+# nginx, in private namespaces (scripts/e2e/nonroot.sh). The unit's user must read the clone.
+chmod 0755 "$WORK"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+$SUDO bash scripts/e2e/nonroot.sh "$WORK/agent" || status=1
+exit $status

@@ -398,6 +398,71 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
       }
     });
 
+    it('a waPC guest with WASI logs its stdout, hot-reloads between batches and is refused on a sha256 mismatch', async () => {
+      const guest = (version: number) => {
+        const message = `{"topic":"event.wapc","data":{"v":${version}}}`;
+        const line = `wapc guest v${version} on stdout\n`;
+        return compileWatText(`(module
+          (import "wapc" "__host_call" (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "agentbuspublish")
+          (data (i32.const 32) "${message.replaceAll('"', '\\"')}")
+          (data (i32.const 128) "${line.replace('\n', '\\0a')}")
+          (func (export "__guest_call") (param i32 i32) (result i32)
+            (i32.store (i32.const 256) (i32.const 128))
+            (i32.store (i32.const 260) (i32.const ${line.length}))
+            (drop (call $fd_write (i32.const 1) (i32.const 256) (i32.const 1) (i32.const 264)))
+            (call $host_call (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 3)
+                             (i32.const 8) (i32.const 7) (i32.const 32) (i32.const ${message.length}))))`);
+      };
+      const dir = tempPluginsDir();
+      const manifest = {
+        name: 'wapc-wasi',
+        abi: 'wapc',
+        wasm: 'plugin.wasm',
+        subscriptions: ['event.in.wapc'],
+        publishes: ['event.wapc'],
+      };
+      writePlugin(dir, 'wapc-wasi', manifest, await guest(1));
+      const h = await startAgent(dir, { batch_wait: '2ms' }, ['event.wapc']);
+      try {
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 1, 'v1 published', 10_000);
+        assert.deepEqual(h.seen[0].data, { v: 1 });
+        await waitFor(
+          () => logsOf(h, 'wapc-wasi').some((l) => l.level === 30 && l.msg === 'wapc guest v1 on stdout'),
+          'stdout in the plugin log',
+          10_000,
+        );
+        writePlugin(dir, 'wapc-wasi', manifest, await guest(2));
+        await waitFor(
+          async () =>
+            (await h.plugin('wapc-wasi')).details.sha256 !== undefined &&
+            h.logs.some((l) => /Wasm plugin wapc-wasi reloaded/.test(String(l.msg))),
+          'v2 loaded',
+          10_000,
+        );
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 2, 'v2 published', 10_000);
+        assert.deepEqual(h.seen[1].data, { v: 2 });
+        writePlugin(dir, 'wapc-wasi', { ...manifest, sha256: '0'.repeat(64) }, await guest(3));
+        await waitFor(
+          async () =>
+            /SHA-256 is [0-9a-f]{64} but .* pins sha256 0{64}/.test(
+              String((await h.plugin('wapc-wasi')).details.reload_refused),
+            ),
+          'v3 refused',
+          10_000,
+        );
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 3, 'v2 still answers', 10_000);
+        assert.deepEqual(h.seen[2].data, { v: 2 });
+      } finally {
+        await h.stop();
+      }
+    });
+
     it('a waPC guest that fails or publishes off its manifest fails the call with its error, as Extism ones do', async () => {
       const dir = tempPluginsDir();
       writePlugin(
