@@ -424,13 +424,15 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     const files = parseApplyBody(req.json());
     const st = this.#statics.get(t.instance.id);
     if (t.isStatic && st?.entry.pid_file) t.setInstance({ ...t.instance, pid: await readPid(st.entry.pid_file) });
+    const dryRun = req.query.get('dry_run') === 'true';
     let r;
     try {
-      r = await t.apply(files);
+      r = await t.apply(files, { dryRun });
     } catch (e) {
       this.#error('apply', e as Error, t.instance);
       throw e;
     }
+    if (dryRun) return dryRunResponse(t.instance.id, r);
     const outcome: ApplyOutcome = r.ok
       ? 'applied'
       : r.status === 422
@@ -530,6 +532,22 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     await Promise.all([...this.#trackers.values()].map((t) => t.close()));
     this.#trackers.clear();
   }
+}
+
+/** `?dry_run=true`: the files were written, tested with `nginx -t` and restored; nothing was reloaded. */
+function dryRunResponse(instanceId: string, r: Awaited<ReturnType<InstanceTracker['apply']>>): ApiResponse {
+  const failed = r.steps.find((s) => !s.ok);
+  return {
+    status: r.status,
+    body: {
+      instanceId,
+      dryRun: true,
+      ok: r.ok,
+      steps: r.steps,
+      ...(r.test ? { test: { ok: r.test.ok, exitCode: r.test.exitCode, messages: r.test.messages } } : {}),
+      ...(failed ? { error: `${failed.step}: ${failed.detail ?? 'failed'}` } : {}),
+    },
+  };
 }
 
 /** Reads a pid file; 0 when absent or not a number. */
