@@ -83,7 +83,12 @@ export class PluginHost {
       const e = this.#create(b.create(), section, 'builtin');
       if (e) created.push(e);
     }
-    for (const e of created) await this.#init(e);
+    for (const e of created) {
+      await this.#init(e);
+      // A turn of the event loop between two plugins: requests that arrived meanwhile (the API
+      // listens before the plugins start) are answered now, not after every plugin's start-up work.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     this.#statusTimer ??= setInterval(() => this.report(), this.#s.statusCheckMs ?? 2000);
     this.#statusTimer.unref();
   }
