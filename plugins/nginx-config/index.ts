@@ -80,7 +80,11 @@ export const schema = object(
     }),
     static_instances: list(
       object({
-        conf_path: string({ default: '', description: 'Absolute path of the main config file.' }),
+        conf_path: string({
+          default: '',
+          file: 'readable',
+          description: 'Absolute path of the main config file; it must exist and be readable at start.',
+        }),
         prefix: string({ default: '', description: 'nginx prefix (-p); empty: the binary\u2019s --prefix.' }),
         binary: string({ default: '/usr/sbin/nginx', description: 'nginx binary used for `nginx -t`.' }),
         pid_file: string({
