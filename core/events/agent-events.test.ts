@@ -13,7 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { OtlpReceiver } from '../../plugins/otlp-exporter/testing/receiver.js';
 import { needAlertmanager, startAlertmanager, type TestAlertmanager } from '../testing/alertmanager.js';
 import { REPO_ROOT, runAgent, startAgent, type AgentProcess } from '../testing/agent-process.js';
-import { needNginx, TestNginx, TIMED_FORMAT, waitFor } from '../testing/nginx.js';
+import { needNginx, TestNginx, waitFor } from '../testing/nginx.js';
 import { openEventStream } from './sse-client.js';
 import type { AgentEvent } from './types.js';
 
@@ -68,10 +68,6 @@ nginx_config:
       binary: /usr/sbin/nginx
 nginx_logs:
   poll_interval: 100ms
-  logs:
-    - path: ${nginx.accessLog}
-      type: access
-      format: '${TIMED_FORMAT}'
 otlp_exporter:
   enabled: true
   endpoint: ${rx.url}

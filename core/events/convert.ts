@@ -352,7 +352,7 @@ function defaultKey(topic: string, data: JsonObject): string {
   const parts = [topic];
   for (const f of KEY_FIELDS) {
     const v = data[f];
-    if (typeof v === 'string' || typeof v === 'number') parts.push(String(v));
+    if ((typeof v === 'string' && v !== '') || typeof v === 'number') parts.push(String(v));
   }
   return parts.join(':');
 }

@@ -155,6 +155,7 @@ async function bench(): Promise<void> {
       `stream queue ${config.stream_queue_size} per client, node ${process.version}`,
   );
   let published = 0;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
   let slowGoneAt: number | undefined;
@@ -177,6 +178,7 @@ async function bench(): Promise<void> {
   await pipeline.health();
   const recordSecs = (performance.now() - t0) / 1000;
   const recorded = pipeline.log.lastId;
+  const cpu = process.cpuUsage(cpu0);
   rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
   // Let the fast client read what is in flight, then stop both.
   const lastId = recorded;
@@ -208,6 +210,10 @@ async function bench(): Promise<void> {
   console.log(
     `slow client: ${slow?.events.toLocaleString('en-US')} events (${((slow?.bytes ?? 0) / 1024).toFixed(0)} KiB) read, ` +
       `${slow?.reason ? `disconnected after ${((slowGoneAt ?? 0) / 1000).toFixed(2)} s with: ${slow.reason}` : 'never disconnected'}`,
+  );
+  console.log(
+    `CPU of this process (publisher, bus, pipeline, log sink, stream writes): ${((cpu.user + cpu.system) / 1e6).toFixed(2)} s, ` +
+      `${((cpu.user + cpu.system) / recorded).toFixed(2)} µs per event`,
   );
   console.log(`RSS before ${mb(rssBefore)}, peak ${mb(rssPeak)}, after ${mb(rssAfter)}`);
   process.exit(0);
