@@ -78,6 +78,29 @@ describe('agent CLI (real child process)', () => {
     }
   });
 
+  test('a missing api.token_file fails config check and start with exit 2 and file:line:key, no stack trace', async () => {
+    const file = await tempConfig(`${LIGHT}  token_file: /nonexistent/agent-token\n`);
+    const want = new RegExp(`${file}:3:3: api\\.token_file: cannot read /nonexistent/agent-token: no such file`);
+    const check = await runAgent(['config', 'check', '--config', file]);
+    assert.equal(check.code, 2);
+    assert.match(check.stderr, want);
+    const start = await runAgent(['start', '--config', file]);
+    assert.equal(start.code, 2);
+    assert.match(start.stderr, want);
+    assert.doesNotMatch(start.stderr, /\n\s+at /, 'no stack trace');
+    const conf = await tempConfig(
+      `${LIGHT}nginx_config:\n  static_instances:\n    - conf_path: /nonexistent/nginx.conf\n`,
+    );
+    const confCheck = await runAgent(['config', 'check', '--config', conf]);
+    assert.equal(confCheck.code, 2);
+    assert.match(
+      confCheck.stderr,
+      new RegExp(
+        `${conf}:5:\\d+: nginx_config\\.static_instances\\.0\\.conf_path: cannot read /nonexistent/nginx\\.conf: no such file`,
+      ),
+    );
+  });
+
   test('a bad config stops the agent before it starts, with exit code 2 and the file and line', async () => {
     const file = await tempConfig('api:\n  port: -1\n');
     const r = await runAgent(['start', '--config', file]);

@@ -43,10 +43,9 @@ describe('agent start', () => {
       assert.equal((await fetch(`${url}/metrics`)).status, 200, 'metrics served with what is there');
       const starting = await fetch(`${url}/health`);
       assert.equal(starting.status, 503);
-      assert.deepEqual(await starting.json(), {
-        status: 'starting',
-        plugins: { 'slow-collector': { state: 'starting' } },
-      });
+      const body = (await starting.json()) as { status: string; plugins: unknown };
+      assert.equal(body.status, 'starting');
+      assert.deepEqual(body.plugins, { 'slow-collector': { state: 'starting' } });
       slow.collect();
       const running = await fetch(`${url}/health`);
       assert.equal(running.status, 200);
@@ -54,5 +53,43 @@ describe('agent start', () => {
     } finally {
       await agent.stop();
     }
+  });
+});
+
+describe('agent stop', () => {
+  test('a plugin whose close hangs is cut off at agent.shutdown_timeout: stop resolves false and names it', async () => {
+    const stuck = defineBuiltin({
+      name: 'stuck-close',
+      description: 'test plugin',
+      schema: object({ enabled: bool({ default: true }) }),
+      create: () => ({
+        name: 'stuck-close',
+        subscriptions: () => [],
+        init() {},
+        close: () => new Promise<void>(() => {}),
+      }),
+    });
+    const loaded = loadConfig({
+      builtins: [stuck],
+      flags: [
+        { path: 'api.port', flag: '--api-port', value: 0 },
+        { path: 'wasm.enabled', flag: 'test', value: false },
+        { path: 'agent.shutdown_timeout', flag: 'test', value: '300ms' },
+      ],
+      env: {},
+      searchPaths: [],
+    });
+    const lines: { msg: string; still_running?: string[] }[] = [];
+    const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
+    const agent = new Agent({ loaded, builtins: [stuck], logger });
+    await agent.start();
+    assert.equal(await agent.stop(), false);
+    assert.ok(
+      lines.some((l) => /^plugin stuck-close did not close cleanly: close did not finish within \d+ ms/.test(l.msg)),
+      JSON.stringify(lines.map((l) => l.msg)),
+    );
+    const last = lines.at(-1)!;
+    assert.equal(last.msg, 'agent stopped; some work was cut off at the shutdown deadline');
+    assert.deepEqual(last.still_running, ['plugin stuck-close: close() has not returned']);
   });
 });

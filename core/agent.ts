@@ -6,15 +6,17 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { RouteTable } from './api/router.js';
 import { ApiServer } from './api/server.js';
+import type { ApiResponse } from './api/types.js';
+import type { FleetClient } from './fleet/client.js';
 import { Bus } from './bus/bus.js';
-import { changedSections, type AgentConfig, type LoadedConfig } from './config/load.js';
+import { changedSections, ConfigError, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
 import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
-import type { ApiRouter } from './api/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
@@ -36,9 +38,6 @@ export interface AgentSettings {
   reload?: () => LoadedConfig;
 }
 
-/** Routes that collect nowhere: used when `api.enabled` is false. */
-const NO_API: ApiRouter = { route: () => undefined };
-
 export class Agent {
   readonly bus: Bus;
   readonly store: MetricStore;
@@ -54,10 +53,15 @@ export class Agent {
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
+  /** Every API route, served over HTTP when `api.enabled` and called in-process by the fleet. */
+  readonly #routeTable = new RouteTable();
+  #fleet: FleetClient | undefined;
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
   readonly #exposition: MetricsExposition;
+  /** The shutdown step under way (for the log line when the deadline passes). */
+  #phase: string | undefined;
   readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
@@ -97,8 +101,9 @@ export class Agent {
       this.#api = new ApiServer({
         host: cfg.api.host,
         port: cfg.api.port,
-        token: readToken(cfg),
+        token: readToken(cfg, s.loaded.file),
         logger: s.logger.child({ component: 'api' }),
+        routes: this.#routeTable,
         // The page and its scripts hold no data: a browser loads them, then sends the token itself.
         ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
@@ -116,7 +121,7 @@ export class Agent {
     this.host = new PluginHost({
       bus: this.bus,
       logger: s.logger,
-      api: this.#api ?? NO_API,
+      api: this.#routeTable,
       store: this.store,
       agent: this.info,
       events: this.#events.log,
@@ -144,14 +149,16 @@ export class Agent {
       state: () => this.#state,
       intervalMs: historyInterval(cfg),
       dashboard,
+      events: () => this.events,
     });
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
-      this.#routes(api);
-      this.#events.routes(api);
-      this.views.routes(api);
     }
+    this.store.addCollector(() => this.#fleet?.metrics() ?? []);
+    this.#routes(this.#routeTable);
+    this.#events.routes(this.#routeTable);
+    this.views.routes(this.#routeTable);
   }
 
   get state(): AgentState {
@@ -162,6 +169,18 @@ export class Agent {
   }
   get apiAddress(): { host: string; port: number } | undefined {
     return this.#apiAddress;
+  }
+  /** The fleet connection (absent while loading and when `fleet.enabled` is false). */
+  get fleet(): FleetClient | undefined {
+    return this.#fleet;
+  }
+
+  /**
+   * Runs a local API request in-process through the same handlers and checks (also when
+   * `api.enabled` is false); errors come back as `{ status, body: { error } }`.
+   */
+  dispatch(method: string, path: string, body = ''): Promise<ApiResponse> {
+    return this.#routeTable.call(method, path, body);
   }
 
   async start(): Promise<void> {
@@ -179,11 +198,34 @@ export class Agent {
     void this.wasm?.start();
     this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    if (this.#loaded.config.fleet.enabled) await this.#startFleet();
     this.#state = 'running';
     this.#log.info(
       { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
       `agent ${VERSION} running`,
     );
+  }
+
+  /** Loads the NATS client only now (start-up cost) and connects in the background. */
+  async #startFleet(): Promise<void> {
+    const cfg = this.#loaded.config;
+    try {
+      const { FleetClient } = await import('./fleet/client.js');
+      this.#fleet = new FleetClient(cfg.fleet, {
+        agentId: this.info.instanceId ?? '',
+        hostname: this.info.hostname,
+        version: this.info.version,
+        startedAt: this.info.startedAt,
+        labels: this.info.labels ?? {},
+        api: this.#routeTable,
+        events: this.events,
+        onCommand: (record) => this.bus.publish('fleet.command', record),
+        logger: this.#log.child({ component: 'fleet' }),
+      });
+      this.#fleet.start();
+    } catch (err) {
+      this.#log.error({ err }, `fleet cannot start, the agent runs without it: ${(err as Error).message}`);
+    }
   }
 
   /** Adds a run-time plugin (Wasm) to the running agent. */
@@ -209,7 +251,9 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events');
+    const needRestart = changed.filter(
+      (k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events' || k === 'fleet',
+    );
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -220,25 +264,77 @@ export class Agent {
     return true;
   }
 
-  /** Graceful stop. Resolves true when queues drained within the deadline. */
+  /**
+   * Graceful stop within `agent.shutdown_timeout`: stop sources, drain queues, close plugins (each within
+   * what is left), close Wasm and the API. Resolves true when every step finished in time; false when
+   * something was cut off (logged with what), and the caller exits non-zero.
+   */
   async stop(): Promise<boolean> {
     if (this.#state === 'stopping' || this.#state === 'stopped') return true;
     this.#state = 'stopping';
     const timeout = this.#loaded.config.agent.shutdown_timeout;
-    const end = Date.now() + timeout;
+    // The last part of the deadline is kept for closing Wasm and the API.
+    const reserve = Math.min(1000, timeout / 5);
+    const end = Date.now() + timeout - reserve;
+    const left = () => Math.max(0, end - Date.now());
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    await this.#fleet?.stop(Math.min(2000, timeout));
     this.views.stop();
-    await this.wasm?.stopWatching();
-    const drained = await this.bus.drain(Math.max(0, end - Date.now()));
+    let clean = await this.#step('stopping the Wasm plugin watcher', left(), this.wasm?.stopWatching());
+    const drained = await this.#step('draining the bus queues', left(), this.bus.drain(left()));
     if (!drained) this.#log.warn('queues not drained before the shutdown deadline; remaining messages are dropped');
-    await this.host.closeAll(Math.max(0, end - Date.now()));
-    await this.wasm?.close();
-    await this.#events.close(Math.max(0, end - Date.now()));
-    await this.#api?.close();
+    this.#phase = 'closing plugins';
+    const closed = await this.host.closeAll(left());
+    const finalBudget = () => Math.max(0, end + reserve - Date.now());
+    clean = (await this.#step('closing the Wasm runtime', finalBudget(), this.wasm?.close())) && clean;
+    const eventsBudget = Math.max(left(), finalBudget() / 2);
+    clean = (await this.#step('closing the event pipeline', eventsBudget, this.#events.close(eventsBudget))) && clean;
+    clean = (await this.#step('closing the API server', finalBudget(), this.#api?.close())) && clean;
+    clean = clean && drained && closed;
+    this.#phase = undefined;
     this.#state = 'stopped';
-    this.#log.info('agent stopped');
-    return drained;
+    if (clean) this.#log.info('agent stopped');
+    else
+      this.#log.warn(
+        { still_running: this.stillRunning() },
+        'agent stopped; some work was cut off at the shutdown deadline',
+      );
+    return clean;
+  }
+
+  /** During a stop: the step under way and every plugin whose close() has not returned. */
+  stillRunning(): string[] {
+    return [
+      ...(this.#phase ? [this.#phase] : []),
+      ...this.host.closing().map((name) => `plugin ${name}: close() has not returned`),
+    ];
+  }
+
+  /** Runs one shutdown step; resolves false (and leaves it running) when it takes longer than `ms`. */
+  async #step(what: string, ms: number, work: Promise<unknown> | boolean | undefined): Promise<boolean> {
+    if (work === undefined) return true;
+    this.#phase = what;
+    let timer: NodeJS.Timeout | undefined;
+    const result = await Promise.race([
+      Promise.resolve(work).then(
+        (v) => v !== false,
+        (err: unknown) => {
+          this.#log.warn({ err }, `shutdown: ${what} failed: ${(err as Error).message}`);
+          return false;
+        },
+      ),
+      new Promise<'timeout'>((r) => {
+        timer = setTimeout(() => r('timeout'), ms);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (result === 'timeout') {
+      this.#log.warn(`shutdown: ${what} did not finish within ${ms} ms; going on without it`);
+      return false;
+    }
+    if (this.#phase === what) this.#phase = undefined;
+    return result;
   }
 
   status(): Record<string, unknown> {
@@ -251,6 +347,7 @@ export class Agent {
       instance_id: this.info.instanceId,
       config: { file: this.#loaded.file, env: this.#loaded.env },
       plugins: this.host.report(),
+      fleet: this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' },
     };
   }
 
@@ -274,7 +371,7 @@ export class Agent {
     return source;
   }
 
-  #routes(api: ApiServer): void {
+  #routes(api: RouteTable): void {
     api.route('GET', '/health', () => {
       const reports = this.host.report();
       const plugins = Object.fromEntries(
@@ -284,9 +381,16 @@ export class Agent {
       // plugin has done its first collection, not only until the plugins' init returned.
       const status =
         this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
+      // The fleet connection is reported, never counted against health: NATS down is not the agent down.
+      const fleet = this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' };
       return {
         status: status === 'running' ? 200 : 503,
-        body: { status, plugins, events: { sinks: this.#events.health() } },
+        body: {
+          status,
+          plugins,
+          events: { sinks: this.#events.health() },
+          fleet: { state: fleet.state, server: fleet.server ?? null },
+        },
       };
     });
     api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));
@@ -302,12 +406,13 @@ function historyInterval(cfg: AgentConfig): number {
   return typeof interval === 'number' ? Math.min(60_000, Math.max(1000, interval)) : 5000;
 }
 
-function readToken(cfg: AgentConfig): string {
+/** The config check found the file readable; if it went away since, that is still a config error (exit 2). */
+function readToken(cfg: AgentConfig, file: string | null): string {
   if (cfg.api.token_file) {
     try {
       return readFileSync(cfg.api.token_file, 'utf8').trim();
     } catch (e) {
-      throw new Error(`api.token_file: cannot read ${cfg.api.token_file}: ${(e as Error).message}`, { cause: e });
+      throw new ConfigError([`api.token_file: cannot read ${cfg.api.token_file}: ${(e as Error).message}`], file);
     }
   }
   return cfg.api.token;

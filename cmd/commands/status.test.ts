@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFile, writeFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { Bus } from '../../core/bus/bus.js';
 import { nullLogger } from '../../core/logging.js';
@@ -110,6 +111,24 @@ describe('agent status against a running agent and a real nginx', { skip: needTo
       Object.keys((await (await fetch(`${agent.url}/v1/status`)).json()) as object).sort(),
     );
     assert.ok(Array.isArray(body.plugins));
+  });
+
+  test('a broken config on disk shows as nginx -t FAILED with its warning events', async () => {
+    const conf = await readFile(nginx.confPath, 'utf8');
+    await writeFile(nginx.confPath, conf.replace('location = /ok {', 'location = /ok { retrun 200;'));
+    let out = '';
+    await waitFor(
+      async () => {
+        const r = await runAgent(['status', '--api-port', port]);
+        out = r.stdout;
+        return /nginx -t FAILED/.test(out) && /^events {3}latest warning and worse:$/m.test(out);
+      },
+      'agent status to show the failed config and its events',
+      60_000,
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${out}`);
+    });
+    assert.match(out, /^ {2}\d{4}-\d\d-\d\d \d\d:\d\d:\d\d WARNING nginx\.config\.\w+/m);
   });
 
   test('says what to do when no agent answers', async () => {

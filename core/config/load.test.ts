@@ -1,4 +1,6 @@
 import { strict as assert } from 'node:assert';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { bool, duration, int, object, record, string } from './schema.js';
@@ -35,7 +37,7 @@ describe('config loading', () => {
     assert.equal(l.file, null);
     assert.equal(l.config.api.host, '127.0.0.1');
     assert.equal(l.config.api.port, 8039);
-    assert.equal(l.config.agent.shutdown_timeout, 5000);
+    assert.equal(l.config.agent.shutdown_timeout, 10_000);
     assert.deepEqual(l.config.demo_plugin, { enabled: true, interval: 15000, workers: 2 });
     assert.ok(Object.isFrozen(l.config.api), 'validated config is frozen');
   });
@@ -105,6 +107,23 @@ describe('config loading', () => {
     assert.equal(p.length, 6);
   });
 
+  test('a file the config names (api.token_file) must exist and be readable: file:line:key', () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'token-file-'));
+    const file = join(tmp, 'agent.yaml');
+    const missing = join(tmp, 'no-such-token');
+    writeFileSync(file, `api:\n  port: 0\n  token_file: ${missing}\n`);
+    assert.deepEqual(
+      problems(() => loadConfig({ builtins, file, env: {} })),
+      [`${file}:3:3: api.token_file: cannot read ${missing}: no such file`],
+    );
+    assert.deepEqual(
+      problems(() => loadConfig({ builtins, file, env: { NGINX_AGENT_API_TOKEN_FILE: tmp } })),
+      [`environment variable NGINX_AGENT_API_TOKEN_FILE (api.token_file): ${tmp} is not a regular file`],
+    );
+    writeFileSync(missing, 's3cret\n');
+    assert.equal(loadConfig({ builtins, file, env: {} }).config.api.token_file, missing);
+  });
+
   test('a YAML syntax error names the file and line', () => {
     const file = join(dir, 'syntax.yaml');
     const p = problems(() => loadConfig({ builtins, file, env: {} }));
@@ -158,7 +177,7 @@ describe('config loading', () => {
     const shown = displayConfig(rootSchema(builtins), b) as Record<string, Record<string, unknown>>;
     assert.equal(shown.demo_plugin.interval, '15s');
     assert.equal(shown.api.token, '<redacted>');
-    assert.equal(shown.agent.shutdown_timeout, '5s');
+    assert.equal(shown.agent.shutdown_timeout, '10s');
   });
 
   test('displayConfig shows header names but not their values', () => {

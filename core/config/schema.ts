@@ -6,6 +6,7 @@
  * variables can be mapped and coerced from strings, and (4) errors that name the YAML file, line
  * and key. Each of those is a few lines here and awkward to bolt onto a general validator.
  */
+import { accessSync, constants, statSync } from 'node:fs';
 
 export interface Issue {
   /** Key path, e.g. ['api', 'port']. */
@@ -65,7 +66,14 @@ function leaf<T>(
   };
 }
 
-export function string(opts: Opts<string> & { pattern?: RegExp; patternHelp?: string } = {}): Schema<string> {
+export function string(
+  opts: Opts<string> & {
+    pattern?: RegExp;
+    patternHelp?: string;
+    /** `readable`: a non-empty value names a file the agent reads at start; it must exist and be readable. */
+    file?: 'readable';
+  } = {},
+): Schema<string> {
   return leaf('string', opts, (v) => {
     if (typeof v !== 'string') return { ok: false, message: `must be a string, got ${describeValue(v)}` };
     if (opts.pattern && v !== '' && !opts.pattern.test(v))
@@ -73,8 +81,30 @@ export function string(opts: Opts<string> & { pattern?: RegExp; patternHelp?: st
         ok: false,
         message: `${JSON.stringify(v)} is not valid: ${opts.patternHelp ?? `must match ${opts.pattern}`}`,
       };
+    if (opts.file === 'readable' && v !== '') {
+      const problem = unreadableFile(v);
+      if (problem) return { ok: false, message: problem };
+    }
     return { ok: true, value: v };
   });
+}
+
+/** Why `path` cannot be read as a file, or undefined when it can. */
+export function unreadableFile(path: string): string | undefined {
+  try {
+    if (!statSync(path).isFile()) return `${path} is not a regular file`;
+    accessSync(path, constants.R_OK);
+    return undefined;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why =
+      err.code === 'ENOENT'
+        ? 'no such file'
+        : err.code === 'EACCES'
+          ? 'permission denied for the agent user'
+          : err.message;
+    return `cannot read ${path}: ${why}`;
+  }
 }
 
 export function oneOf<const V extends string>(values: readonly V[], opts: Opts<V> = {}): Schema<V> {

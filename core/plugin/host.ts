@@ -57,6 +57,8 @@ export class PluginHost {
   readonly #entries = new Map<string, Entry>();
   #builtins: readonly BuiltinPlugin[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
+  /** Plugins whose close() was called and has not returned yet (even past its timeout). */
+  readonly #closing = new Set<string>();
 
   readonly #events: PluginEvents;
 
@@ -81,7 +83,12 @@ export class PluginHost {
       const e = this.#create(b.create(), section, 'builtin');
       if (e) created.push(e);
     }
-    for (const e of created) await this.#init(e);
+    for (const e of created) {
+      await this.#init(e);
+      // A turn of the event loop between two plugins: requests that arrived meanwhile (the API
+      // listens before the plugins start) are answered now, not after every plugin's start-up work.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     this.#statusTimer ??= setInterval(() => this.report(), this.#s.statusCheckMs ?? 2000);
     this.#statusTimer.unref();
   }
@@ -151,13 +158,15 @@ export class PluginHost {
   }
 
   /** Closes every plugin, in reverse start order, within `timeoutMs` in total. */
-  async closeAll(timeoutMs: number): Promise<void> {
+  async closeAll(timeoutMs: number): Promise<boolean> {
     clearInterval(this.#statusTimer);
     this.#statusTimer = undefined;
     const end = Date.now() + timeoutMs;
     const entries = [...this.#entries.values()].reverse();
     this.#entries.clear();
-    for (const e of entries) await this.#close(e, Math.max(0, end - Date.now()));
+    let allClosed = true;
+    for (const e of entries) if (!(await this.#close(e, Math.max(0, end - Date.now())))) allClosed = false;
+    return allClosed;
   }
 
   report(): PluginReport[] {
@@ -280,21 +289,38 @@ export class PluginHost {
     }
   }
 
-  async #close(e: Entry, timeoutMs: number): Promise<void> {
+  /** Plugins whose `close()` is still running (it may have outlived its timeout): what a stuck shutdown waits for. */
+  closing(): string[] {
+    return [...this.#closing];
+  }
+
+  /** Resolves false when the plugin's close did not finish within `timeoutMs` (or threw). */
+  async #close(e: Entry, timeoutMs: number): Promise<boolean> {
     e.abort.abort();
     e.sub?.unsubscribe();
-    if (e.state === 'failed') return this.#retire(e);
+    if (e.state === 'failed') {
+      this.#retire(e);
+      return true;
+    }
     e.state = 'stopped';
     let timer: NodeJS.Timeout | undefined;
+    const name = e.plugin.name;
+    this.#closing.add(name);
+    const closed = Promise.resolve()
+      .then(() => e.plugin.close())
+      .finally(() => this.#closing.delete(name));
+    closed.catch(() => undefined); // a rejection after the timeout is not unhandled
     try {
       await Promise.race([
-        Promise.resolve().then(() => e.plugin.close()),
+        closed,
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`close did not finish within ${timeoutMs} ms`)), timeoutMs);
         }),
       ]);
+      return true;
     } catch (err) {
       e.logger.warn({ err }, `plugin ${e.plugin.name} did not close cleanly: ${(err as Error).message}`);
+      return false;
     } finally {
       clearTimeout(timer);
       this.#retire(e);

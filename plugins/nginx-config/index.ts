@@ -79,7 +79,11 @@ export const schema = object(
     }),
     static_instances: list(
       object({
-        conf_path: string({ default: '', description: 'Absolute path of the main config file.' }),
+        conf_path: string({
+          default: '',
+          file: 'readable',
+          description: 'Absolute path of the main config file; it must exist and be readable at start.',
+        }),
         prefix: string({ default: '', description: 'nginx prefix (-p); empty: the binary\u2019s --prefix.' }),
         binary: string({ default: '/usr/sbin/nginx', description: 'nginx binary used for `nginx -t`.' }),
         pid_file: string({
@@ -131,6 +135,8 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   #startedAt = Date.now();
   readonly #tools: ConfigTools;
   readonly #binaries = new BinaryInfoCache({ timeoutMs: 5000 });
+  /** Static instances' binaries that cannot be run, warned about once each. */
+  readonly #badBinaries = new Set<string>();
 
   /** `tools` replaces the parser/analyser (tests of the plugin use the real ones). */
   constructor(tools: ConfigTools = REAL_TOOLS) {
@@ -269,6 +275,14 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         `nginx_config.static_instances: conf_path must be an absolute path, got ${JSON.stringify(e.conf_path)}`,
       );
     const info = await this.#binaries.get(e.binary);
+    if (info.error && !this.#badBinaries.has(e.binary)) {
+      this.#badBinaries.add(e.binary);
+      this.#ctx.logger.warn(
+        { binary: e.binary, conf_path: e.conf_path, err: info.error },
+        `nginx_config.static_instances: the nginx binary ${e.binary} cannot be run (${info.error}): nginx -t, reloads and the version are unavailable for ${e.conf_path}; set binary to the nginx that runs it`,
+      );
+    } else if (!info.error && this.#badBinaries.delete(e.binary))
+      this.#ctx.logger.info({ binary: e.binary }, `the nginx binary ${e.binary} can be run again`);
     const prefix = (e.prefix || info.prefix || NGINX_DEFAULT_PREFIX).replace(/\/+$/, '') || '/';
     return {
       id: nginxInstanceId(e.binary, e.conf_path, prefix),
@@ -414,13 +428,15 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     const files = parseApplyBody(req.json());
     const st = this.#statics.get(t.instance.id);
     if (t.isStatic && st?.entry.pid_file) t.setInstance({ ...t.instance, pid: await readPid(st.entry.pid_file) });
+    const dryRun = req.query.get('dry_run') === 'true';
     let r;
     try {
-      r = await t.apply(files);
+      r = await t.apply(files, { dryRun });
     } catch (e) {
       this.#error('apply', e as Error, t.instance);
       throw e;
     }
+    if (dryRun) return dryRunResponse(t.instance.id, r);
     const outcome: ApplyOutcome = r.ok
       ? 'applied'
       : r.status === 422
@@ -520,6 +536,22 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     await Promise.all([...this.#trackers.values()].map((t) => t.close()));
     this.#trackers.clear();
   }
+}
+
+/** `?dry_run=true`: the files were written, tested with `nginx -t` and restored; nothing was reloaded. */
+function dryRunResponse(instanceId: string, r: Awaited<ReturnType<InstanceTracker['apply']>>): ApiResponse {
+  const failed = r.steps.find((s) => !s.ok);
+  return {
+    status: r.status,
+    body: {
+      instanceId,
+      dryRun: true,
+      ok: r.ok,
+      steps: r.steps,
+      ...(r.test ? { test: { ok: r.test.ok, exitCode: r.test.exitCode, messages: r.test.messages } } : {}),
+      ...(failed ? { error: `${failed.step}: ${failed.detail ?? 'failed'}` } : {}),
+    },
+  };
 }
 
 /** Reads a pid file; 0 when absent or not a number. */

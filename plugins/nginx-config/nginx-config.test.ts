@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFile, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import pino from 'pino';
 import type { GaugeMetric } from '../../core/metrics/model.js';
 import type {
   CertificateExpiring,
@@ -395,6 +396,25 @@ describe('nginx-config plugin defaults and static instances', { skip: needNginx(
       const r = await put();
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.equal(await (await fetch(nginx.url('/reconfigured'))).text(), 'yes\n');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a static instance whose nginx binary does not exist: one warning naming it', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l)) });
+    const binary = join(nginx.prefix, 'no-such-nginx');
+    const h = await startPlugin(
+      plugin,
+      { static_instances: [{ conf_path: nginx.confPath, prefix: nginx.prefix, binary, pid_file: nginx.pidFile }] },
+      { logger },
+    );
+    try {
+      await h.waitFor(() => lines.some((l) => l.msg.includes(binary)), 'the warning about the binary');
+      const warns = lines.filter((l) => l.level === 40 && l.msg.includes(`the nginx binary ${binary} cannot be run`));
+      assert.equal(warns.length, 1, JSON.stringify(lines.map((l) => l.msg)));
+      assert.match(warns[0].msg, /set binary to the nginx that runs it/);
     } finally {
       await h.close();
     }

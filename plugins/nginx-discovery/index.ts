@@ -122,6 +122,10 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
             },
             `found nginx ${i.version || '(version unknown)'} master ${i.pid} with ${i.confPath}`,
           );
+          if (i.health !== 'HEALTHY') {
+            const change = healthChange(i, undefined);
+            log[change.level]({ instance: i.id, pid: i.pid, health: i.health }, change.msg);
+          }
           // A partial view (no nginx -V) is said once per binary, with what is missing and why.
           const degraded = this.#discovery.degradedReason(i.id);
           if (degraded && !this.#loggedBinaryErrors.has(i.binary)) {
@@ -132,11 +136,13 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
           log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} (${i.confPath}) is gone`);
         else if (e.topic === 'nginx.instance.reloaded')
           log.info({ instance: i.id, pid: i.pid }, `nginx master ${i.pid} reloaded: a new generation of workers runs`);
-        else
-          log.warn(
+        else {
+          const change = healthChange(i, e.data.previousHealth);
+          log[change.level](
             { instance: i.id, pid: i.pid, health: i.health, previous: e.data.previousHealth },
-            `nginx ${i.pid} is ${i.health}${i.healthReason ? `: ${i.healthReason}` : ''}`,
+            change.msg,
           );
+        }
       }
       for (const b of batches) this.#ctx.bus.publish('metrics', { ...b, interval: this.#ctx.config.interval });
       this.#publishSelf();
@@ -243,3 +249,16 @@ export const plugin = defineBuiltin({
   schema,
   create: () => new NginxDiscoveryPlugin(),
 });
+
+/**
+ * The log line for an instance's health: a degraded state is one `warn` when it starts (or gets
+ * worse), and one `info` when the instance is healthy again.
+ */
+export function healthChange(
+  i: Pick<NginxInstance, 'pid' | 'health' | 'healthReason'>,
+  previous: NginxInstance['health'] | undefined,
+): { level: 'warn' | 'info'; msg: string } {
+  if (i.health === 'HEALTHY')
+    return { level: 'info', msg: `nginx ${i.pid} is HEALTHY again${previous ? ` (was ${previous})` : ''}` };
+  return { level: 'warn', msg: `nginx ${i.pid} is ${i.health}${i.healthReason ? `: ${i.healthReason}` : ''}` };
+}

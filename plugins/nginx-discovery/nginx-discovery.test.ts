@@ -11,7 +11,7 @@ import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { BinaryInfoCache } from './binary-info.js';
 import { findInPath, NginxDiscovery } from './discovery.js';
-import { plugin, type NginxDiscoveryPlugin } from './index.js';
+import { healthChange, plugin, type NginxDiscoveryPlugin } from './index.js';
 import {
   nginxInstanceId,
   parseMasterArgs,
@@ -683,5 +683,20 @@ describe('a sidecar without CAP_SYS_PTRACE (no exe link, nginx -V cannot run)', 
     assert.equal(configured.instance.confPath, '/mnt/nginx/nginx.conf');
     assert.equal(configured.instance.prefix, '/mnt/nginx');
     assert.match(configured.degraded!, /nginx_discovery\.conf_paths/);
+  });
+});
+
+test('a degraded instance is one warn when it starts and one info when it is healthy again', () => {
+  assert.deepEqual(
+    healthChange({ pid: 7, health: 'DEGRADED', healthReason: 'older generation still running' }, 'HEALTHY'),
+    {
+      level: 'warn',
+      msg: 'nginx 7 is DEGRADED: older generation still running',
+    },
+  );
+  assert.equal(healthChange({ pid: 7, health: 'UNHEALTHY' }, 'DEGRADED').level, 'warn');
+  assert.deepEqual(healthChange({ pid: 7, health: 'HEALTHY' }, 'DEGRADED'), {
+    level: 'info',
+    msg: 'nginx 7 is HEALTHY again (was DEGRADED)',
   });
 });

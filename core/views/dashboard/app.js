@@ -278,6 +278,7 @@ async function followEvents() {
           try {
             const e = JSON.parse(data);
             if (e && typeof e.id === 'number') addEvents([e]);
+            else if (e?.reason) byId('events-note').textContent = `stream closed: ${e.reason}`;
           } catch {
             // a non-JSON data line (a notice from the agent): shown as is
             byId('events-note').textContent = data;
