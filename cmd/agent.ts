@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import { VERSION } from '../core/version.js';
 import { register as config } from './commands/config.js';
 import { register as events } from './commands/events.js';
+import { register as fleet } from './commands/fleet.js';
 import { register as plugins } from './commands/plugins.js';
 import { register as start } from './commands/start.js';
 import { register as status } from './commands/status.js';
@@ -19,7 +20,7 @@ import { register as top } from './commands/top.js';
 import { register as version } from './commands/version.js';
 
 /** In the order `agent --help` lists them. */
-const COMMANDS: readonly ((program: Command) => void)[] = [start, config, plugins, version, status, top, events];
+const COMMANDS: readonly ((program: Command) => void)[] = [start, config, plugins, version, status, top, events, fleet];
 
 export function buildProgram(): Command {
   const program = new Command('agent')

@@ -6,15 +6,18 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import { RouteTable } from './api/router.js';
 import { ApiServer } from './api/server.js';
+import type { ApiResponse } from './api/types.js';
+import type { FleetClient } from './fleet/client.js';
 import { Bus } from './bus/bus.js';
 import { changedSections, ConfigError, type AgentConfig, type LoadedConfig } from './config/load.js';
 import { MetricStore } from './metrics/store.js';
 import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
+import { Scheduler } from './scheduler.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
-import type { ApiRouter } from './api/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
 import { VERSION } from './version.js';
 import { instanceId, readMachineId } from './instance-id.js';
@@ -36,14 +39,13 @@ export interface AgentSettings {
   reload?: () => LoadedConfig;
 }
 
-/** Routes that collect nowhere: used when `api.enabled` is false. */
-const NO_API: ApiRouter = { route: () => undefined };
-
 export class Agent {
   readonly bus: Bus;
   readonly store: MetricStore;
   readonly info: AgentInfo;
   readonly host: PluginHost;
+  /** The one timer of every periodic job (see core/scheduler.ts). */
+  readonly scheduler: Scheduler;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
   /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
@@ -54,6 +56,9 @@ export class Agent {
   #state: AgentState = 'starting';
   #loaded: LoadedConfig;
   #api: ApiServer | undefined;
+  /** Every API route, served over HTTP when `api.enabled` and called in-process by the fleet. */
+  readonly #routeTable = new RouteTable();
+  #fleet: FleetClient | undefined;
   #apiAddress: { host: string; port: number } | undefined;
   readonly #s: AgentSettings;
   readonly #log: Logger;
@@ -101,6 +106,7 @@ export class Agent {
         port: cfg.api.port,
         token: readToken(cfg, s.loaded.file),
         logger: s.logger.child({ component: 'api' }),
+        routes: this.#routeTable,
         // The page and its scripts hold no data: a browser loads them, then sends the token itself.
         ...(dashboard ? { isPublic: (path: string) => path === '/' || path.startsWith('/dashboard/') } : {}),
       });
@@ -115,10 +121,14 @@ export class Agent {
     });
     this.events = this.#events.log;
     this.store.addCollector(() => this.#events.metrics());
+    this.scheduler = new Scheduler({
+      onError: (job, err) => s.logger.error({ err, job }, `periodic job ${job} failed; it runs again next time`),
+    });
     this.host = new PluginHost({
+      scheduler: this.scheduler,
       bus: this.bus,
       logger: s.logger,
-      api: this.#api ?? NO_API,
+      api: this.#routeTable,
       store: this.store,
       agent: this.info,
       events: this.#events.log,
@@ -151,10 +161,11 @@ export class Agent {
     if (this.#api) {
       const api = this.#api;
       this.store.addCollector(() => apiMetrics(api.requests, this.info.startedAt));
-      this.#routes(api);
-      this.#events.routes(api);
-      this.views.routes(api);
     }
+    this.store.addCollector(() => this.#fleet?.metrics() ?? []);
+    this.#routes(this.#routeTable);
+    this.#events.routes(this.#routeTable);
+    this.views.routes(this.#routeTable);
   }
 
   get state(): AgentState {
@@ -165,6 +176,18 @@ export class Agent {
   }
   get apiAddress(): { host: string; port: number } | undefined {
     return this.#apiAddress;
+  }
+  /** The fleet connection (absent while loading and when `fleet.enabled` is false). */
+  get fleet(): FleetClient | undefined {
+    return this.#fleet;
+  }
+
+  /**
+   * Runs a local API request in-process through the same handlers and checks (also when
+   * `api.enabled` is false); errors come back as `{ status, body: { error } }`.
+   */
+  dispatch(method: string, path: string, body = ''): Promise<ApiResponse> {
+    return this.#routeTable.call(method, path, body);
   }
 
   async start(): Promise<void> {
@@ -182,11 +205,34 @@ export class Agent {
     void this.wasm?.start();
     this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    if (this.#loaded.config.fleet.enabled) await this.#startFleet();
     this.#state = 'running';
     this.#log.info(
       { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
       `agent ${VERSION} running`,
     );
+  }
+
+  /** Loads the NATS client only now (start-up cost) and connects in the background. */
+  async #startFleet(): Promise<void> {
+    const cfg = this.#loaded.config;
+    try {
+      const { FleetClient } = await import('./fleet/client.js');
+      this.#fleet = new FleetClient(cfg.fleet, {
+        agentId: this.info.instanceId ?? '',
+        hostname: this.info.hostname,
+        version: this.info.version,
+        startedAt: this.info.startedAt,
+        labels: this.info.labels ?? {},
+        api: this.#routeTable,
+        events: this.events,
+        onCommand: (record) => this.bus.publish('fleet.command', record),
+        logger: this.#log.child({ component: 'fleet' }),
+      });
+      this.#fleet.start();
+    } catch (err) {
+      this.#log.error({ err }, `fleet cannot start, the agent runs without it: ${(err as Error).message}`);
+    }
   }
 
   /** Adds a run-time plugin (Wasm) to the running agent. */
@@ -212,7 +258,9 @@ export class Agent {
     const changed = changedSections(this.#loaded.config, next.config);
     this.#loaded = next;
     if (changed.includes('log')) this.#log.level = next.config.log.level;
-    const needRestart = changed.filter((k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events');
+    const needRestart = changed.filter(
+      (k) => k === 'api' || k === 'bus' || k === 'wasm' || k === 'events' || k === 'fleet',
+    );
     if (needRestart.length) this.#log.warn(`changes to ${needRestart.join(', ')} take effect at the next restart`);
     await this.host.reconfigure(next.config, changed);
     this.#log.info(
@@ -238,6 +286,7 @@ export class Agent {
     const left = () => Math.max(0, end - Date.now());
     this.#log.info(`shutting down (deadline ${timeout} ms)`);
     this.host.stopSources();
+    await this.#fleet?.stop(Math.min(2000, timeout));
     this.views.stop();
     let clean = await this.#step('stopping the Wasm plugin watcher', left(), this.wasm?.stopWatching());
     const drained = await this.#step('draining the bus queues', left(), this.bus.drain(left()));
@@ -250,6 +299,7 @@ export class Agent {
     clean = (await this.#step('closing the event pipeline', eventsBudget, this.#events.close(eventsBudget))) && clean;
     clean = (await this.#step('closing the API server', finalBudget(), this.#api?.close())) && clean;
     clean = clean && drained && closed;
+    this.scheduler.close();
     this.#phase = undefined;
     this.#state = 'stopped';
     if (clean) this.#log.info('agent stopped');
@@ -305,6 +355,7 @@ export class Agent {
       instance_id: this.info.instanceId,
       config: { file: this.#loaded.file, env: this.#loaded.env },
       plugins: this.host.report(),
+      fleet: this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' },
     };
   }
 
@@ -328,7 +379,7 @@ export class Agent {
     return source;
   }
 
-  #routes(api: ApiServer): void {
+  #routes(api: RouteTable): void {
     api.route('GET', '/health', () => {
       const reports = this.host.report();
       const plugins = Object.fromEntries(
@@ -338,9 +389,16 @@ export class Agent {
       // plugin has done its first collection, not only until the plugins' init returned.
       const status =
         this.#state === 'running' && reports.some((p) => p.state === 'starting') ? 'starting' : this.#state;
+      // The fleet connection is reported, never counted against health: NATS down is not the agent down.
+      const fleet = this.#fleet?.status() ?? { state: this.#loaded.config.fleet.enabled ? 'connecting' : 'disabled' };
       return {
         status: status === 'running' ? 200 : 503,
-        body: { status, plugins, events: { sinks: this.#events.health() } },
+        body: {
+          status,
+          plugins,
+          events: { sinks: this.#events.health() },
+          fleet: { state: fleet.state, server: fleet.server ?? null },
+        },
       };
     });
     api.route('GET', '/metrics', (req) => this.#exposition.respond(req.headers));

@@ -48,6 +48,8 @@ export interface TopicMap {
   'nginx.log.error': NginxErrorLogEvent;
   'agent.config.reloaded': AgentConfigReloaded;
   'agent.plugin.state': PluginStateEvent;
+  /** A fleet command answered (core/fleet): verb, outcome, status, duration_ms, error. */
+  'fleet.command': JsonObject;
   [topic: `alert.${string}`]: JsonObject;
   [topic: `lint.${string}`]: JsonObject;
   [topic: `event.${string}`]: JsonObject;

@@ -204,6 +204,17 @@ show() { grep -E "^($1)" "$WORK/metrics.txt" | head -4 | tr '\n' ' ' | cut -c1-4
 [ "$ok" = yes ] && pass "access-log series count the traffic ($(show 'nginx_http_responses_total'))" ||
   fail "access-log series: $(show 'nginx_http_responses_total|nginx_log_lines')"
 
+# Without CAP_SYS_PTRACE nginx -V cannot run: said once, with what is missing and why.
+degraded=$("${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep -c 'cannot run nginx -V')
+if [ "$degraded" = 1 ] && "${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep 'cannot run nginx -V' | grep -q 'CAP_SYS_PTRACE'; then
+  pass "the degraded view (no nginx -V without CAP_SYS_PTRACE) is logged once, with the reason"
+else
+  fail "the degraded view was logged $degraded times"
+fi
+version=$(in_agent "$(get_js http://127.0.0.1:8039/v1/plugins)" 2>/dev/null | grep -o '"nginx_version": *"[^"]*"' | head -1)
+[ -n "$version" ] && pass "nginx version from stub_status's Server header: $version" ||
+  fail "no nginx version from the Server header in /v1/plugins"
+
 echo "--- agent log (warnings and errors)"
 "${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep -E '"level":(40|50|60)' | cut -c1-400 | head -20
 t=$SECONDS

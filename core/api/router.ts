@@ -70,6 +70,20 @@ export class RouteTable implements ApiRouter {
     if (methodMismatch) throw new ApiError(405, `method ${req.method} not allowed on ${req.path}`);
     throw new ApiError(404, `no such endpoint: ${req.method} ${req.path}`);
   }
+  /**
+   * Runs the handler of `method path` in-process, with the same checks and JSON as over HTTP (the
+   * fleet answers its commands this way). `path` may carry a query string. Never throws an ApiError:
+   * 404, 405 and handler errors come back as `{ status, body: { error } }`.
+   */
+  async call(method: string, path: string, body = ''): Promise<ApiResponse> {
+    const url = new URL(path, 'http://in-process');
+    try {
+      return await this.dispatch({ method, path: url.pathname, query: url.searchParams, headers: {}, body });
+    } catch (err) {
+      if (err instanceof ApiError) return errorResponse(err);
+      return { status: 500, body: { error: `internal error: ${(err as Error).message}` } };
+    }
+  }
 }
 
 function decodeSegment(seg: string): string {

@@ -23,6 +23,8 @@ export interface ApiServerOptions {
   logger: Logger;
   /** Largest accepted request body (default 16 MiB); a larger one is answered 413. */
   maxBodyBytes?: number;
+  /** The route table to serve (shared with in-process callers such as the fleet); a new one when absent. */
+  routes?: RouteTable;
   /** Paths served without the token besides /health (the dashboard's page and scripts, which hold no data). */
   isPublic?: (path: string) => boolean;
 }
@@ -32,7 +34,7 @@ const DEFAULT_MAX_BODY = 16 * 1024 * 1024;
 const MAX_DISCARD = 64 * 1024 * 1024;
 
 export class ApiServer implements ApiRouter {
-  readonly #routes = new RouteTable();
+  readonly #routes: RouteTable;
   readonly #server: Server;
   readonly #opts: ApiServerOptions;
   readonly #token: Buffer | null;
@@ -42,6 +44,7 @@ export class ApiServer implements ApiRouter {
 
   constructor(opts: ApiServerOptions) {
     this.#opts = opts;
+    this.#routes = opts.routes ?? new RouteTable();
     this.#token = opts.token ? Buffer.from(opts.token) : null;
     this.#maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY;
     // A slow client gets 15 s for its headers and 60 s for the whole request, then a 408.
@@ -60,6 +63,11 @@ export class ApiServer implements ApiRouter {
 
   route(method: 'GET' | 'PUT' | 'POST' | 'DELETE', pattern: string, handler: ApiHandler): void {
     this.#routes.route(method, pattern, handler);
+  }
+
+  /** Runs `method path` through the same handlers in-process (no HTTP, no token): see RouteTable.call. */
+  dispatch(method: string, path: string, body = ''): Promise<ApiResponse> {
+    return this.#routes.call(method, path, body);
   }
 
   listen(): Promise<{ host: string; port: number }> {

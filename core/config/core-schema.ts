@@ -234,6 +234,51 @@ export const coreShape = {
     },
     { description: 'Extism WebAssembly plugins: sandboxed, in one worker thread, hot-reloaded.' },
   ),
+  fleet: object(
+    {
+      enabled: bool({
+        default: false,
+        description: 'Join a fleet over NATS JetStream: inventory, events and commands (see core/fleet/README.md).',
+      }),
+      servers: list(string({ pattern: /^(nats|tls):\/\/\S+$/, patternHelp: 'a nats:// or tls:// URL' }), {
+        default: ['nats://127.0.0.1:4222'],
+        description: 'NATS server URLs; the client moves to the next one when one is down.',
+      }),
+      name: string({ default: '', description: 'Name of this agent in the fleet ("" = the host name).' }),
+      user: string({ default: '', description: 'NATS user (with password_file).' }),
+      password_file: string({ default: '', description: 'File holding the NATS password of user.' }),
+      token_file: string({ default: '', description: 'File holding a NATS token.' }),
+      creds_file: string({ default: '', description: 'NATS JWT credentials file (.creds).' }),
+      nkey_seed_file: string({ default: '', description: 'File holding an NKey seed (SU...).' }),
+      tls: object(
+        {
+          ca_file: string({ default: '', description: 'CA bundle to verify the server ("" = system CAs).' }),
+          cert_file: string({ default: '', description: 'Client certificate (mutual TLS).' }),
+          key_file: string({ default: '', description: 'Key of the client certificate.' }),
+        },
+        { description: 'TLS to the NATS servers (used when a file is set or a URL is tls://).' },
+      ),
+      subject_prefix: string({
+        default: 'nginx_agent',
+        pattern: /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/,
+        patternHelp: 'NATS subject tokens (letters, digits, "_" and "-") separated by dots',
+        description: 'First tokens of every subject: <prefix>.events.<id>.<kind>, <prefix>.cmd.<id>.<verb>.',
+      }),
+      heartbeat_interval: duration({
+        default: '15s',
+        min: '100ms',
+        max: '1h',
+        description: 'How often the inventory entry is rewritten; silent for 3 intervals, an agent shows as lost.',
+      }),
+      outbox_size: int({
+        default: 10_000,
+        min: 1,
+        max: 10_000_000,
+        description: 'Events kept while NATS is unreachable; past it the oldest are dropped (counted and logged).',
+      }),
+    },
+    { description: 'Fleet: manage many agents from one place over NATS JetStream (off by default).' },
+  ),
 };
 
 /** `true`, `false`, or `auto` (the default): for switches whose default depends on other keys. */

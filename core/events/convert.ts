@@ -22,6 +22,7 @@ export const EVENT_TOPICS = [
   'nginx.instance.*',
   'agent.plugin.state',
   'agent.config.reloaded',
+  'fleet.command',
 ] as const;
 
 export interface ConverterDeps {
@@ -236,6 +237,24 @@ export class EventConverter {
                 : `new config refused, the old one stays in force: ${d.error ?? ''}`,
             ),
             attributes: { ok: d.ok, changed_sections: d.changedSections, ...(d.error ? { error: d.error } : {}) },
+          },
+        ];
+      }
+      case 'fleet.command': {
+        // A command from the fleet (core/fleet): verb, outcome, status, duration_ms, error.
+        const d = msg.data;
+        const ok = d.outcome === 'ok';
+        return [
+          {
+            time: msg.time,
+            severity: ok ? 'info' : 'warning',
+            source: 'core',
+            kind: msg.topic,
+            key: `fleet.command:${String(d.verb)}`,
+            summary: clip(
+              `fleet command ${String(d.verb)}: ${ok ? 'ok' : `${String(d.status)} ${String(d.error ?? 'failed')}`}`,
+            ),
+            attributes: d,
           },
         ];
       }

@@ -5,7 +5,7 @@
  * example, and `agent plugins check` linking a module against exactly what the host offers.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -60,7 +60,7 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     assert.ok(!hostAllowed('127.0.0.1', []));
   });
 
-  it('starts the Wasm worker only when a plugin folder is found', async () => {
+  it('runs the Wasm worker only while a plugin is found: none at start, stopped with the last one', async () => {
     const empty = await startAgent(tempPluginsDir(), {}, []);
     try {
       assert.equal(empty.agent.wasm!.runtime.workerStarted, false, 'no plugin: no worker thread, no isolate');
@@ -78,6 +78,23 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     try {
       assert.equal(one.agent.wasm!.runtime.workerStarted, true);
       assert.equal((await one.plugin('echo')).state, 'running');
+      rmSync(join(dir, 'echo'), { recursive: true });
+      await waitFor(() => !one.agent.wasm!.runtime.workerStarted, 'the worker stopped with the last plugin', 10_000);
+      writePlugin(
+        dir,
+        'echo',
+        { name: 'echo', wasm: 'echo.wasm', subscriptions: ['event.in.echo'], publishes: ['event.echo.*'] },
+        await compileFixture('echo'),
+      );
+      await waitFor(
+        async () => {
+          const plugins = (await one.get('/v1/plugins')).body.plugins as { name: string; state: string }[];
+          return plugins.some((p) => p.name === 'echo' && p.state === 'running');
+        },
+        'a new folder starts a new worker',
+        10_000,
+      );
+      assert.equal(one.agent.wasm!.runtime.workerStarted, true);
     } finally {
       await one.stop();
     }
@@ -122,6 +139,37 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
     );
     assert.match(out, /ok {4}ok /);
     assert.match(out, /1 of 2 plugins OK/);
+  });
+
+  it('fails a var_set past vars_max_bytes, naming the key and the bound', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(
+      dir,
+      'hoard',
+      { name: 'hoard', wasm: 'plugin.wasm', subscriptions: ['event.in.hoard'], publishes: [], vars_max_bytes: 1000 },
+      await compileWatText(`(module
+        (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+        (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+        (import "extism:host/env" "var_set" (func $var_set (param i64 i64)))
+        (memory (export "memory") 1)
+        (func (export "process") (result i32)
+          (local $key i64)
+          (local.set $key (call $alloc (i64.const 1)))
+          (call $store_u8 (local.get $key) (i32.const 107))
+          (call $var_set (local.get $key) (call $alloc (i64.const 2000)))
+          (i32.const 0)))`),
+    );
+    const h = await startAgent(dir, { batch_wait: '2ms' }, []);
+    try {
+      h.agent.bus.publish('event.in.hoard' as never, {} as never);
+      await waitFor(async () => Number((await h.plugin('hoard')).details.errors) === 1, 'the call failed', 10_000);
+      assert.match(
+        String((await h.plugin('hoard')).details.last_error),
+        /var_set "k": the plugin's vars would take 2001 bytes, over vars_max_bytes 1000/,
+      );
+    } finally {
+      await h.stop();
+    }
   });
 
   describe('the C example (bus-meter, Extism C PDK)', { skip: noClang }, () => {
@@ -217,6 +265,25 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
         10_000,
       );
     });
+  });
+
+  it('filters PDK log lines below the agent level (get_log_level)', { skip: noClang }, async () => {
+    const dir = tempPluginsDir();
+    copyExample(dir, 'bus-meter', 'bus-meter.wasm', {
+      name: 'bus-meter',
+      subscriptions: ['event.in.*'],
+      publishes: ['metrics'],
+    });
+    const h = await startAgent(dir, { batch_wait: '2ms' }, ['metrics'], 'info');
+    try {
+      h.agent.bus.publish('event.in.x' as never, {} as never);
+      await waitFor(() => h.seen.length === 1, 'a metric batch', 10_000);
+      const lines = logsOf(h, 'bus-meter');
+      assert.ok(lines.some((l) => l.level === 30 && /^bus-meter: publishing on metrics/.test(String(l.msg))));
+      assert.ok(!lines.some((l) => l.level === 20), 'no debug line at level info');
+    } finally {
+      await h.stop();
+    }
   });
 
   describe('files: allowed_paths maps a host directory to a guest path', { skip: noClang }, () => {
@@ -393,6 +460,71 @@ describe('host functions for any Extism PDK, WASI and waPC', () => {
         const p = await h.plugin('plugin-state-alert');
         assert.equal(p.details.calls, 2);
         assert.equal(p.details.published, 2);
+      } finally {
+        await h.stop();
+      }
+    });
+
+    it('a waPC guest with WASI logs its stdout, hot-reloads between batches and is refused on a sha256 mismatch', async () => {
+      const guest = (version: number) => {
+        const message = `{"topic":"event.wapc","data":{"v":${version}}}`;
+        const line = `wapc guest v${version} on stdout\n`;
+        return compileWatText(`(module
+          (import "wapc" "__host_call" (func $host_call (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+          (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "agentbuspublish")
+          (data (i32.const 32) "${message.replaceAll('"', '\\"')}")
+          (data (i32.const 128) "${line.replace('\n', '\\0a')}")
+          (func (export "__guest_call") (param i32 i32) (result i32)
+            (i32.store (i32.const 256) (i32.const 128))
+            (i32.store (i32.const 260) (i32.const ${line.length}))
+            (drop (call $fd_write (i32.const 1) (i32.const 256) (i32.const 1) (i32.const 264)))
+            (call $host_call (i32.const 0) (i32.const 5) (i32.const 5) (i32.const 3)
+                             (i32.const 8) (i32.const 7) (i32.const 32) (i32.const ${message.length}))))`);
+      };
+      const dir = tempPluginsDir();
+      const manifest = {
+        name: 'wapc-wasi',
+        abi: 'wapc',
+        wasm: 'plugin.wasm',
+        subscriptions: ['event.in.wapc'],
+        publishes: ['event.wapc'],
+      };
+      writePlugin(dir, 'wapc-wasi', manifest, await guest(1));
+      const h = await startAgent(dir, { batch_wait: '2ms' }, ['event.wapc']);
+      try {
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 1, 'v1 published', 10_000);
+        assert.deepEqual(h.seen[0].data, { v: 1 });
+        await waitFor(
+          () => logsOf(h, 'wapc-wasi').some((l) => l.level === 30 && l.msg === 'wapc guest v1 on stdout'),
+          'stdout in the plugin log',
+          10_000,
+        );
+        writePlugin(dir, 'wapc-wasi', manifest, await guest(2));
+        await waitFor(
+          async () =>
+            (await h.plugin('wapc-wasi')).details.sha256 !== undefined &&
+            h.logs.some((l) => /Wasm plugin wapc-wasi reloaded/.test(String(l.msg))),
+          'v2 loaded',
+          10_000,
+        );
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 2, 'v2 published', 10_000);
+        assert.deepEqual(h.seen[1].data, { v: 2 });
+        writePlugin(dir, 'wapc-wasi', { ...manifest, sha256: '0'.repeat(64) }, await guest(3));
+        await waitFor(
+          async () =>
+            /SHA-256 is [0-9a-f]{64} but .* pins sha256 0{64}/.test(
+              String((await h.plugin('wapc-wasi')).details.reload_refused),
+            ),
+          'v3 refused',
+          10_000,
+        );
+        h.agent.bus.publish('event.in.wapc' as never, {} as never);
+        await waitFor(() => h.seen.length === 3, 'v2 still answers', 10_000);
+        assert.deepEqual(h.seen[2].data, { v: 2 });
       } finally {
         await h.stop();
       }

@@ -150,6 +150,12 @@ export class WasmRuntime {
       }
     }
     await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
+    // The last plugin gone: the worker's isolate is given back (a later load starts a new one).
+    if (this.#loaded.size === 0 && !this.#current && this.#urgent.length === 0 && this.#lanes.size === 0) {
+      const w = this.#worker;
+      this.#worker = undefined;
+      await w?.terminate();
+    }
   }
 
   /** Terminates the worker; queued requests end as crashed. */

@@ -290,6 +290,8 @@ async function extismGuest(spec: LoadSpec, holder: { l?: Loaded }): Promise<Gues
     { wasm: [{ data: spec.wasm }] },
     {
       useWasi: spec.useWasi,
+      // WASI stdin is /dev/null and stdout/stderr are caught by withStdio, whatever EXTISM_ENABLE_WASI_OUTPUT says.
+      enableWasiOutput: false,
       allowedHosts: spec.allowedHosts,
       // The SDK hands this to Node's WASI as preopens, keyed by guest path.
       allowedPaths: guestToHost(spec.allowedPaths),
@@ -408,7 +410,8 @@ async function wapcGuest(
     imports[WASI_MODULE] = withStdio(wasi.wasiImport as Record<string, unknown>, target) as WebAssembly.ModuleImports;
   }
   const module = await WebAssembly.compile(spec.wasm as Uint8Array<ArrayBuffer>);
-  const instance = await WebAssembly.instantiate(module, imports);
+  // The original instantiate: the wrapper above is for the Extism SDK (a real Instance is needed for WASI here).
+  const instance = (await instantiate(module, imports)) as WebAssembly.Instance;
   const exports = instance.exports as Record<string, unknown>;
   memory = exports.memory instanceof WebAssembly.Memory ? exports.memory : undefined;
   if (!memory) throw new Error('a waPC guest must export its memory');
@@ -469,11 +472,8 @@ async function load(spec: LoadSpec): Promise<LoadReply & { seq: 0 }> {
   allocBudget.used = 0;
   allocBudget.limit = spec.memoryBytes;
   try {
-    if (await guest.has('init')) {
-      l.call = { publishes: [], refused: [] };
-      await guest.run('init');
-      l.call = null;
-    }
+    // Nothing is published from init (no call is open: a publish there is refused).
+    if (await guest.has('init')) await guest.run('init');
     if (await guest.has('describe')) {
       try {
         const d = JSON.parse((await guest.run('describe')) ?? 'null') as { version?: unknown; description?: unknown };

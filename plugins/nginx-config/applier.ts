@@ -135,11 +135,13 @@ export class ConfigApplier {
   /**
    * Applies `files` to `instance`. `errorLogs` are the error logs to watch after the reload.
    * Never throws: every failure is a step with `ok: false` and a status.
+   * `dryRun`: write, `nginx -t`, and restore the previous files whatever the result (no reload).
    */
   async apply(
     instance: NginxInstance,
     files: readonly ApplyFile[],
     errorLogs: readonly string[],
+    opts: { dryRun?: boolean } = {},
   ): Promise<ApplyResult> {
     const s = this.settings;
     const log = new StepLog();
@@ -182,14 +184,16 @@ export class ConfigApplier {
     });
     if (!paths.ok) return result(403, false, false);
 
-    const master = await log.run('check-master', async () =>
-      instance.pid > 0 && (await processExists(s.procRoot, instance.pid))
-        ? { ok: true, detail: `master pid ${instance.pid}` }
-        : {
-            ok: false,
-            detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload`,
-          },
-    );
+    const master = opts.dryRun
+      ? { ok: true }
+      : await log.run('check-master', async () =>
+          instance.pid > 0 && (await processExists(s.procRoot, instance.pid))
+            ? { ok: true, detail: `master pid ${instance.pid}` }
+            : {
+                ok: false,
+                detail: `the nginx master (pid ${instance.pid || 'unknown'}) is not running: nothing to reload`,
+              },
+        );
     if (!master.ok) return result(409, false, false);
 
     // 2. Backups.
@@ -285,6 +289,10 @@ export class ConfigApplier {
     if (!tested.ok) {
       await restore();
       return result(422, false, true, { test, written });
+    }
+    if (opts.dryRun) {
+      const restored = await restore();
+      return result(restored ? 200 : 500, restored, true, { test, written });
     }
 
     // 5. Reload and confirm.

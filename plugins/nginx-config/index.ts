@@ -13,6 +13,7 @@ import { configVersion } from '../../core/nginx/config/version.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import type { Message } from '../../core/topics.js';
 import { BinaryInfoCache } from '../nginx-discovery/binary-info.js';
 import { nginxInstanceId, NGINX_DEFAULT_PREFIX } from '../nginx-discovery/parse.js';
@@ -79,7 +80,11 @@ export const schema = object(
     }),
     static_instances: list(
       object({
-        conf_path: string({ default: '', description: 'Absolute path of the main config file.' }),
+        conf_path: string({
+          default: '',
+          file: 'readable',
+          description: 'Absolute path of the main config file; it must exist and be readable at start.',
+        }),
         prefix: string({ default: '', description: 'nginx prefix (-p); empty: the binary\u2019s --prefix.' }),
         binary: string({ default: '/usr/sbin/nginx', description: 'nginx binary used for `nginx -t`.' }),
         pid_file: string({
@@ -123,7 +128,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   readonly #ownWrites = new OwnWrites();
   #tester!: NginxTester;
   #applier!: ConfigApplier;
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   readonly #errors = new Map<ErrorStage, number>();
   readonly #applies = new Map<ApplyOutcome, number>();
@@ -156,7 +161,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     ctx.api.route('GET', '/v1/nginx/:id/config', (req) => this.#getConfig(req));
     ctx.api.route('PUT', '/v1/nginx/:id/config', (req) => this.#putConfig(req));
     this.#startTimer();
-    ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
+    ctx.signal.addEventListener('abort', () => this.#job?.cancel(), { once: true });
     this.#track(this.#syncStatics());
     if (!this.#cfg.apply_enabled)
       ctx.logger.info(
@@ -179,12 +184,11 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   }
 
   #startTimer(): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => {
+    this.#job?.cancel();
+    this.#job = this.#ctx.scheduler.every('nginx-config', this.#cfg.cert_check_interval, () => {
       for (const t of this.#trackers.values()) t.publishCertificates();
       this.#publishSelf();
-    }, this.#cfg.cert_check_interval);
-    this.#timer.unref();
+    });
   }
 
   #track(p: Promise<unknown>): void {
@@ -424,13 +428,15 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     const files = parseApplyBody(req.json());
     const st = this.#statics.get(t.instance.id);
     if (t.isStatic && st?.entry.pid_file) t.setInstance({ ...t.instance, pid: await readPid(st.entry.pid_file) });
+    const dryRun = req.query.get('dry_run') === 'true';
     let r;
     try {
-      r = await t.apply(files);
+      r = await t.apply(files, { dryRun });
     } catch (e) {
       this.#error('apply', e as Error, t.instance);
       throw e;
     }
+    if (dryRun) return dryRunResponse(t.instance.id, r);
     const outcome: ApplyOutcome = r.ok
       ? 'applied'
       : r.status === 422
@@ -524,12 +530,28 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#job?.cancel();
+    this.#job = undefined;
     await this.idle();
     await Promise.all([...this.#trackers.values()].map((t) => t.close()));
     this.#trackers.clear();
   }
+}
+
+/** `?dry_run=true`: the files were written, tested with `nginx -t` and restored; nothing was reloaded. */
+function dryRunResponse(instanceId: string, r: Awaited<ReturnType<InstanceTracker['apply']>>): ApiResponse {
+  const failed = r.steps.find((s) => !s.ok);
+  return {
+    status: r.status,
+    body: {
+      instanceId,
+      dryRun: true,
+      ok: r.ok,
+      steps: r.steps,
+      ...(r.test ? { test: { ok: r.test.ok, exitCode: r.test.exitCode, messages: r.test.messages } } : {}),
+      ...(failed ? { error: `${failed.step}: ${failed.detail ?? 'failed'}` } : {}),
+    },
+  };
 }
 
 /** Reads a pid file; 0 when absent or not a number. */

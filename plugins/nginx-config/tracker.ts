@@ -135,10 +135,12 @@ export class InstanceTracker {
   }
 
   /** Applies files under the instance lock, then publishes `nginx.config.applied` (and the change when it took). */
-  apply(files: readonly ApplyFile[]): Promise<ApplyResult & { version?: string }> {
+  apply(files: readonly ApplyFile[], opts: { dryRun?: boolean } = {}): Promise<ApplyResult & { version?: string }> {
     return this.#lock.run(async () => {
-      this.counts.applies++;
       const errorLogs = (this.#snapshot?.analysis.errorLogs ?? []).filter((l) => l.tailable).map((l) => l.path);
+      // A dry run leaves the files as they were: nothing to publish or re-read.
+      if (opts.dryRun) return this.deps.applier.apply(this.#instance, files, [...new Set(errorLogs)], opts);
+      this.counts.applies++;
       const r = await this.deps.applier.apply(this.#instance, files, [...new Set(errorLogs)]);
       // After a success the files on disk are the new config; after a rollback they should equal
       // the old one again (a version change then means someone else wrote meanwhile).

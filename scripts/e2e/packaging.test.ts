@@ -70,8 +70,11 @@ describe('config/nginx-agent.service', () => {
     assert.equal(k.get('ProtectSystem'), 'strict');
     assert.equal(k.get('ProtectHome'), 'yes');
     assert.equal(k.get('PrivateTmp'), 'yes');
-    assert.equal(k.get('CapabilityBoundingSet'), '', 'no capabilities for monitoring');
-    assert.equal(k.get('AmbientCapabilities'), '');
+    // Only what nginx -t needs to bind nginx's ports below 1024.
+    assert.equal(k.get('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE');
+    assert.equal(k.get('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
+    assert.equal(k.get('RuntimeDirectory'), 'nginx-agent', 'where nginx -t copies of the config go');
+    assert.equal(k.get('StateDirectory'), 'nginx-agent', 'agent.state_dir, /var/lib/nginx-agent');
     assert.deepEqual(k.get('ReadWritePaths')!.split(/\s+/).sort(), ['/var/lib/nginx-agent', '/var/log/nginx-agent']);
     assert.equal(k.get('ExecStart'), '/opt/nginx-agent/bin/agent start --config /etc/nginx-agent/nginx-agent.yaml');
     assert.equal(k.get('ExecReload'), '/bin/kill -HUP $MAINPID');
