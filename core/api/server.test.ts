@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { rawRequest } from '../testing/raw-http.js';
-import { ApiServer, parseTarget } from './server.js';
+import { parseTarget, RouteTable } from './router.js';
+import { ApiServer } from './server.js';
 import { ApiError } from './types.js';
 
 function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
@@ -114,6 +115,15 @@ describe('ApiServer: no request ends or breaks the process', () => {
     );
     assert.equal(u.status, 200, u.text);
     await alive();
+  });
+
+  test('an in-process call (the fleet) with a target no URL parser accepts is a 4xx, not a rejection', async () => {
+    const table = new RouteTable();
+    table.route('GET', '/v1/x/:id', (req) => ({ status: 200, body: req.params }));
+    assert.equal((await table.call('GET', '//[')).status, 404);
+    assert.equal((await table.call('GET', '/v1/x/%E0%A4%A')).status, 400);
+    assert.equal((await table.call('GET', '*')).status, 400);
+    assert.deepEqual((await table.call('GET', '/v1/x/a%20b?q=1')).body, { id: 'a b' });
   });
 
   test('parseTarget keeps the path as sent and splits the query', () => {
