@@ -28,6 +28,7 @@ describe('ApiServer: no request ends or breaks the process', () => {
       throw new TypeError('handler bug');
     });
     server.route('GET', '/reject', () => Promise.reject(new Error('async handler bug')));
+    server.route('GET', '/later', () => new Promise((r) => setTimeout(() => r({ status: 200, body: 'later' }), 20)));
     server.route('GET', '/teapot', () => {
       throw new ApiError(418, 'short and stout');
     });
@@ -104,6 +105,12 @@ describe('ApiServer: no request ends or breaks the process', () => {
     const big = await rawRequest(port, `GET /ok HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     assert.equal(big.status, 431, big.text);
     await alive();
+  });
+
+  test('a client that half-closes after its request still gets an answer that takes a while', async () => {
+    const r = await rawRequest(port, 'GET /later HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /later$/);
   });
 
   test('CONNECT (no proxy here) and an upgrade request are answered, not dropped', async () => {

@@ -52,6 +52,9 @@ export class ApiServer implements ApiRouter {
       this.#serve(req, res),
     );
     this.#server.keepAliveTimeout = 5_000;
+    // A client that half-closes after sending its request (`printf ... | nc`) still gets its answer; by
+    // default node aborts the request on the client's FIN, so an answer that takes a tick (a gzip) is lost.
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#server.on('checkContinue', (req, res) => this.#checkContinue(req, res));
     this.#server.on('clientError', (err, socket) => this.#clientError(err, socket));
     // Without a listener node drops a CONNECT request's connection unanswered.
