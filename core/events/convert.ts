@@ -351,7 +351,8 @@ export class EventConverter {
     else if (typeof data.reason === 'string' && data.summary === undefined && !summary.includes(data.reason))
       summary = `${summary}: ${data.reason}`;
     return {
-      time: typeof data.time === 'number' && Number.isFinite(data.time) ? data.time : time,
+      // A plugin's own time, when it is a plausible Unix ms (a Date can hold it).
+      time: typeof data.time === 'number' && data.time > 0 && data.time < 8.64e15 ? data.time : time,
       severity,
       source,
       kind: topic,
@@ -370,7 +371,7 @@ function defaultKey(topic: string, data: JsonObject): string {
   const parts = [topic];
   for (const f of KEY_FIELDS) {
     const v = data[f];
-    if (typeof v === 'string' || typeof v === 'number') parts.push(String(v));
+    if ((typeof v === 'string' && v !== '') || typeof v === 'number') parts.push(String(v));
   }
   return parts.join(':');
 }
@@ -432,6 +433,6 @@ function normalise(message: string): string {
 }
 
 function clip(text: string, max = SUMMARY_MAX): string {
-  const oneLine = text.replace(/\s*\n\s*/g, ' ');
+  const oneLine = text.includes('\n') ? text.replace(/\s*\n\s*/g, ' ') : text;
   return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
 }

@@ -10,7 +10,9 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { ApiError } from '../api/types.js';
-import { waitFor } from '../testing/nginx.js';
+import { Agent } from '../agent.js';
+import { loadConfig } from '../config/load.js';
+import { freePort, waitFor } from '../testing/nginx.js';
 import { startNatsCluster, TestNats } from '../testing/nats.js';
 import { needTool } from '../testing/tools.js';
 import { FleetClient, type FleetSettings } from './client.js';
@@ -19,7 +21,7 @@ import { findAgent, listAgents, readEvents, sendCommand } from './operator.js';
 import { Outbox } from './outbox.js';
 import { simulatedAgent } from './simulated.js';
 import { ensureEventsStream, inventoryBucket } from './streams.js';
-import { natsAuthorization } from './subjects.js';
+import { agentState, natsAuthorization, type InventoryEntry } from './subjects.js';
 
 const skip = needTool('nats-server', 'nats-server');
 const logger = pino({ level: process.env.FLEET_TEST_LOG ?? 'silent' });
@@ -69,6 +71,17 @@ describe('command payloads', () => {
     assert.throws(() => commandCall('nginx.config.get', {}), /"instance" must be a non-empty string/);
     assert.throws(() => commandCall('status', { x: 1 }), CommandError);
     assert.throws(() => commandCall('events.recent', { limit: -1 }), /"limit" must be a non-negative integer/);
+  });
+
+  test('an agent silent for 3 heartbeats is lost; a stopped one says so', () => {
+    const entry = {
+      last_seen: new Date(10_000).toISOString(),
+      heartbeat_interval_ms: 1000,
+      state: 'online',
+    } as InventoryEntry;
+    assert.equal(agentState(entry, 12_999), 'online');
+    assert.equal(agentState(entry, 13_001), 'lost');
+    assert.equal(agentState({ ...entry, state: 'stopped' }, 99_999), 'stopped');
   });
 
   test('the outbox keeps order, returns failures to the head and drops the oldest past capacity', () => {
@@ -241,6 +254,30 @@ describe('fleet permissions (nats-server with per-agent users)', { skip }, () =>
   });
 });
 
+describe('fleet with token authentication', { skip }, () => {
+  test('fleet.token_file authenticates the agent; a wrong token is refused and the agent keeps retrying', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-token-'));
+    const nats = await TestNats.start({ extraConf: 'authorization { token: "s3cret-token" }' });
+    await writeFile(join(dir, 'good'), 's3cret-token\n');
+    await writeFile(join(dir, 'bad'), 'nope\n');
+    const good = simulatedAgent({ agentId: 'agent-t1', logger });
+    const bad = simulatedAgent({ agentId: 'agent-t2', logger });
+    const goodClient = new FleetClient(settings([nats.url], { token_file: join(dir, 'good') }), good.host);
+    const badClient = new FleetClient(settings([nats.url], { token_file: join(dir, 'bad') }), bad.host);
+    goodClient.start();
+    badClient.start();
+    try {
+      await waitFor(() => goodClient.state === 'connected', 'the agent with the right token connected');
+      await waitFor(() => /authorization violation/i.test(String(badClient.status().last_error)), 'the refusal');
+      assert.equal(badClient.state, 'connecting');
+    } finally {
+      await goodClient.stop();
+      await badClient.stop();
+      await nats.stop();
+    }
+  });
+});
+
 describe('fleet on a three-node cluster', { skip }, () => {
   test('with one node killed the agent goes on through the others', async () => {
     const nodes = await startNatsCluster();
@@ -296,6 +333,82 @@ describe('fleet on a three-node cluster', { skip }, () => {
       await client.stop();
       await operator?.close();
       for (const n of nodes) await n.stop();
+    }
+  });
+});
+
+describe('the fleet in an agent', { skip }, () => {
+  const agentWith = (flags: { path: string; value: unknown }[]) =>
+    new Agent({
+      loaded: loadConfig({
+        builtins: [],
+        flags: [
+          { path: 'wasm.enabled', value: false },
+          { path: 'fleet.enabled', value: true },
+          { path: 'fleet.heartbeat_interval', value: '500ms' },
+          ...flags,
+        ].map((f) => ({ ...f, flag: 'test' })),
+        env: {},
+        searchPaths: [],
+      }),
+      builtins: [],
+      logger,
+    });
+
+  test('NATS unreachable: the agent starts and serves, and reports the fleet as connecting', async () => {
+    const agent = agentWith([
+      { path: 'api.port', value: 0 },
+      { path: 'fleet.servers', value: [`nats://127.0.0.1:${await freePort()}`] },
+    ]);
+    await agent.start();
+    try {
+      const base = `http://127.0.0.1:${agent.apiAddress!.port}`;
+      const health = await fetch(`${base}/health`);
+      assert.equal(health.status, 200);
+      assert.deepEqual(((await health.json()) as { fleet: unknown }).fleet, { state: 'connecting', server: null });
+      const status = (await (await fetch(`${base}/v1/status`)).json()) as {
+        fleet: { state: string; last_error?: string };
+      };
+      assert.equal(status.fleet.state, 'connecting');
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      assert.match(metrics, /^agent_fleet_connected 0$/m);
+    } finally {
+      await agent.stop();
+    }
+  });
+
+  test('with api.enabled false, commands still run the API handlers in-process', async () => {
+    const nats = await TestNats.start();
+    const agent = agentWith([
+      { path: 'api.enabled', value: false },
+      { path: 'fleet.servers', value: [nats.url] },
+      { path: 'fleet.name', value: 'no-api' },
+    ]);
+    const operator = await connect({ servers: nats.url });
+    await agent.start();
+    try {
+      await waitFor(async () => (await listAgents(operator).catch(() => [])).length === 1, 'the agent listed');
+      const row = findAgent(await listAgents(operator), 'no-api');
+      assert.equal(row.id, agent.info.instanceId);
+      const status = await sendCommand(operator, PREFIX, row.id, 'status');
+      assert.equal(status.status, 200);
+      assert.equal((status.body as { fleet: { state: string } }).fleet.state, 'connected');
+      const recent = await sendCommand(operator, PREFIX, row.id, 'events.recent', { limit: 50 });
+      assert.equal(recent.status, 200);
+      // The first command is itself an event by now (fleet.command from the real events pipeline).
+      await waitFor(
+        async () =>
+          (
+            (await sendCommand(operator, PREFIX, row.id, 'events.recent', {})).body as { events: { kind: string }[] }
+          ).events.some((e) => e.kind === 'fleet.command'),
+        'fleet.command in the event log',
+      );
+      const bad = await sendCommand(operator, PREFIX, row.id, 'events.recent', { since: 'x' });
+      assert.equal(bad.status, 400);
+    } finally {
+      await agent.stop();
+      await operator.close();
+      await nats.stop();
     }
   });
 });
