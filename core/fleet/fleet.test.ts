@@ -3,9 +3,12 @@
  * once each through a kill and restart of the server, permissions per agent, a three-node cluster.
  */
 import { strict as assert } from 'node:assert';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
@@ -13,7 +16,7 @@ import { ApiError } from '../api/types.js';
 import { Agent } from '../agent.js';
 import { loadConfig } from '../config/load.js';
 import { freePort, waitFor } from '../testing/nginx.js';
-import { startNatsCluster, TestNats } from '../testing/nats.js';
+import { NATS_SERVER_BIN, startNatsCluster, TestNats } from '../testing/nats.js';
 import { needTool } from '../testing/tools.js';
 import { FleetClient, type FleetSettings } from './client.js';
 import { commandCall, CommandError } from './commands.js';
@@ -21,7 +24,7 @@ import { findAgent, listAgents, readEvents, sendCommand } from './operator.js';
 import { Outbox } from './outbox.js';
 import { simulatedAgent } from './simulated.js';
 import { ensureEventsStream, inventoryBucket } from './streams.js';
-import { agentState, natsAuthorization, type InventoryEntry } from './subjects.js';
+import { agentPermissions, agentState, natsAuthorization, type InventoryEntry } from './subjects.js';
 
 const skip = needTool('nats-server', 'nats-server');
 const logger = pino({ level: process.env.FLEET_TEST_LOG ?? 'silent' });
@@ -151,23 +154,32 @@ describe('fleet client with one nats-server', { skip }, () => {
         ['status:ok', 'nginx.config.apply:ok', 'nope:error', 'nginx.config.get:error', 'events.recent:ok'],
       );
 
-      // Events: 3 before the outage, 20 while the server is down, 3 after it is back.
+      // Events: 3 first, then steady traffic (one every 20 ms) through a kill of the server, a
+      // 3 s outage and a restart on the same store, then a last one: each stored exactly once.
       await waitFor(async () => (await storedEventIds(operator, 'agent-1')).length === 3, 'the first 3 events');
+      let traffic = true;
+      const emitter = (async () => {
+        while (traffic) {
+          sim.events.emit('nginx.traffic');
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      await new Promise((r) => setTimeout(r, 300));
       await nats.kill();
       await waitFor(() => client.state === 'reconnecting', 'the client to notice the outage');
-      for (let i = 0; i < 20; i++) {
-        sim.events.emit('nginx.during.outage');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      assert.equal(client.status().outbox, 20);
+      await new Promise((r) => setTimeout(r, 3000));
+      assert.ok(Number(client.status().outbox) > 0, 'events wait in the outbox during the outage');
       await nats.restart();
       await waitFor(() => client.state === 'connected', 'the client to reconnect', 30_000);
-      for (let i = 0; i < 3; i++) sim.events.emit('nginx.after');
-      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= 26, 'all 26 events', 30_000);
+      await new Promise((r) => setTimeout(r, 300));
+      traffic = false;
+      await emitter;
+      const last = sim.events.emit('nginx.after').id;
+      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= last, `all ${last} events`, 30_000);
       const ids = await storedEventIds(operator, 'agent-1');
       assert.deepEqual(
         [...ids].sort((a, b) => a - b),
-        Array.from({ length: 26 }, (_, i) => i + 1),
+        Array.from({ length: last }, (_, i) => i + 1),
         'every event once',
       );
       assert.equal(client.status().reconnects, 1);
@@ -251,6 +263,22 @@ describe('fleet permissions (nats-server with per-agent users)', { skip }, () =>
     } finally {
       await clientA.stop();
     }
+  });
+});
+
+describe('the sample config/nats/nats-server.conf', { skip }, () => {
+  test('nats-server accepts it, and its agent block grants exactly agentPermissions()', async () => {
+    const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'nats', 'nats-server.conf');
+    const { stdout, stderr } = await promisify(execFile)(NATS_SERVER_BIN, ['-t', '-c', file], {
+      env: { ...process.env, FLEET_OPERATOR_PASSWORD: 'x', FLEET_WEB1_PASSWORD: 'y' },
+    });
+    assert.match(stdout + stderr, /is valid/);
+    const text = await readFile(file, 'utf8');
+    const id = /nginx_agent\.cmd\.([0-9a-f-]+)\.>/.exec(text)?.[1] ?? '';
+    const quoted = [...text.matchAll(/^\s+"([^"]+)",?$/gm)].map((m) => m[1]);
+    const expected = agentPermissions(PREFIX, id);
+    assert.deepEqual(quoted, [...expected.publish.allow, ...expected.subscribe.allow]);
+    assert.match(text, /allow_responses: true/);
   });
 });
 
