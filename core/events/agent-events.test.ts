@@ -192,4 +192,74 @@ otlp_exporter:
     assert.deepEqual(Object.keys(health.events.sinks).sort(), ['alertmanager', 'log', 'otlp', 'stream']);
     for (const s of Object.values(health.events.sinks)) assert.equal(s.dropped, 0);
   });
+  it('a config that fails nginx -t on disk: a warning event, followed live by agent events --follow, and /v1/nginx says failed', async () => {
+    const port = new URL(agent.url).port;
+    const { spawn } = await import('node:child_process');
+    const follow = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'cmd', 'agent.ts'),
+        'events',
+        '-c',
+        configFile,
+        '--api-port',
+        port,
+        '--follow',
+        '--json',
+        '--kind',
+        'nginx.config.*',
+        '--severity',
+        'warning',
+        '--limit',
+        '0',
+      ],
+      { cwd: REPO_ROOT },
+    );
+    let out = '';
+    follow.stdout.on('data', (d) => (out += d));
+    after(() => follow.kill());
+    // The follower is attached once its stream is open: the agent counts it as a stream client.
+    await waitFor(
+      async () => {
+        const health = (await (await fetch(`${agent.url}/health`)).json()) as {
+          events: { sinks: { stream: { details: { clients: number } } } };
+        };
+        return health.events.sinks.stream.details.clients >= 2;
+      },
+      'agent events --follow attached',
+      60_000,
+    );
+    const conf = readFileSync(nginx.confPath, 'utf8');
+    writeFileSync(nginx.confPath, conf.replace(/http\s*\{/, 'http {\n    retrun 200;'));
+    const isFailedTest = (e: AgentEvent) => e.kind === 'nginx.config.validated' && e.state === 'firing';
+    await waitFor(
+      () =>
+        out
+          .split('\n')
+          .filter(Boolean)
+          .some((l) => isFailedTest(JSON.parse(l) as AgentEvent)),
+      'the failed nginx -t streamed to agent events --follow',
+      60_000,
+    );
+    const event = out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AgentEvent)
+      .find(isFailedTest)!;
+    assert.equal(event.severity, 'warning');
+    assert.match(event.summary, /nginx -t failed .*retrun/);
+    const list = (await (await fetch(`${agent.url}/v1/nginx`)).json()) as {
+      instances: { configStatus: string; lastTest: { ok: boolean } }[];
+    };
+    assert.equal(list.instances[0].configStatus, 'failed');
+    assert.equal(list.instances[0].lastTest.ok, false);
+    const alerts = (await (await fetch(`${agent.url}/v1/alerts`)).json()) as { alerts: AgentEvent[] };
+    assert.ok(alerts.alerts.some((a) => a.kind === 'nginx.config.validated'));
+    assert.ok(
+      agent.logs.some((l) => l.kind === 'nginx.config.validated' && l.level === 40),
+      'a warn line in the log',
+    );
+  });
 });
