@@ -10,7 +10,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, nkeys, type NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { ApiError } from '../api/types.js';
 import { Agent } from '../agent.js';
@@ -262,6 +262,27 @@ describe('fleet permissions (nats-server with per-agent users)', { skip }, () =>
       );
     } finally {
       await clientA.stop();
+    }
+  });
+});
+
+describe('fleet with nkey authentication', { skip }, () => {
+  test('fleet.nkey_seed_file authenticates the agent by signing the server nonce', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-nkey-'));
+    const pair = nkeys.createUser();
+    const nats = await TestNats.start({
+      extraConf: `authorization { users: [ { nkey: ${pair.getPublicKey()} } ] }`,
+    });
+    await writeFile(join(dir, 'agent.nk'), new TextDecoder().decode(pair.getSeed()));
+    const sim = simulatedAgent({ agentId: 'agent-nk', logger });
+    const client = new FleetClient(settings([nats.url], { nkey_seed_file: join(dir, 'agent.nk') }), sim.host);
+    client.start();
+    try {
+      await waitFor(() => client.state === 'connected', 'the agent connected with its nkey');
+      await assert.rejects(connect({ servers: nats.url, reconnect: false }), /authorization violation/i);
+    } finally {
+      await client.stop();
+      await nats.stop();
     }
   });
 });
