@@ -249,3 +249,27 @@ test('log sink: repeats of a key within the interval fold into one line with a c
     await t.pipeline.close(1000);
   }
 });
+
+test('a plugin payload that is not what the fields expect still makes an event; a huge one is cut', async () => {
+  const t = setup();
+  t.bus.publish('event.odd', {
+    severity: 5,
+    key: 7,
+    summary: {},
+    state: 'maybe',
+    time: 1e300,
+    findings: 'no',
+  } as never);
+  t.bus.publish('lint.odd', { findings: [null, 3, 'x', { message: 'only this', line: 2 }] } as never);
+  t.bus.publish('event.huge', { key: 'h', blob: 'x'.repeat(100_000) });
+  await waitFor(() => t.events.lastId === 3, 'three events', 5000);
+  const [odd, lint, huge] = t.events.recent();
+  assert.equal(odd.severity, 'info');
+  assert.equal(odd.key, 'event.odd');
+  assert.equal(odd.state, undefined);
+  assert.ok(Math.abs(Date.parse(odd.time) - Date.now()) < 60_000, 'an impossible time is replaced by the publish time');
+  assert.equal(lint.summary, 'only this');
+  assert.equal(lint.key, 'lint.odd:2');
+  assert.equal(huge.attributes.truncated, true);
+  assert.ok(JSON.stringify(huge.attributes).length < 2000);
+});
