@@ -253,4 +253,19 @@ fleet:
     }
     assert.equal(await exited, 0);
   });
+
+  test('an agent killed without a word shows as lost after 3 heartbeats, the other stays online', async () => {
+    await members[1].agent.stop('SIGKILL');
+    let rows: { name: string; fleet_state: string }[] = [];
+    await waitFor(
+      async () => {
+        const r = await fleet('ls', '--json');
+        rows = r.code === 0 ? JSON.parse(r.stdout) : [];
+        return rows.find((a) => a.name === 'web-b')?.fleet_state === 'lost';
+      },
+      'web-b shown as lost',
+      30_000,
+    );
+    assert.equal(rows.find((a) => a.name === 'web-a')?.fleet_state, 'online');
+  });
 });

@@ -287,6 +287,75 @@ describe('fleet with nkey authentication', { skip }, () => {
   });
 });
 
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in `dir`. */
+async function makeCertificates(dir: string): Promise<void> {
+  const run = (args: string[]) => promisify(execFile)('openssl', args, { cwd: dir });
+  const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await run([
+    'req',
+    '-x509',
+    ...key,
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=fleet-test-ca',
+  ]);
+  await writeFile(join(dir, 'server.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await writeFile(join(dir, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
+  for (const [name, cn] of [
+    ['server', '127.0.0.1'],
+    ['client', 'agent'],
+  ]) {
+    await run(['req', ...key, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`]);
+    await run([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.pem`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    ]);
+  }
+}
+
+describe('fleet over mutual TLS', { skip: skip || needTool('openssl', 'openssl') }, () => {
+  test('fleet.tls: the agent verifies the server with ca_file and presents cert_file; without a certificate a client is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-tls-'));
+    await makeCertificates(dir);
+    const nats = await TestNats.start({
+      extraConf: `tls { cert_file: "${join(dir, 'server.pem')}", key_file: "${join(dir, 'server.key')}", ca_file: "${join(dir, 'ca.pem')}", verify: true }`,
+    });
+    const sim = simulatedAgent({ agentId: 'agent-tls', logger });
+    const client = new FleetClient(
+      settings([nats.url], {
+        tls: { ca_file: join(dir, 'ca.pem'), cert_file: join(dir, 'client.pem'), key_file: join(dir, 'client.key') },
+      }),
+      sim.host,
+    );
+    client.start();
+    try {
+      await waitFor(() => client.state === 'connected', 'the agent connected over TLS');
+      await assert.rejects(connect({ servers: nats.url, reconnect: false, tls: { caFile: join(dir, 'ca.pem') } }));
+    } finally {
+      await client.stop();
+      await nats.stop();
+    }
+  });
+});
+
 describe('the sample config/nats/nats-server.conf', { skip }, () => {
   test('nats-server accepts it, and its agent block grants exactly agentPermissions()', async () => {
     const file = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'nats', 'nats-server.conf');

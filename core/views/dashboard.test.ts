@@ -110,6 +110,15 @@ describe('the dashboard in headless Chromium', { skip }, () => {
     });
     assert.equal(await page.$eval('#instance', (s) => (s as HTMLSelectElement).value), id);
     assert.match(await page.$eval('#config-line', (e) => e.textContent ?? ''), /nginx -t ok/);
+    // config-lint flags the test config's proxy_pass without timeouts: shown with its file and line.
+    await waitFor(
+      async () =>
+        (await page.$$eval('#findings tbody tr', (rows) => rows.map((r) => r.textContent ?? ''))).some(
+          (text) => text.includes(`${nginx.confPath}:`) && text.includes('lint.nginx.config'),
+        ),
+      'a lint finding with file and line in the config view',
+      30_000,
+    );
     assert.ok((await page.$$('#plugins tbody tr')).length >= 3, 'plugin states listed');
     assert.equal(
       await page.$eval('#login', (e) => (e as HTMLElement).hidden),
