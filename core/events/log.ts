@@ -73,6 +73,12 @@ export class EventLog implements PluginEvents {
     return this.#lastId;
   }
 
+  /** Id of the oldest event still in the ring, 0 when none. */
+  get oldestId(): number {
+    const oldest = this.#ring[this.#next] ?? this.#ring[0];
+    return oldest?.id ?? 0;
+  }
+
   /** Numbers, stores and announces one event; returns it. */
   record(input: EventInput): AgentEvent {
     const event: AgentEvent = {

@@ -109,12 +109,19 @@ export class EventStream {
     res.on('drain', () => this.#flush(client));
     this.#write(client, `retry: 2000\n: connected; last event id ${log.lastId}\n\n`);
     if (filter.since !== undefined || filter.limit !== undefined) {
-      const since = filter.since ?? 0;
-      const replay = log.recent({ ...filter, since });
-      const oldest = log.recent({ limit: 1, since })[0]?.id;
-      if (filter.since !== undefined && oldest !== undefined && oldest > since + 1 && log.lastId > since)
+      let since = filter.since ?? 0;
+      if (since > log.lastId) {
+        // Ids start at 1 in every agent process: an id from before a restart means all of this one's.
+        this.#write(
+          client,
+          `: event ${since} is from an earlier agent process (last id now ${log.lastId}); replaying from the start\n\n`,
+        );
+        since = 0;
+      }
+      const oldest = log.oldestId;
+      if (filter.since !== undefined && oldest > since + 1)
         this.#write(client, `: events ${since + 1} to ${oldest - 1} are no longer in the buffer\n\n`);
-      for (const e of replay) if (client.match(e)) this.#write(client, frameOf(e));
+      for (const e of log.recent({ ...filter, since })) if (client.match(e)) this.#write(client, frameOf(e));
     }
     // Replay and joining the live clients happen in one turn: no event can fall between them.
     if (client.closed) return;
