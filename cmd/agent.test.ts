@@ -88,6 +88,17 @@ describe('agent CLI (real child process)', () => {
     assert.equal(start.code, 2);
     assert.match(start.stderr, want);
     assert.doesNotMatch(start.stderr, /\n\s+at /, 'no stack trace');
+    const conf = await tempConfig(
+      `${LIGHT}nginx_config:\n  static_instances:\n    - conf_path: /nonexistent/nginx.conf\n`,
+    );
+    const confCheck = await runAgent(['config', 'check', '--config', conf]);
+    assert.equal(confCheck.code, 2);
+    assert.match(
+      confCheck.stderr,
+      new RegExp(
+        `${conf}:5:\\d+: nginx_config\\.static_instances\\.0\\.conf_path: cannot read /nonexistent/nginx\\.conf: no such file`,
+      ),
+    );
   });
 
   test('a bad config stops the agent before it starts, with exit code 2 and the file and line', async () => {

@@ -15,6 +15,7 @@ import { changedSections, ConfigError, type AgentConfig, type LoadedConfig } fro
 import { MetricStore } from './metrics/store.js';
 import { MetricsExposition } from './metrics/exposition.js';
 import type { BuiltinPlugin } from './plugin/builtin.js';
+import { Scheduler } from './scheduler.js';
 import { PluginHost } from './plugin/host.js';
 import type { AgentInfo, Plugin } from './plugin/types.js';
 import { apiMetrics, busMetrics } from './self-metrics.js';
@@ -43,6 +44,8 @@ export class Agent {
   readonly store: MetricStore;
   readonly info: AgentInfo;
   readonly host: PluginHost;
+  /** The one timer of every periodic job (see core/scheduler.ts). */
+  readonly scheduler: Scheduler;
   /** Wasm plugins (absent when `wasm.enabled` is false). */
   readonly wasm: WasmManager | undefined;
   /** The event pipeline (core/events): recent events, firing conditions, live subscription. */
@@ -118,7 +121,11 @@ export class Agent {
     });
     this.events = this.#events.log;
     this.store.addCollector(() => this.#events.metrics());
+    this.scheduler = new Scheduler({
+      onError: (job, err) => s.logger.error({ err, job }, `periodic job ${job} failed; it runs again next time`),
+    });
     this.host = new PluginHost({
+      scheduler: this.scheduler,
       bus: this.bus,
       logger: s.logger,
       api: this.#routeTable,
@@ -198,7 +205,8 @@ export class Agent {
     void this.wasm?.start();
     this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
-    if (this.#loaded.config.fleet.enabled) await this.#startFleet();
+    // Not awaited: loading the NATS client must not delay `running` (the fleet reports `connecting`).
+    if (this.#loaded.config.fleet.enabled) void this.#startFleet();
     this.#state = 'running';
     this.#log.info(
       { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
@@ -211,6 +219,7 @@ export class Agent {
     const cfg = this.#loaded.config;
     try {
       const { FleetClient } = await import('./fleet/client.js');
+      if (this.#state === 'stopping' || this.#state === 'stopped') return;
       this.#fleet = new FleetClient(cfg.fleet, {
         agentId: this.info.instanceId ?? '',
         hostname: this.info.hostname,
@@ -292,6 +301,7 @@ export class Agent {
     clean = (await this.#step('closing the event pipeline', eventsBudget, this.#events.close(eventsBudget))) && clean;
     clean = (await this.#step('closing the API server', finalBudget(), this.#api?.close())) && clean;
     clean = clean && drained && closed;
+    this.scheduler.close();
     this.#phase = undefined;
     this.#state = 'stopped';
     if (clean) this.#log.info('agent stopped');

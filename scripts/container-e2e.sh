@@ -35,10 +35,19 @@ SUDO=""
 PM=($SUDO env "CONTAINERS_CONF=$WORK/containers.conf" podman --root "$WORK/storage" --runroot "$WORK/run"
   --tmpdir "$WORK/tmp")
 
+RC=1
 cleanup() {
-  "${PM[@]}" rm -af -t 2 >/dev/null 2>&1
-  if [ "$KEEP" != 1 ]; then "${PM[@]}" rmi -af >/dev/null 2>&1; fi
-  if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else $SUDO rm -rf "$WORK"; fi
+  "${PM[@]}" stop -a -t 5 >/dev/null 2>&1
+  "${PM[@]}" rm -af >/dev/null 2>&1
+  if [ "$KEEP" = 1 ]; then
+    echo "kept $WORK"
+  else
+    "${PM[@]}" rmi -af >/dev/null 2>&1
+    # Whatever podman left mounted under $WORK (overlay, shm), deepest first, then the directory.
+    findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | while read -r m; do $SUDO umount -l "$m"; done
+    $SUDO rm -rf "$WORK" || echo "could not remove $WORK"
+  fi
+  exit "$RC"
 }
 trap cleanup EXIT
 
@@ -46,8 +55,9 @@ pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 finish() {
   echo "$passed passed, $failed failed (${SECONDS}s)"
-  [ "$failed" -eq 0 ]
-  exit $?
+  RC=0
+  [ "$failed" -eq 0 ] || RC=1
+  exit "$RC"
 }
 # A step that must work for the next ones: on failure, print the tail of its log and stop.
 must() {
@@ -203,6 +213,17 @@ show() { grep -E "^($1)" "$WORK/metrics.txt" | head -4 | tr '\n' ' ' | cut -c1-4
   fail "stub_status: $(show 'nginx_http_requests_total|nginx_http_connections|agent_nginx_status')"
 [ "$ok" = yes ] && pass "access-log series count the traffic ($(show 'nginx_http_responses_total'))" ||
   fail "access-log series: $(show 'nginx_http_responses_total|nginx_log_lines')"
+
+# Without CAP_SYS_PTRACE nginx -V cannot run: said once, with what is missing and why.
+degraded=$("${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep -c 'cannot run nginx -V')
+if [ "$degraded" = 1 ] && "${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep 'cannot run nginx -V' | grep -q 'CAP_SYS_PTRACE'; then
+  pass "the degraded view (no nginx -V without CAP_SYS_PTRACE) is logged once, with the reason"
+else
+  fail "the degraded view was logged $degraded times"
+fi
+version=$(in_agent "$(get_js http://127.0.0.1:8039/v1/plugins)" 2>/dev/null | grep -o '"nginx_version": *"[^"]*"' | head -1)
+[ -n "$version" ] && pass "nginx version from stub_status's Server header: $version" ||
+  fail "no nginx version from the Server header in /v1/plugins"
 
 echo "--- agent log (warnings and errors)"
 "${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep -E '"level":(40|50|60)' | cut -c1-400 | head -20

@@ -32,6 +32,33 @@ fi
 echo "PASS install (npm ci)"
 passed=$((passed + 1))
 
+# The README's second half of the first command: `npx agent start` after `npm ci`. npm ci prepared
+# npx's install of the checkout (scripts/prepare.mjs), so it starts at once; a SIGTERM to npm (which npm
+# does not forward) stops the agent too.
+t0=$(date +%s%N)
+npx agent start --api-port 0 --log-level info >"$WORK/npx-start.log" 2>&1 &
+npx_pid=$!
+for _ in $(seq 1 600); do grep -q 'API listening' "$WORK/npx-start.log" && break; sleep 0.1; done
+if grep -q 'API listening' "$WORK/npx-start.log"; then
+  echo "PASS npx agent start answers after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  passed=$((passed + 1))
+  agent_pid=$(grep -o '"pid":[0-9]*' "$WORK/npx-start.log" | head -1 | cut -d: -f2)
+  kill -TERM "$npx_pid"
+  for _ in $(seq 1 100); do kill -0 "$agent_pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$agent_pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
+  if grep -q 'the npm process that started the agent exited' "$WORK/npx-start.log" && grep -q '"agent stopped"\|agent stopped' "$WORK/npx-start.log"; then
+    echo "PASS SIGTERM to npx stops the agent (npm does not forward it; the agent noticed)"
+    passed=$((passed + 1))
+  else
+    echo "FAIL SIGTERM to npx: the agent $agent_pid did not stop: $(tail -c 400 "$WORK/npx-start.log" | tr '\n' ' ')"
+    failed=$((failed + 1))
+    kill "$agent_pid" 2>/dev/null
+  fi
+else
+  echo "FAIL npx agent start: no API within 60 s: $(tail -c 400 "$WORK/npx-start.log" | tr '\n' ' ')"
+  failed=$((failed + 1))
+  kill "$npx_pid" 2>/dev/null
+fi
+
 E2E_PASSED=$passed E2E_FAILED=$failed node --import tsx scripts/e2e/run.ts
 status=$?
 

@@ -2,7 +2,7 @@
  * Writes docs/metrics.md: every metric family a running agent serves, read from its /metrics (HELP
  * carries the description, the OTel name and the unit; samples carry the attribute names).
  * It starts a real nginx with some traffic and the agent from source with every built-in enabled that
- * can run here (OTLP pointed at a closed local port so its self-metrics exist), waits for two
+ * can run here (OTLP and the fleet pointed at closed local ports so their self-metrics exist), waits for two
  * collection rounds, and renders the tables (docs/metrics.md in full, and the short one in README.md).
  *
  *   node --import tsx scripts/gen-metrics-doc.ts [--wait 20s] [--out docs/metrics.md]
@@ -147,7 +147,9 @@ async function main(): Promise<void> {
   const cfg = join(dir, 'agent.yaml');
   writeFileSync(
     cfg,
-    `otlp_exporter:\n  enabled: true\n  endpoint: http://127.0.0.1:${await freePort()}/v1/metrics\n  interval: 1s\n  retry_max_elapsed: 1s\n`,
+    `otlp_exporter:\n  enabled: true\n  endpoint: http://127.0.0.1:${await freePort()}/v1/metrics\n  interval: 1s\n  retry_max_elapsed: 1s\n` +
+      // The fleet pointed at a closed port too: its agent.fleet.* metrics exist while it retries.
+      `fleet:\n  enabled: true\n  servers: [nats://127.0.0.1:${await freePort()}]\n`,
   );
   const agent = await startAgent(['--config', cfg, '--api-port', '0']);
   try {

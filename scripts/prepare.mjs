@@ -1,16 +1,44 @@
 #!/usr/bin/env node
-// npm's `prepare`: `npm ci` runs it in the checkout and it builds (incrementally: `tsc --incremental`,
-// and Wasm plugins whose .wasm is newer than their sources are skipped).
-// `npx agent ...` in the checkout also runs it: npx installs the checkout into its cache as a link
-// to this very directory and runs `prepare` there before the command. That run builds nothing:
-// `npm ci` has built the checkout already, and a long build inside npx is what, interrupted
-// (Ctrl-C, a timeout), leaves npx's cache folder without its package.json and breaks every later
-// `npx agent` until that folder is removed. `npm start` and `npm run build` bring the build up to date.
+// npm's `prepare`, run by `npm ci` in the checkout and by `npx agent ...`.
+//
+// `npx agent ...` in the checkout installs the checkout into npx's cache (~/.npm/_npx/<hash>/, a link
+// to this directory) on its first run, and runs `prepare` during that install. Interrupted there
+// (Ctrl-C, a timeout), npx leaves the folder without its package.json, and every later `npx agent`
+// fails with ENOENT until the folder is removed. So:
+// - under npx, `prepare` does nothing: `npm ci` has built the checkout already;
+// - under `npm ci` (and `npm install`), it builds (incrementally: `tsc --incremental`, and Wasm plugins
+//   whose .wasm is newer than their sources are skipped), removes such a broken npx folder of this
+//   checkout, and makes npx's install itself (`npx agent version`), so the user's first
+//   `npx agent start` installs nothing, starts at once, and has no install left to interrupt.
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 if (process.env.npm_command === 'exec') process.exit(0);
-const npm = process.env.npm_execpath;
-const r = npm
-  ? spawnSync(process.execPath, [npm, 'run', '-s', 'build'], { stdio: 'inherit' })
-  : spawnSync('npm', ['run', '-s', 'build'], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+const npmCli = process.env.npm_execpath;
+const npm = (args, quiet = false) =>
+  npmCli
+    ? spawnSync(process.execPath, [npmCli, ...args], { stdio: quiet ? 'pipe' : 'inherit', encoding: 'utf8' })
+    : spawnSync('npm', args, { stdio: quiet ? 'pipe' : 'inherit', encoding: 'utf8' });
+
+const build = npm(['run', '-s', 'build']);
+if (build.status !== 0) process.exit(build.status ?? 1);
+
+// npx names its folder after the sha512 of the package specs it installs: here, this directory.
+const cache = process.env.npm_config_cache;
+if (cache) {
+  const folder = join(cache, '_npx', createHash('sha512').update(process.cwd()).digest('hex').slice(0, 16));
+  if (existsSync(folder) && !existsSync(join(folder, 'package.json'))) {
+    rmSync(folder, { recursive: true, force: true });
+    console.log(`prepare: removed ${folder}, an npx install of this checkout that was interrupted`);
+  }
+  if (!existsSync(join(folder, 'package.json'))) {
+    const warm = npm(['exec', '--yes', '--', 'agent', 'version'], true);
+    if (warm.status !== 0)
+      console.log(
+        `prepare: npx agent could not be prepared (it will install on its first run): ${warm.stderr.trim().split('\n').at(-1)}`,
+      );
+  }
+}

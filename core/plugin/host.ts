@@ -9,6 +9,7 @@ import type { AgentConfig } from '../config/load.js';
 import type { Metric, MetricBatch } from '../metrics/model.js';
 import { gauge } from '../metrics/model.js';
 import type { MetricStoreReader } from '../metrics/store.js';
+import { Scheduler, type JobScheduler, type ScheduledJob } from '../scheduler.js';
 import { sectionKey, type BuiltinPlugin } from './builtin.js';
 import { EventLog, type PluginEvents } from '../events/log.js';
 import type { AgentInfo, Plugin, PluginState, PluginStatus, Publisher } from './types.js';
@@ -25,6 +26,8 @@ export interface PluginHostSettings {
   initTimeoutMs?: number;
   /** How often a running plugin's own `status()` is read to log when it becomes degraded and recovers. */
   statusCheckMs?: number;
+  /** The agent's scheduler, handed to every plugin; default a scheduler of this host's own. */
+  scheduler?: JobScheduler;
 }
 
 interface Entry {
@@ -56,7 +59,8 @@ export class PluginHost {
   readonly #s: PluginHostSettings;
   readonly #entries = new Map<string, Entry>();
   #builtins: readonly BuiltinPlugin[] = [];
-  #statusTimer: NodeJS.Timeout | undefined;
+  #statusJob: ScheduledJob | undefined;
+  readonly #scheduler: JobScheduler;
   /** Plugins whose close() was called and has not returned yet (even past its timeout). */
   readonly #closing = new Set<string>();
 
@@ -65,6 +69,7 @@ export class PluginHost {
   constructor(settings: PluginHostSettings) {
     this.#s = settings;
     this.#events = settings.events ?? new EventLog({ capacity: 1000 });
+    this.#scheduler = settings.scheduler ?? new Scheduler();
   }
 
   /** Creates and starts every enabled built-in. All are subscribed before any is initialised. */
@@ -83,9 +88,13 @@ export class PluginHost {
       const e = this.#create(b.create(), section, 'builtin');
       if (e) created.push(e);
     }
-    for (const e of created) await this.#init(e);
-    this.#statusTimer ??= setInterval(() => this.report(), this.#s.statusCheckMs ?? 2000);
-    this.#statusTimer.unref();
+    for (const e of created) {
+      await this.#init(e);
+      // A turn of the event loop between two plugins: requests that arrived meanwhile (the API
+      // listens before the plugins start) are answered now, not after every plugin's start-up work.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    this.#statusJob ??= this.#scheduler.every('plugin-status', this.#s.statusCheckMs ?? 2000, () => this.report());
   }
 
   /** Adds and starts a plugin at run time (Wasm plugins). Resolves false when its init failed. */
@@ -154,8 +163,8 @@ export class PluginHost {
 
   /** Closes every plugin, in reverse start order, within `timeoutMs` in total. */
   async closeAll(timeoutMs: number): Promise<boolean> {
-    clearInterval(this.#statusTimer);
-    this.#statusTimer = undefined;
+    this.#statusJob?.cancel();
+    this.#statusJob = undefined;
     const end = Date.now() + timeoutMs;
     const entries = [...this.#entries.values()].reverse();
     this.#entries.clear();
@@ -255,6 +264,7 @@ export class PluginHost {
           bus: e.publisher,
           logger: e.logger,
           signal: e.abort.signal,
+          scheduler: this.#scheduler,
           api: this.#s.api,
           store: this.#s.store,
           agent: this.#s.agent,
@@ -333,7 +343,10 @@ export class PluginHost {
     e.sources.clear();
   }
 
-  /** Logs a plugin's own state changes: one `warn` when it becomes degraded (or worse), one `info` when it recovers. */
+  /**
+   * Logs a plugin's own state changes: one `warn` when it becomes degraded (or worse), one `info` when
+   * it recovers; for a built-in also publishes the change on `agent.plugin.state`.
+   */
   #observe(e: Entry, state: PluginState, reason: string | undefined): void {
     const was = e.observed;
     if (state === was) return;
@@ -346,6 +359,9 @@ export class PluginHost {
       );
     else if (state === 'running' && bad(was))
       e.logger.info({ state, previous: was }, `plugin ${e.plugin.name} is running again (was ${was})`);
+    // A built-in's change of state becomes an event (Wasm plugins publish their own).
+    if (e.kind === 'builtin' && (bad(state) || (state === 'running' && bad(was))))
+      this.#s.bus.publish('agent.plugin.state', { plugin: e.plugin.name, state, ...(reason ? { reason } : {}) });
   }
 }
 

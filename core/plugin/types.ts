@@ -18,6 +18,7 @@ import type { Logger } from 'pino';
 import type { ApiRouter } from '../api/types.js';
 import type { PluginEvents } from '../events/log.js';
 import type { MetricStoreReader } from '../metrics/store.js';
+import type { JobScheduler } from '../scheduler.js';
 import type { Message, Topic, TopicMap } from '../topics.js';
 
 export interface Publisher {
@@ -45,6 +46,11 @@ export interface PluginContext<C> {
   readonly logger: Logger;
   /** Aborted when the agent shuts down or the plugin is closed. */
   readonly signal: AbortSignal;
+  /**
+   * The agent's one timer for periodic work: `scheduler.every(name, ms, run)` instead of setInterval,
+   * so collections share wake-ups. Cancel the job when `signal` aborts.
+   */
+  readonly scheduler: JobScheduler;
   readonly api: ApiRouter;
   readonly store: MetricStoreReader;
   readonly agent: AgentInfo;

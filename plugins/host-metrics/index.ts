@@ -9,6 +9,7 @@ import { bool, duration, list, object, string, type Infer } from '../../core/con
 import { gauge } from '../../core/metrics/model.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import { HostCollector } from './collector.js';
 
 /** Pseudo and virtual file systems with no disk space to report (node_exporter and OTel keep similar lists). */
@@ -150,7 +151,7 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
   /** Declared on each batch so the store drops the series if collection stops (core/metrics/store.ts). */
   #interval = 0;
   #collector: HostCollector | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   #running: Promise<void> | undefined;
   #resource: Record<string, string> | undefined;
   #cycles = 0;
@@ -204,12 +205,12 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
       await this.#cycle();
     };
     this.#running = run();
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => {
+    this.#job?.cancel();
+    this.#job = this.#ctx.scheduler.every('host-metrics', c.interval, () => {
       if (this.#ctx.signal.aborted) return;
       this.#running = (this.#running ?? Promise.resolve()).then(() => this.#cycle());
-    }, c.interval);
-    this.#timer.unref();
+      return this.#running;
+    });
   }
 
   async #cycle(): Promise<void> {
@@ -256,7 +257,7 @@ export class HostMetricsPlugin implements Plugin<HostMetricsConfig> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
+    this.#job?.cancel();
     this.#collector?.close();
     await this.#running;
   }

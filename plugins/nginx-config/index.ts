@@ -13,6 +13,7 @@ import { configVersion } from '../../core/nginx/config/version.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import type { Message } from '../../core/topics.js';
 import { BinaryInfoCache } from '../nginx-discovery/binary-info.js';
 import { nginxInstanceId, NGINX_DEFAULT_PREFIX } from '../nginx-discovery/parse.js';
@@ -79,7 +80,11 @@ export const schema = object(
     }),
     static_instances: list(
       object({
-        conf_path: string({ default: '', description: 'Absolute path of the main config file.' }),
+        conf_path: string({
+          default: '',
+          file: 'readable',
+          description: 'Absolute path of the main config file; it must exist and be readable at start.',
+        }),
         prefix: string({ default: '', description: 'nginx prefix (-p); empty: the binary\u2019s --prefix.' }),
         binary: string({ default: '/usr/sbin/nginx', description: 'nginx binary used for `nginx -t`.' }),
         pid_file: string({
@@ -123,7 +128,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   readonly #ownWrites = new OwnWrites();
   #tester!: NginxTester;
   #applier!: ConfigApplier;
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   readonly #pending = new Set<Promise<unknown>>();
   readonly #errors = new Map<ErrorStage, number>();
   readonly #applies = new Map<ApplyOutcome, number>();
@@ -156,7 +161,7 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
     ctx.api.route('GET', '/v1/nginx/:id/config', (req) => this.#getConfig(req));
     ctx.api.route('PUT', '/v1/nginx/:id/config', (req) => this.#putConfig(req));
     this.#startTimer();
-    ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
+    ctx.signal.addEventListener('abort', () => this.#job?.cancel(), { once: true });
     this.#track(this.#syncStatics());
     if (!this.#cfg.apply_enabled)
       ctx.logger.info(
@@ -179,12 +184,11 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   }
 
   #startTimer(): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => {
+    this.#job?.cancel();
+    this.#job = this.#ctx.scheduler.every('nginx-config', this.#cfg.cert_check_interval, () => {
       for (const t of this.#trackers.values()) t.publishCertificates();
       this.#publishSelf();
-    }, this.#cfg.cert_check_interval);
-    this.#timer.unref();
+    });
   }
 
   #track(p: Promise<unknown>): void {
@@ -526,8 +530,8 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#job?.cancel();
+    this.#job = undefined;
     await this.idle();
     await Promise.all([...this.#trackers.values()].map((t) => t.close()));
     this.#trackers.clear();

@@ -8,6 +8,7 @@ import { counter, gauge } from '../../core/metrics/model.js';
 import type { NginxInstance } from '../../core/nginx/types.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import type { Message } from '../../core/topics.js';
 import { BinaryInfoCache } from './binary-info.js';
 import { NginxDiscovery } from './discovery.js';
@@ -56,7 +57,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
   #ctx!: PluginContext<NginxDiscoveryConfig>;
   #discovery!: NginxDiscovery;
   #binaries!: BinaryInfoCache;
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   #running: Promise<void> | undefined;
   #polls = 0;
   #errors = 0;
@@ -79,9 +80,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
       oldGenerationGraceMs: ctx.config.old_generation_grace,
       ...(ctx.config.conf_paths.length ? { confCandidates: ctx.config.conf_paths } : {}),
     });
-    this.#timer = setInterval(() => void this.poll(), ctx.config.interval);
-    this.#timer.unref();
-    ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
+    this.#job = ctx.scheduler.every('nginx-discovery', ctx.config.interval, () => this.poll());
+    ctx.signal.addEventListener('abort', () => this.#job?.cancel(), { once: true });
     void this.poll();
   }
 
@@ -236,8 +236,8 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#job?.cancel();
+    this.#job = undefined;
     await this.#running;
   }
 }

@@ -27,6 +27,7 @@ import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harne
 import type { NginxErrorLogEvent } from '../../core/nginx/types.js';
 import { nullLogger } from '../../core/logging.js';
 import { NginxLogs, plugin, schema } from './index.js';
+import { Scheduler } from '../../core/scheduler.js';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => {
@@ -341,6 +342,7 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
     } as never,
     logger: nullLogger(),
     signal: ac.signal,
+    scheduler: new Scheduler(),
     api: { route() {} },
     store: { snapshot: () => [], sources: () => [] },
     agent: { version: 't', startedAt: 0, hostname: 'h' },

@@ -10,6 +10,7 @@ import type { NginxInstance } from '../../core/nginx/types.js';
 import { httpGet } from '../../core/http-get.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import type { Message } from '../../core/topics.js';
 import { CounterTracker } from './counters.js';
 import { plusMetrics, readPlusApi } from './plus.js';
@@ -84,7 +85,7 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
   #ctx!: PluginContext<NginxStatusConfig>;
   #config!: NginxStatusConfig;
   readonly #targets = new Map<string, Target>();
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   #running: Promise<void> | undefined;
   readonly #scrapes = { ok: 0, error: 0 };
   #startedAt = Date.now();
@@ -98,13 +99,12 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
     this.#config = ctx.config;
     this.#startedAt = Date.now();
     this.#startTimer();
-    ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
+    ctx.signal.addEventListener('abort', () => this.#job?.cancel(), { once: true });
   }
 
   #startTimer(): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => void this.scrapeAll(), this.#config.interval);
-    this.#timer.unref();
+    this.#job?.cancel();
+    this.#job = this.#ctx.scheduler.every('nginx-status', this.#config.interval, () => this.scrapeAll());
   }
 
   reconfigure(config: NginxStatusConfig): void {
@@ -382,8 +382,8 @@ export class NginxStatusPlugin implements Plugin<NginxStatusConfig> {
   }
 
   async close(): Promise<void> {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#job?.cancel();
+    this.#job = undefined;
     await this.#running;
   }
 }

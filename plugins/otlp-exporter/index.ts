@@ -8,6 +8,7 @@ import { bool, duration, int, object, oneOf, record, string, type Infer } from '
 import { counter, gauge, type Metric } from '../../core/metrics/model.js';
 import { defineBuiltin } from '../../core/plugin/builtin.js';
 import type { Plugin, PluginContext, PluginStatus } from '../../core/plugin/types.js';
+import type { ScheduledJob } from '../../core/scheduler.js';
 import type { OtlpProtocol } from './convert.js';
 import { OtlpSender } from './sender.js';
 import { SinkQueue } from '../../core/events/queue.js';
@@ -105,7 +106,7 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
   #sender!: OtlpSender;
   /** The OpenTelemetry conversion (~100 ms of CPU to load): imported by init, so only when the exporter is on. */
   #convert!: typeof import('./convert.js');
-  #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   #collectErrors = 0;
   /** Events as log records: their own sender (same queue bound and retry) and event queue. */
   #logs: { sender: OtlpSender; queue: SinkQueue; endpoint: string; unsubscribe: () => void } | undefined;
@@ -129,9 +130,8 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
     });
     this.#sender.start();
     if (c.events && ctx.events) await this.#startLogs(ctx);
-    this.#timer = setInterval(() => this.collect(), c.interval);
-    this.#timer.unref();
-    ctx.signal.addEventListener('abort', () => clearInterval(this.#timer), { once: true });
+    this.#job = ctx.scheduler.every('otlp-exporter', c.interval, () => this.collect());
+    ctx.signal.addEventListener('abort', () => this.#job?.cancel(), { once: true });
     ctx.logger.info(
       { endpoint: c.endpoint, protocol: c.protocol },
       `exporting metrics to ${c.endpoint} (${c.protocol}) every ${c.interval} ms`,
@@ -314,8 +314,8 @@ export class OtlpExporter implements Plugin<OtlpExporterConfig> {
   }
 
   async close(): Promise<void> {
-    if (this.#timer) clearInterval(this.#timer);
-    this.#timer = undefined;
+    if (this.#job) this.#job.cancel();
+    this.#job = undefined;
     if (!this.#sender) return;
     this.collect();
     const deadline = Math.min(SHUTDOWN_FLUSH_MS, this.#ctx.config.timeout);

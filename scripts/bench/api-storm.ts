@@ -7,7 +7,10 @@
  * connections (run in a child process so their work does not disturb the /health timings), and one
  * /health probe every 20 ms from here. RSS of the agent is sampled from /proc every 200 ms.
  *
- * Run: node --import tsx scripts/bench/api-storm.ts [--seconds 20] [--scrapers 50] [--gzip]
+ * `--nice N` runs the scrapers at that nice level: on a small machine they otherwise take the CPU the
+ * agent and the probe need, which measures the machine more than the agent.
+ *
+ * Run: node --import tsx scripts/bench/api-storm.ts [--seconds 20] [--scrapers 50] [--gzip] [--nice 10]
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +28,7 @@ function arg(name: string, def: number): number {
 const SECONDS = arg('--seconds', 20);
 const SCRAPERS = arg('--scrapers', 50);
 const GZIP = process.argv.includes('--gzip');
+const NICE = arg('--nice', 0);
 
 function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -105,11 +109,11 @@ try {
     rssMax = Math.max(rssMax, rssMb(pid));
   }, 200);
   const cpu0 = readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ');
-  const scrapers = spawn(
-    process.execPath,
-    ['--input-type=module', '-e', SCRAPER_SCRIPT, agent.url, String(SCRAPERS), String(SECONDS), GZIP ? '1' : '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const scraperArgs = ['--input-type=module', '-e', SCRAPER_SCRIPT, agent.url, String(SCRAPERS), String(SECONDS)];
+  scraperArgs.push(GZIP ? '1' : '0');
+  const scrapers = NICE
+    ? spawn('nice', ['-n', String(NICE), process.execPath, ...scraperArgs], { stdio: ['ignore', 'pipe', 'inherit'] })
+    : spawn(process.execPath, scraperArgs, { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   scrapers.stdout.on('data', (d) => (out += d));
   const scrapersDone = new Promise<void>((r) => scrapers.on('exit', () => r()));
@@ -129,7 +133,8 @@ try {
   };
   console.log(`/metrics: ${series} series, ${text.length} bytes plain`);
   console.log(`/health idle:   ${fmt(idle)}`);
-  console.log(`/health during ${SCRAPERS} scrapers for ${SECONDS} s${GZIP ? ' (gzip)' : ''}: ${fmt(storm)}`);
+  const how = [GZIP ? 'gzip' : '', NICE ? `scrapers at nice ${NICE}` : ''].filter(Boolean).join(', ');
+  console.log(`/health during ${SCRAPERS} scrapers for ${SECONDS} s${how ? ` (${how})` : ''}: ${fmt(storm)}`);
   console.log(
     `scrapes: ${result.scrapes} (${(result.scrapes / SECONDS).toFixed(0)}/s), ${result.errors} errors or timeouts, ` +
       `${(result.bytes / 1e6).toFixed(1)} MB of exposition (decoded); agent CPU ${cpuSeconds.toFixed(1)} s in ${SECONDS} s`,

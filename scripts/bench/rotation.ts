@@ -33,6 +33,7 @@ import type { MetricBatch, NumberPoint } from '../../core/metrics/model.js';
 import type { NginxConfigChanged } from '../../core/nginx/types.js';
 import { NGINX_BIN, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { NginxLogs, schema } from '../../plugins/nginx-logs/index.js';
+import { Scheduler } from '../../core/scheduler.js';
 
 const run = promisify(execFile);
 const argv = process.argv.slice(2);
@@ -62,6 +63,7 @@ class Follower {
       } as never,
       logger: nullLogger(),
       signal: this.#abort.signal,
+      scheduler: new Scheduler(),
       api: { route() {} },
       store: { snapshot: () => [], sources: () => [] },
       agent: { version: 'bench', startedAt: Date.now(), hostname: 'bench', stateDir },
