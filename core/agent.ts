@@ -205,7 +205,8 @@ export class Agent {
     void this.wasm?.start();
     this.views.start();
     await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
-    if (this.#loaded.config.fleet.enabled) await this.#startFleet();
+    // Not awaited: loading the NATS client must not delay `running` (the fleet reports `connecting`).
+    if (this.#loaded.config.fleet.enabled) void this.#startFleet();
     this.#state = 'running';
     this.#log.info(
       { version: VERSION, config: this.#loaded.file ?? '(embedded defaults)' },
@@ -218,6 +219,7 @@ export class Agent {
     const cfg = this.#loaded.config;
     try {
       const { FleetClient } = await import('./fleet/client.js');
+      if (this.#state === 'stopping' || this.#state === 'stopped') return;
       this.#fleet = new FleetClient(cfg.fleet, {
         agentId: this.info.instanceId ?? '',
         hostname: this.info.hostname,

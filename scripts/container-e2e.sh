@@ -35,10 +35,19 @@ SUDO=""
 PM=($SUDO env "CONTAINERS_CONF=$WORK/containers.conf" podman --root "$WORK/storage" --runroot "$WORK/run"
   --tmpdir "$WORK/tmp")
 
+RC=1
 cleanup() {
-  "${PM[@]}" rm -af -t 2 >/dev/null 2>&1
-  if [ "$KEEP" != 1 ]; then "${PM[@]}" rmi -af >/dev/null 2>&1; fi
-  if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else $SUDO rm -rf "$WORK"; fi
+  "${PM[@]}" stop -a -t 5 >/dev/null 2>&1
+  "${PM[@]}" rm -af >/dev/null 2>&1
+  if [ "$KEEP" = 1 ]; then
+    echo "kept $WORK"
+  else
+    "${PM[@]}" rmi -af >/dev/null 2>&1
+    # Whatever podman left mounted under $WORK (overlay, shm), deepest first, then the directory.
+    findmnt -rn -o TARGET | grep "^$WORK/" | sort -r | while read -r m; do $SUDO umount -l "$m"; done
+    $SUDO rm -rf "$WORK" || echo "could not remove $WORK"
+  fi
+  exit "$RC"
 }
 trap cleanup EXIT
 
@@ -46,8 +55,9 @@ pass() { echo "PASS $1"; passed=$((passed + 1)); }
 fail() { echo "FAIL $1"; failed=$((failed + 1)); }
 finish() {
   echo "$passed passed, $failed failed (${SECONDS}s)"
-  [ "$failed" -eq 0 ]
-  exit $?
+  RC=0
+  [ "$failed" -eq 0 ] || RC=1
+  exit "$RC"
 }
 # A step that must work for the next ones: on failure, print the tail of its log and stop.
 must() {

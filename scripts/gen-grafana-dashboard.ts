@@ -368,6 +368,20 @@ const ROWS: Row[] = [
         ],
       },
       {
+        title: 'Events',
+        description: 'Events recorded per second, conditions firing now (GET /v1/alerts), and events sinks dropped.',
+        unit: 'short',
+        width: 12,
+        targets: [
+          { expr: `sum(rate(agent_events_total{${AGENT}}[${RATE}]))`, legend: 'events/s' },
+          { expr: `sum(agent_events_firing{${AGENT}})`, legend: 'firing' },
+          {
+            expr: `sum by (sink) (rate(agent_events_dropped_total{${AGENT}}[${RATE}]))`,
+            legend: 'dropped {{sink}}',
+          },
+        ],
+      },
+      {
         title: 'Bus queue depth',
         description: 'Messages waiting per subscriber.',
         unit: 'short',

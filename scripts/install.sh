@@ -167,6 +167,12 @@ chmod 0750 "$DESTDIR$STATE_DIR" "$DESTDIR$STATE_DIR/plugins" "$DESTDIR$LOG_DIR"
 # (Staging into a DESTDIR as a normal user cannot chown; the package manager or systemd fixes owners.)
 [ -z "$IDS" ] || chown -R "$IDS" "$DESTDIR$STATE_DIR" "$DESTDIR$LOG_DIR" || [ -n "$DESTDIR" ]
 
+# The unit reads nginx's logs through the adm group (Debian's www-data:adm 0640 logs): systemd refuses
+# to start a unit whose SupplementaryGroups names a group that does not exist.
+if [ -z "$DESTDIR" ] && ! getent group adm >/dev/null 2>&1; then
+  say "warning: there is no group adm here; create it (groupadd --system adm) or edit SupplementaryGroups= in the unit to the group that may read nginx's logs"
+fi
+
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
   if [ "$ENABLE" = yes ]; then systemctl enable --now nginx-agent; else say "start it with: systemctl enable --now nginx-agent"; fi

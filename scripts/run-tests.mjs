@@ -30,6 +30,9 @@ if (files.length === 0) {
 const work = mkdtempSync(join(tmpdir(), 'agent-tests-'));
 const skipLog = join(work, 'missing-tools');
 const tap = join(work, 'results.tap');
+// Agents started by the tests keep their state (log positions) under the run's own directory, not in
+// the machine's /var/lib/nginx-agent, so one run neither reads nor overwrites another's.
+const stateDir = join(work, 'state');
 // The usual report on stdout, and a TAP copy to count the skips in.
 const reporters = flags.some((f) => f.startsWith('--test-reporter'))
   ? []
@@ -42,7 +45,10 @@ const reporters = flags.some((f) => f.startsWith('--test-reporter'))
 const r = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', '--test-concurrency=2', ...reporters, ...flags, ...files],
-  { stdio: 'inherit', env: { ...process.env, NGINX_AGENT_TEST_SKIP_LOG: skipLog } },
+  {
+    stdio: 'inherit',
+    env: { NGINX_AGENT_AGENT_STATE_DIR: stateDir, ...process.env, NGINX_AGENT_TEST_SKIP_LOG: skipLog },
+  },
 );
 const read = (f) => (existsSync(f) ? readFileSync(f, 'utf8') : '');
 // Skipped tests and skipped suites (a suite skipped as a whole is one line; Node counts only tests).

@@ -140,6 +140,19 @@ describe('agent top under tmux', { skip }, () => {
     assert.equal(paneFlag('cursor_flag'), '1');
   });
 
+  test('agent status on a terminal is in colour, and NO_COLOR turns it off', async () => {
+    const agentCmd = `node --import tsx ${join(REPO_ROOT, 'cmd', 'agent.ts')} status --api-port ${port}`;
+    const ESC = String.fromCharCode(27);
+    tmux('send-keys', '-t', 'top', `clear; NO_COLOR= ${agentCmd}; echo COLOUR-DONE`, 'Enter');
+    await waitFor(() => /^COLOUR-DONE$/m.test(screen()), 'agent status to print', 30_000);
+    assert.ok(tmux('capture-pane', '-e', '-p', '-t', 'top').includes(`${ESC}[1m`), 'bold/colour codes on a terminal');
+    tmux('send-keys', '-t', 'top', `clear; NO_COLOR=1 ${agentCmd}; echo PLAIN-DONE`, 'Enter');
+    await waitFor(() => /^PLAIN-DONE$/m.test(screen()), 'agent status to print', 30_000);
+    const plain = tmux('capture-pane', '-e', '-p', '-t', 'top');
+    assert.ok(/^host /m.test(plain));
+    assert.ok(!plain.includes(`${ESC}[1m`) && !plain.includes(`${ESC}[32m`), 'no colour with NO_COLOR=1');
+  });
+
   test('without a terminal it refuses with a clear message', async () => {
     const r = await runAgent(['top', '--api-port', port]);
     assert.equal(r.code, 1);

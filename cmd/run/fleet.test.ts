@@ -4,13 +4,16 @@
  * nginx serves, and a bad config that stops at the canary with the second agent untouched.
  */
 import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect } from '@nats-io/transport-node';
+import { sendCommand } from '../../core/fleet/operator.js';
 import { natsAuthorization } from '../../core/fleet/subjects.js';
 import { instanceId, readMachineId } from '../../core/instance-id.js';
-import { runAgent, startAgent, type AgentProcess } from '../../core/testing/agent-process.js';
+import { REPO_ROOT, runAgent, startAgent, type AgentProcess } from '../../core/testing/agent-process.js';
 import { TestNats } from '../../core/testing/nats.js';
 import { NGINX_BIN, TestNginx, waitFor } from '../../core/testing/nginx.js';
 import { needTool } from '../../core/testing/tools.js';
@@ -87,6 +90,16 @@ fleet:
   });
 
   const fleet = (...args: string[]) => runAgent(['fleet', ...args, ...operatorFlags]);
+  /** plugins.list to web-a straight over NATS, as the operator. */
+  const sendPluginsList = async () => {
+    const nc = await connect({ servers: nats.url, user: 'operator', pass: 'op-secret' });
+    try {
+      const reply = await sendCommand(nc, 'nginx_agent', members[0].id, 'plugins.list');
+      assert.equal(reply.status, 200);
+    } finally {
+      await nc.close();
+    }
+  };
 
   test('ls lists both agents with their nginx; status and config get answer through NATS', async () => {
     let listed: { name: string; id: string; nginx: { config_path: string; up: boolean }[]; fleet_state: string }[] = [];
@@ -206,5 +219,53 @@ fleet:
       lines.every((l) => /fleet.command|nginx.config.applied/.test(l)),
       'only the kinds asked for',
     );
+
+    // --follow prints new events as they come, until SIGINT.
+    const follow = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(REPO_ROOT, 'cmd', 'agent.ts'),
+        'fleet',
+        'events',
+        '--follow',
+        '--kind',
+        'fleet.command',
+        ...operatorFlags,
+      ],
+      { cwd: REPO_ROOT },
+    );
+    let followed = '';
+    follow.stdout.on('data', (d: Buffer) => (followed += d.toString()));
+    const exited = new Promise<number | null>((r) => follow.on('exit', (code) => r(code)));
+    try {
+      await waitFor(() => followed.includes('fleet command'), 'the existing events on --follow', 30_000);
+      const before = followed.split('fleet command plugins.list').length;
+      await sendPluginsList();
+      await waitFor(
+        () => followed.split('fleet command plugins.list').length > before,
+        'the new command event on --follow',
+        30_000,
+      );
+    } finally {
+      follow.kill('SIGINT');
+    }
+    assert.equal(await exited, 0);
+  });
+
+  test('an agent killed without a word shows as lost after 3 heartbeats, the other stays online', async () => {
+    await members[1].agent.stop('SIGKILL');
+    let rows: { name: string; fleet_state: string }[] = [];
+    await waitFor(
+      async () => {
+        const r = await fleet('ls', '--json');
+        rows = r.code === 0 ? JSON.parse(r.stdout) : [];
+        return rows.find((a) => a.name === 'web-b')?.fleet_state === 'lost';
+      },
+      'web-b shown as lost',
+      30_000,
+    );
+    assert.equal(rows.find((a) => a.name === 'web-a')?.fleet_state, 'online');
   });
 });

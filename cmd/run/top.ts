@@ -43,6 +43,8 @@ export async function top(opts: ConfigFlags): Promise<void> {
 
 interface TopState {
   selected: number;
+  /** The instance shown, kept by id so that instances coming and going do not move the view. */
+  selectedId?: string;
   summary?: Summary;
   rates?: SeriesQueryResult;
   error?: string;
@@ -87,7 +89,10 @@ async function runTop(client: AgentClient, input: NodeJS.ReadStream, output: Nod
   const refresh = async () => {
     try {
       state.summary = (await client.get('/v1/summary')) as Summary;
+      const kept = state.summary.nginx.findIndex((i) => i.id === state.selectedId);
+      if (kept >= 0) state.selected = kept;
       const inst = state.summary.nginx[Math.min(state.selected, state.summary.nginx.length - 1)];
+      state.selectedId = inst?.id;
       state.rates = inst
         ? ((await client.get(
             `/v1/series?name=nginx.requests.rate&since=3m&instance=${encodeURIComponent(inst.id)}`,
@@ -112,6 +117,7 @@ async function runTop(client: AgentClient, input: NodeJS.ReadStream, output: Nod
       state.selected = (state.selected - 1 + count) % count;
     else if (/^[1-9]$/.test(key) && Number(key) <= count) state.selected = Number(key) - 1;
     else return;
+    state.selectedId = state.summary?.nginx[state.selected]?.id;
     state.rates = undefined;
     draw();
     clearTimeout(timer);

@@ -76,9 +76,9 @@ export class RouteTable implements ApiRouter {
    * 404, 405 and handler errors come back as `{ status, body: { error } }`.
    */
   async call(method: string, path: string, body = ''): Promise<ApiResponse> {
-    const url = new URL(path, 'http://in-process');
     try {
-      return await this.dispatch({ method, path: url.pathname, query: url.searchParams, headers: {}, body });
+      const target = parseTarget(path);
+      return await this.dispatch({ method, path: target.path, query: target.query, headers: {}, body });
     } catch (err) {
       if (err instanceof ApiError) return errorResponse(err);
       return { status: 500, body: { error: `internal error: ${(err as Error).message}` } };
@@ -99,4 +99,28 @@ export function errorResponse(err: ApiError): ApiResponse {
     status: err.status,
     body: { error: err.message, ...(err.details !== undefined ? { details: err.details } : {}) },
   };
+}
+
+/** The request target's path and query, without URL normalisation (an absolute-form target is reduced to its path). */
+export function parseTarget(target: string): { path: string; query: URLSearchParams } {
+  let rest = target;
+  if (!rest.startsWith('/')) {
+    if (!/^https?:\/\//i.test(rest))
+      throw new ApiError(
+        400,
+        `bad request target ${JSON.stringify(target.slice(0, 200))}: expected a path such as /metrics`,
+      );
+    try {
+      const url = new URL(rest);
+      rest = `${url.pathname}${url.search}`;
+    } catch {
+      throw new ApiError(400, `bad request target ${JSON.stringify(target.slice(0, 200))}: not a valid URL`);
+    }
+  }
+  const hash = rest.indexOf('#');
+  if (hash >= 0) rest = rest.slice(0, hash);
+  const q = rest.indexOf('?');
+  return q < 0
+    ? { path: rest, query: new URLSearchParams() }
+    : { path: rest.slice(0, q), query: new URLSearchParams(rest.slice(q + 1)) };
 }

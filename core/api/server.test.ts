@@ -3,7 +3,8 @@ import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import pino from 'pino';
 import { rawRequest } from '../testing/raw-http.js';
-import { ApiServer, parseTarget } from './server.js';
+import { parseTarget, RouteTable } from './router.js';
+import { ApiServer } from './server.js';
 import { ApiError } from './types.js';
 
 function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
@@ -27,6 +28,7 @@ describe('ApiServer: no request ends or breaks the process', () => {
       throw new TypeError('handler bug');
     });
     server.route('GET', '/reject', () => Promise.reject(new Error('async handler bug')));
+    server.route('GET', '/later', () => new Promise((r) => setTimeout(() => r({ status: 200, body: 'later' }), 20)));
     server.route('GET', '/teapot', () => {
       throw new ApiError(418, 'short and stout');
     });
@@ -105,6 +107,12 @@ describe('ApiServer: no request ends or breaks the process', () => {
     await alive();
   });
 
+  test('a client that half-closes after its request still gets an answer that takes a while', async () => {
+    const r = await rawRequest(port, 'GET /later HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.text, /later$/);
+  });
+
   test('CONNECT (no proxy here) and an upgrade request are answered, not dropped', async () => {
     const c = await rawRequest(port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
     assert.equal(c.status, 405, c.text);
@@ -114,6 +122,15 @@ describe('ApiServer: no request ends or breaks the process', () => {
     );
     assert.equal(u.status, 200, u.text);
     await alive();
+  });
+
+  test('an in-process call (the fleet) with a target no URL parser accepts is a 4xx, not a rejection', async () => {
+    const table = new RouteTable();
+    table.route('GET', '/v1/x/:id', (req) => ({ status: 200, body: req.params }));
+    assert.equal((await table.call('GET', '//[')).status, 404);
+    assert.equal((await table.call('GET', '/v1/x/%E0%A4%A')).status, 400);
+    assert.equal((await table.call('GET', '*')).status, 400);
+    assert.deepEqual((await table.call('GET', '/v1/x/a%20b?q=1')).body, { id: 'a b' });
   });
 
   test('parseTarget keeps the path as sent and splits the query', () => {

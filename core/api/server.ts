@@ -12,7 +12,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { errorResponse, RouteFailure, RouteTable } from './router.js';
+import { errorResponse, parseTarget, RouteFailure, RouteTable } from './router.js';
 import { ApiError, type ApiHandler, type ApiResponse, type ApiRouter } from './types.js';
 
 export interface ApiServerOptions {
@@ -52,6 +52,9 @@ export class ApiServer implements ApiRouter {
       this.#serve(req, res),
     );
     this.#server.keepAliveTimeout = 5_000;
+    // A client that half-closes after sending its request (`printf ... | nc`) still gets its answer; by
+    // default node aborts the request on the client's FIN, so an answer that takes a tick (a gzip) is lost.
+    (this.#server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#server.on('checkContinue', (req, res) => this.#checkContinue(req, res));
     this.#server.on('clientError', (err, socket) => this.#clientError(err, socket));
     // Without a listener node drops a CONNECT request's connection unanswered.
@@ -189,30 +192,6 @@ export class ApiServer implements ApiRouter {
         `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
-}
-
-/** The request target's path and query, without URL normalisation (an absolute-form target is reduced to its path). */
-export function parseTarget(target: string): { path: string; query: URLSearchParams } {
-  let rest = target;
-  if (!rest.startsWith('/')) {
-    if (!/^https?:\/\//i.test(rest))
-      throw new ApiError(
-        400,
-        `bad request target ${JSON.stringify(target.slice(0, 200))}: expected a path such as /metrics`,
-      );
-    try {
-      const url = new URL(rest);
-      rest = `${url.pathname}${url.search}`;
-    } catch {
-      throw new ApiError(400, `bad request target ${JSON.stringify(target.slice(0, 200))}: not a valid URL`);
-    }
-  }
-  const hash = rest.indexOf('#');
-  if (hash >= 0) rest = rest.slice(0, hash);
-  const q = rest.indexOf('?');
-  return q < 0
-    ? { path: rest, query: new URLSearchParams() }
-    : { path: rest.slice(0, q), query: new URLSearchParams(rest.slice(q + 1)) };
 }
 
 function send(res: ServerResponse, r: ApiResponse): void {

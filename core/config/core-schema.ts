@@ -122,7 +122,7 @@ export const coreShape = {
           'Events each sink (log, Alertmanager, OTLP) may have queued; beyond it events are dropped and counted in agent_events_dropped_total{sink}.',
       }),
       stream_queue_size: int({
-        default: 1000,
+        default: 10_000,
         min: 1,
         max: 1_000_000,
         description:

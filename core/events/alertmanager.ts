@@ -104,8 +104,9 @@ export class AlertmanagerSink {
   /** Sends what is pending (resolutions above all) within the deadline, then stops. */
   async close(timeoutMs: number): Promise<void> {
     clearInterval(this.#resend);
+    const end = Date.now() + timeoutMs;
     await this.queue.flush(timeoutMs);
-    const deadline = new Promise<void>((r) => setTimeout(r, timeoutMs).unref());
+    const deadline = new Promise<void>((r) => setTimeout(r, Math.max(0, end - Date.now())).unref());
     this.#kick();
     await Promise.race([this.#sending ?? Promise.resolve(), deadline]);
     this.#closed = true;

@@ -33,6 +33,9 @@ export interface ConverterDeps {
 }
 
 const SUMMARY_MAX = 300;
+const KEY_MAX = 500;
+/** Largest plugin payload (as JSON) kept whole in an event's attributes. */
+const ATTRIBUTES_MAX = 16 * 1024;
 const LIST_MAX = 20;
 
 /** Severity words a plugin may use besides the four (`warn`, `crit`, ...). */
@@ -345,19 +348,24 @@ export class EventConverter {
   #one(topic: string, time: number, source: string, data: JsonObject, defaultSeverity: Severity): EventInput {
     const severity = severityOf(data.severity) ?? defaultSeverity;
     const state = stateOf(data.state) ?? stateOf(data.status) ?? (topic.startsWith('alert.') ? 'firing' : undefined);
-    const key = typeof data.key === 'string' && data.key !== '' ? data.key : defaultKey(topic, data);
+    const key = clip(typeof data.key === 'string' && data.key !== '' ? data.key : defaultKey(topic, data), KEY_MAX);
+    // A plugin's payload is kept as the attributes unless it is large: the ring holds 10,000 events.
+    const json = JSON.stringify(data);
+    const attributes: JsonObject =
+      json.length > ATTRIBUTES_MAX ? { truncated: true, bytes: json.length, preview: `${json.slice(0, 1000)}…` } : data;
     let summary = firstString(data.summary, data.message);
-    if (summary === undefined) summary = `${topic} from ${source}: ${clip(JSON.stringify(data), 200)}`;
+    if (summary === undefined) summary = `${topic} from ${source}: ${clip(json, 200)}`;
     else if (typeof data.reason === 'string' && data.summary === undefined && !summary.includes(data.reason))
       summary = `${summary}: ${data.reason}`;
     return {
-      time: typeof data.time === 'number' && Number.isFinite(data.time) ? data.time : time,
+      // A plugin's own time, when it is a plausible Unix ms (a Date can hold it).
+      time: typeof data.time === 'number' && data.time > 0 && data.time < 8.64e15 ? data.time : time,
       severity,
       source,
       kind: topic,
       key,
       summary: clip(summary),
-      attributes: data,
+      attributes,
       ...(state ? { state } : {}),
     };
   }
@@ -370,7 +378,7 @@ function defaultKey(topic: string, data: JsonObject): string {
   const parts = [topic];
   for (const f of KEY_FIELDS) {
     const v = data[f];
-    if (typeof v === 'string' || typeof v === 'number') parts.push(String(v));
+    if ((typeof v === 'string' && v !== '') || typeof v === 'number') parts.push(String(v));
   }
   return parts.join(':');
 }
@@ -432,6 +440,6 @@ function normalise(message: string): string {
 }
 
 function clip(text: string, max = SUMMARY_MAX): string {
-  const oneLine = text.replace(/\s*\n\s*/g, ' ');
+  const oneLine = text.includes('\n') ? text.replace(/\s*\n\s*/g, ' ') : text;
   return oneLine.length > max ? `${oneLine.slice(0, max - 1)}…` : oneLine;
 }

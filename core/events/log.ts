@@ -59,6 +59,8 @@ export class EventLog implements PluginEvents {
   readonly #log: Logger | undefined;
   readonly #now: () => number;
   #listenerErrors = 0;
+  #isoMs = Number.NaN;
+  #isoText = '';
 
   constructor(opts: EventLogOptions) {
     this.capacity = Math.max(1, opts.capacity);
@@ -71,11 +73,17 @@ export class EventLog implements PluginEvents {
     return this.#lastId;
   }
 
+  /** Id of the oldest event still in the ring, 0 when none. */
+  get oldestId(): number {
+    const oldest = this.#ring[this.#next] ?? this.#ring[0];
+    return oldest?.id ?? 0;
+  }
+
   /** Numbers, stores and announces one event; returns it. */
   record(input: EventInput): AgentEvent {
     const event: AgentEvent = {
       id: ++this.#lastId,
-      time: new Date(input.time ?? this.#now()).toISOString(),
+      time: this.#iso(input.time ?? this.#now()),
       severity: input.severity,
       source: input.source,
       kind: input.kind,
@@ -102,6 +110,15 @@ export class EventLog implements PluginEvents {
       }
     }
     return event;
+  }
+
+  /** RFC 3339 of a Unix ms time; the last one is reused (a burst shares its millisecond). */
+  #iso(ms: number): string {
+    if (ms !== this.#isoMs) {
+      this.#isoMs = ms;
+      this.#isoText = new Date(ms).toISOString();
+    }
+    return this.#isoText;
   }
 
   /** Whether a condition with this key is firing now. */

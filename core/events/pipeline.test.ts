@@ -249,3 +249,92 @@ test('log sink: repeats of a key within the interval fold into one line with a c
     await t.pipeline.close(1000);
   }
 });
+
+test('a plugin payload that is not what the fields expect still makes an event; a huge one is cut', async () => {
+  const t = setup();
+  t.bus.publish('event.odd', {
+    severity: 5,
+    key: 7,
+    summary: {},
+    state: 'maybe',
+    time: 1e300,
+    findings: 'no',
+  } as never);
+  t.bus.publish('lint.odd', { findings: [null, 3, 'x', { message: 'only this', line: 2 }] } as never);
+  t.bus.publish('event.huge', { key: 'h', blob: 'x'.repeat(100_000) });
+  await waitFor(() => t.events.lastId === 3, 'three events', 5000);
+  const [odd, lint, huge] = t.events.recent();
+  assert.equal(odd.severity, 'info');
+  assert.equal(odd.key, 'event.odd');
+  assert.equal(odd.state, undefined);
+  assert.ok(Math.abs(Date.parse(odd.time) - Date.now()) < 60_000, 'an impossible time is replaced by the publish time');
+  assert.equal(lint.summary, 'only this');
+  assert.equal(lint.key, 'lint.odd:2');
+  assert.equal(huge.attributes.truncated, true);
+  assert.ok(JSON.stringify(huge.attributes).length < 2000);
+});
+
+test('apply, certificate, instance, config reload and config change events carry a severity, key and summary', async () => {
+  const t = setup();
+  t.bus.publish('nginx.config.applied', {
+    instanceId: 'inst-1',
+    ok: false,
+    rolledBack: true,
+    steps: [
+      { step: 'write', ok: true, durationMs: 1 },
+      { step: 'test', ok: false, detail: 'unknown directive "retrun"', durationMs: 20 },
+    ],
+  });
+  t.bus.publish('nginx.ssl.certificate.expiring', {
+    instanceId: 'inst-1',
+    path: '/etc/ssl/site.pem',
+    notAfter: Date.UTC(2030, 0, 1),
+    secondsLeft: 3 * 86_400,
+  });
+  t.bus.publish('nginx.instance.added', { instance: instance('HEALTHY') });
+  t.bus.publish('agent.config.reloaded', { ok: false, changedSections: [], error: 'api.port: must be at most 65535' });
+  t.bus.publish('nginx.config.changed', {
+    instanceId: 'inst-1',
+    confPath: '/etc/nginx/nginx.conf',
+    prefix: '/etc/nginx',
+    version: 'v2',
+    previousVersion: 'v1',
+    files: [],
+    payload: {
+      status: 'failed',
+      errors: [{ file: '/etc/nginx/nginx.conf', line: 3, error: 'unexpected "}"' }],
+      config: [],
+    },
+    analysis: {
+      servers: [],
+      upstreams: [],
+      accessLogs: [],
+      errorLogs: [],
+      logFormats: {},
+      stubStatus: [],
+      plusApi: [],
+      certificates: [],
+    },
+    added: [],
+    removed: [],
+    changed: ['/etc/nginx/nginx.conf'],
+  });
+  await waitFor(() => t.events.lastId === 5, 'five events', 5000);
+  const [applied, cert, added, reload, changed] = t.events.recent();
+  assert.deepEqual([applied.severity, applied.key], ['error', 'nginx.config.apply:inst-1']);
+  assert.equal(applied.summary, 'config apply failed at test: unknown directive "retrun"; rolled back');
+  assert.deepEqual(
+    [cert.severity, cert.state, cert.key],
+    ['error', 'firing', 'nginx.ssl.certificate:inst-1:/etc/ssl/site.pem'],
+  );
+  assert.match(cert.summary, /certificate \/etc\/ssl\/site.pem expires in 3.0 days/);
+  assert.deepEqual([added.kind, added.severity, added.source], ['nginx.instance.added', 'info', 'nginx-discovery']);
+  assert.match(added.summary, /nginx 1.22.1 instance added \(pid 42, \/etc\/nginx\/nginx.conf\)/);
+  assert.deepEqual([reload.severity, reload.source], ['error', 'core']);
+  assert.match(reload.summary, /new config refused.*api.port/);
+  assert.equal(changed.severity, 'warning');
+  assert.match(
+    changed.summary,
+    /changed \(changed \/etc\/nginx\/nginx.conf\); parse error at \/etc\/nginx\/nginx.conf:3: unexpected "}"/,
+  );
+});

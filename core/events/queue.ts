@@ -7,6 +7,9 @@ import { Ring } from '../bus/ring.js';
 import type { SinkReport } from './log.js';
 import type { AgentEvent } from './types.js';
 
+/** Longest a synchronous sink runs before yielding to the event loop. */
+const SLICE_MS = 5;
+
 export interface SinkQueueOptions {
   capacity: number;
   /** Handles a batch (oldest first). A rejection is the sink's business: it is counted, not retried. */
@@ -85,18 +88,27 @@ export class SinkQueue {
 
   async #drain(): Promise<void> {
     const size = this.#opts.batchSize ?? 512;
+    let sliceStart = performance.now();
     try {
       while (this.#ring.size > 0) {
         const batch: AgentEvent[] = [];
         let e: AgentEvent | undefined;
         while (batch.length < size && (e = this.#ring.shift()) !== undefined) batch.push(e);
+        let asynchronous = false;
         try {
-          await this.#opts.handle(batch);
+          const pending = this.#opts.handle(batch);
+          if (pending) {
+            asynchronous = true;
+            await pending;
+          }
         } catch (err) {
           this.#opts.onError?.(err);
         }
-        // Let the publisher run between batches.
-        if (this.#ring.size > 0) await new Promise((r) => setImmediate(r));
+        // A synchronous sink goes on for up to SLICE_MS, then lets the publisher run.
+        if (this.#ring.size > 0 && (asynchronous || performance.now() - sliceStart > SLICE_MS)) {
+          await new Promise((r) => setImmediate(r));
+          sliceStart = performance.now();
+        }
       }
     } finally {
       this.#running = false;

@@ -27,13 +27,13 @@ export class SseParser {
   }
 
   push(text: string): void {
-    this.#buffer += text;
-    let i: number;
-    while ((i = this.#buffer.indexOf('\n')) >= 0) {
-      const line = this.#buffer.slice(0, i).replace(/\r$/, '');
-      this.#buffer = this.#buffer.slice(i + 1);
-      this.#line(line);
+    if (!text.includes('\n')) {
+      this.#buffer += text;
+      return;
     }
+    const lines = (this.#buffer + text).split('\n');
+    this.#buffer = lines.pop() ?? '';
+    for (const line of lines) this.#line(line.endsWith('\r') ? line.slice(0, -1) : line);
   }
 
   #line(line: string): void {

@@ -118,3 +118,18 @@ test('a client that does not read is disconnected with a final event saying why;
   assert.equal(final?.event, 'disconnect');
   assert.match(JSON.parse(final?.data ?? '{}').reason, /client too slow: more than 20 events waiting/);
 });
+
+test('resume: events gone from the ring are named in a comment; an id from an earlier agent process replays everything', async () => {
+  const s = await serve(2000);
+  for (let i = 0; i < 1005; i++) s.record('event.x');
+  // The ring holds 1000: ids 6..1005.
+  const gap = collect(s.url, { 'Last-Event-ID': '2' });
+  await gap.opened;
+  await waitFor(() => ids(gap.frames).length === 1000, 'the ring replayed');
+  assert.equal(ids(gap.frames)[0], 6);
+  assert.ok(gap.comments.includes('events 3 to 5 are no longer in the buffer'), gap.comments.join('|'));
+  const restarted = collect(s.url, { 'Last-Event-ID': '99999' });
+  await restarted.opened;
+  await waitFor(() => ids(restarted.frames).length === 1000, 'everything replayed');
+  assert.ok(restarted.comments.some((c) => c.startsWith('event 99999 is from an earlier agent process')));
+});

@@ -19,7 +19,10 @@ export interface EventStreamOptions {
   /** Events one client may have waiting (`events.stream_queue_size`). */
   queueSize: number;
   heartbeatMs?: number;
-  /** How long a disconnected slow client's socket may take to take the final event before it is cut. */
+  /**
+   * How long a disconnected slow client may take to read the final event (behind what the kernel
+   * already buffers for it) before its connection is cut. Default 30 s.
+   */
   closeGraceMs?: number;
 }
 
@@ -30,7 +33,6 @@ interface Client {
   pending: string[];
   blocked: boolean;
   closed: boolean;
-  unsubscribe: () => void;
 }
 
 export class EventStream {
@@ -40,6 +42,10 @@ export class EventStream {
   #served = 0;
   #slowDisconnects = 0;
   #dropped = 0;
+  #unsubscribe: (() => void) | undefined;
+  /** Clients with frames to write at the next turn. */
+  readonly #ready = new Set<Client>();
+  #tick: NodeJS.Immediate | undefined;
 
   constructor(opts: EventStreamOptions) {
     this.#opts = opts;
@@ -83,6 +89,8 @@ export class EventStream {
   /** Ends every stream with a final event (the agent stops). */
   close(reason = 'the agent is stopping'): void {
     clearInterval(this.#heartbeat);
+    if (this.#tick) clearImmediate(this.#tick);
+    this.#tick = undefined;
     for (const c of [...this.#clients]) this.#disconnect(c, reason);
   }
 
@@ -95,75 +103,105 @@ export class EventStream {
       pending: [],
       blocked: false,
       closed: false,
-      unsubscribe: () => {},
     };
-    this.#clients.add(client);
     res.socket?.setNoDelay(true);
     res.on('close', () => this.#forget(client));
     res.on('drain', () => this.#flush(client));
     this.#write(client, `retry: 2000\n: connected; last event id ${log.lastId}\n\n`);
     if (filter.since !== undefined || filter.limit !== undefined) {
-      const since = filter.since ?? 0;
-      const replay = log.recent({ ...filter, since });
-      const oldest = log.recent({ limit: 1, since })[0]?.id;
-      if (filter.since !== undefined && oldest !== undefined && oldest > since + 1 && log.lastId > since)
+      let since = filter.since ?? 0;
+      if (since > log.lastId) {
+        // Ids start at 1 in every agent process: an id from before a restart means all of this one's.
+        this.#write(
+          client,
+          `: event ${since} is from an earlier agent process (last id now ${log.lastId}); replaying from the start\n\n`,
+        );
+        since = 0;
+      }
+      const oldest = log.oldestId;
+      if (filter.since !== undefined && oldest > since + 1)
         this.#write(client, `: events ${since + 1} to ${oldest - 1} are no longer in the buffer\n\n`);
-      for (const e of replay) this.#send(client, e);
+      for (const e of log.recent({ ...filter, since })) if (client.match(e)) this.#write(client, frameOf(e));
     }
-    // Replay and subscription happen in one turn: no event can fall between them.
-    if (!client.closed) client.unsubscribe = log.subscribe((e) => this.#send(client, e));
+    // Replay and joining the live clients happen in one turn: no event can fall between them.
+    if (client.closed) return;
+    this.#clients.add(client);
+    this.#unsubscribe ??= log.subscribe((e) => this.#fanOut(e));
   }
 
-  #send(client: Client, event: AgentEvent): void {
-    if (client.closed || !client.match(event)) return;
-    this.#write(client, `id: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`);
+  /** One live event to every client it matches; the frame is built once. */
+  #fanOut(event: AgentEvent): void {
+    let frame: string | undefined;
+    for (const client of this.#clients) {
+      if (!client.match(event)) continue;
+      frame ??= frameOf(event);
+      this.#write(client, frame);
+    }
   }
 
+  /**
+   * Queues a frame for the client. Frames are handed to the socket in one write per client per turn
+   * of the event loop (a burst costs one write, not one per event), and only while the socket takes
+   * them; the rest wait in the client's queue, bounded by `queueSize`.
+   */
   #write(client: Client, frame: string): void {
     if (client.closed) return;
-    if (client.blocked) {
-      client.pending.push(frame);
-      if (client.pending.length > this.#opts.queueSize)
-        this.#disconnect(
-          client,
-          `client too slow: more than ${this.#opts.queueSize} events waiting (events.stream_queue_size); reconnect with Last-Event-ID to resume`,
-        );
+    client.pending.push(frame);
+    if (client.pending.length > this.#opts.queueSize) {
+      this.#disconnect(
+        client,
+        `client too slow: more than ${this.#opts.queueSize} events waiting (events.stream_queue_size); reconnect with Last-Event-ID to resume`,
+      );
       return;
     }
-    if (!client.res.write(frame)) client.blocked = true;
+    if (client.blocked) return;
+    this.#ready.add(client);
+    this.#tick ??= setImmediate(() => {
+      this.#tick = undefined;
+      const ready = [...this.#ready];
+      this.#ready.clear();
+      for (const c of ready) this.#flush(c);
+    });
   }
 
   #flush(client: Client): void {
     client.blocked = false;
-    while (client.pending.length > 0 && !client.closed) {
-      const frame = client.pending.shift() as string;
-      if (!client.res.write(frame)) {
-        client.blocked = true;
-        return;
-      }
-    }
+    if (client.closed || client.pending.length === 0) return;
+    const chunk = client.pending.length === 1 ? client.pending[0] : client.pending.join('');
+    client.pending.length = 0;
+    if (!client.res.write(chunk)) client.blocked = true;
   }
 
   #disconnect(client: Client, reason: string): void {
     if (client.closed) return;
-    if (reason.startsWith('client too slow')) this.#slowDisconnects++;
+    const slow = reason.startsWith('client too slow');
+    if (slow) this.#slowDisconnects++;
+    else if (!client.blocked) this.#flush(client);
     this.#dropped += client.pending.length;
     client.pending = [];
     this.#forget(client);
     const res = client.res;
     res.end(`event: disconnect\ndata: ${JSON.stringify({ reason, last_event_id: this.#opts.log.lastId })}\n\n`);
     // A reader that does not take even the final event is cut off.
-    setTimeout(() => res.destroy(), this.#opts.closeGraceMs ?? 5000).unref();
+    setTimeout(() => res.destroy(), this.#opts.closeGraceMs ?? 30_000).unref();
   }
 
   #forget(client: Client): void {
     if (client.closed) return;
     client.closed = true;
-    client.unsubscribe();
     this.#clients.delete(client);
+    this.#ready.delete(client);
+    if (this.#clients.size === 0) {
+      this.#unsubscribe?.();
+      this.#unsubscribe = undefined;
+    }
   }
 
   #beat(): void {
-    for (const c of this.#clients) if (!c.blocked) this.#write(c, ': heartbeat\n\n');
+    for (const c of this.#clients) if (!c.blocked && c.pending.length === 0) this.#write(c, ': heartbeat\n\n');
   }
+}
+
+function frameOf(event: AgentEvent): string {
+  return `id: ${event.id}\ndata: ${JSON.stringify(event)}\n\n`;
 }

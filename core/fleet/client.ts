@@ -241,18 +241,23 @@ export class FleetClient {
       await nc.close().catch(() => undefined);
       return;
     }
-    this.#js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
-    this.#connected(nc);
-    void this.#watchStatus(nc);
-    this.#sub = nc.subscribe(`${this.#settings.subject_prefix}.cmd.${subjectSafe(this.#host.agentId)}.>`, {
-      callback: (err, msg) => {
-        if (err) this.#noteError(`command subscription: ${err.message}`);
-        else void this.#command(msg);
-      },
-    });
-    const checkEvery = Math.min(1000, this.#settings.heartbeat_interval);
-    this.#timer = setInterval(() => void this.#writeInventory(), checkEvery);
-    this.#timer.unref();
+    try {
+      this.#js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
+      this.#connected(nc);
+      void this.#watchStatus(nc).catch((err: Error) => this.#noteError(`connection status: ${err.message}`));
+      this.#sub = nc.subscribe(`${this.#settings.subject_prefix}.cmd.${subjectSafe(this.#host.agentId)}.>`, {
+        callback: (err, msg) => {
+          if (err) this.#noteError(`command subscription: ${err.message}`);
+          else void this.#command(msg).catch((e: Error) => this.#noteError(`command ${msg.subject}: ${e.message}`));
+        },
+      });
+      const checkEvery = Math.min(1000, this.#settings.heartbeat_interval);
+      this.#timer = setInterval(() => void this.#writeInventory(), checkEvery);
+      this.#timer.unref();
+    } catch (err) {
+      // A connection closed between connect and here: logged; nothing of it reaches the agent.
+      this.#noteError(`setting up the fleet connection: ${(err as Error).message}`);
+    }
     void nc.closed().then((err) => {
       if (!this.#stopping) {
         this.#state = 'stopped';

@@ -16,7 +16,9 @@ export interface AgentRow extends InventoryEntry {
 /** Every inventory entry, sorted by name. */
 export async function listAgents(nc: NatsConnection, timeoutMs = 10_000): Promise<AgentRow[]> {
   const kv = await inventoryBucket(nc);
-  const keys: string[] = [];
+  // A set: the listing is a live consumer, and a key written again while it runs (a heartbeat) comes
+  // twice, which showed one agent twice and made `fleet status NAME` say two agents had that name.
+  const keys = new Set<string>();
   const lister = await kv.keys();
   // The key listing is a consumer: on a server too busy to feed it, give up rather than hang.
   const timer = setTimeout(
@@ -24,13 +26,13 @@ export async function listAgents(nc: NatsConnection, timeoutMs = 10_000): Promis
     timeoutMs,
   );
   try {
-    for await (const key of lister) keys.push(key);
+    for await (const key of lister) keys.add(key);
   } finally {
     clearTimeout(timer);
   }
 
   const now = Date.now();
-  const entries = await Promise.all(keys.map((k) => kv.get(k)));
+  const entries = await Promise.all([...keys].map((k) => kv.get(k)));
   const rows: AgentRow[] = [];
   for (const e of entries) {
     if (e?.operation !== 'PUT') continue;

@@ -251,3 +251,41 @@ test('a degraded plugin is one warn line when it starts and one info line when i
     [30, 'plugin flaky is running again (was degraded)'],
   ]);
 });
+
+test("a built-in's degraded and recovered states are published on agent.plugin.state, once each", async () => {
+  const bus = new Bus();
+  const seen: unknown[] = [];
+  bus.subscribe('recorder', ['agent.plugin.state'], (m) => void seen.push(m.data));
+  const host = new PluginHost({
+    bus,
+    logger: nullLogger(),
+    api: new RouteTable(),
+    store: new MetricStore(),
+    agent: { version: 't', startedAt: 0, hostname: 'h' },
+  });
+  let state: 'running' | 'degraded' = 'running';
+  const flaky = defineBuiltin({
+    name: 'flaky',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'flaky',
+      subscriptions: () => [],
+      init() {},
+      close() {},
+      status: () => ({ state, ...(state === 'degraded' ? { reason: 'upstream gone' } : {}) }),
+    }),
+  });
+  await host.startBuiltins([flaky], { flaky: { enabled: true, n: 1 } } as never);
+  host.report();
+  state = 'degraded';
+  for (let i = 0; i < 3; i++) host.report();
+  state = 'running';
+  for (let i = 0; i < 3; i++) host.report();
+  await bus.drain(1000);
+  await host.closeAll(1000);
+  assert.deepEqual(seen, [
+    { plugin: 'flaky', state: 'degraded', reason: 'upstream gone' },
+    { plugin: 'flaky', state: 'running' },
+  ]);
+});

@@ -343,7 +343,10 @@ export class PluginHost {
     e.sources.clear();
   }
 
-  /** Logs a plugin's own state changes: one `warn` when it becomes degraded (or worse), one `info` when it recovers. */
+  /**
+   * Logs a plugin's own state changes: one `warn` when it becomes degraded (or worse), one `info` when
+   * it recovers; for a built-in also publishes the change on `agent.plugin.state`.
+   */
   #observe(e: Entry, state: PluginState, reason: string | undefined): void {
     const was = e.observed;
     if (state === was) return;
@@ -356,6 +359,9 @@ export class PluginHost {
       );
     else if (state === 'running' && bad(was))
       e.logger.info({ state, previous: was }, `plugin ${e.plugin.name} is running again (was ${was})`);
+    // A built-in's change of state becomes an event (Wasm plugins publish their own).
+    if (e.kind === 'builtin' && (bad(state) || (state === 'running' && bad(was))))
+      this.#s.bus.publish('agent.plugin.state', { plugin: e.plugin.name, state, ...(reason ? { reason } : {}) });
   }
 }
 

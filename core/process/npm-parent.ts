@@ -26,13 +26,13 @@ interface ProcessIdentity {
   startTicks: string;
 }
 
-/** The parent pid and start time from /proc/PID/stat (fields after the last ')'), or undefined. */
-function readStat(procRoot: string, pid: number): { ppid: number; startTicks: string } | undefined {
+/** State, parent pid and start time from /proc/PID/stat (fields after the last ')'), or undefined. */
+function readStat(procRoot: string, pid: number): { state: string; ppid: number; startTicks: string } | undefined {
   try {
     const text = readFileSync(join(procRoot, String(pid), 'stat'), 'utf8');
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
     // fields[0] is the state (field 3), so field N is fields[N - 3].
-    return { ppid: Number(fields[1]), startTicks: fields[19] };
+    return { state: fields[0], ppid: Number(fields[1]), startTicks: fields[19] };
   } catch {
     return undefined;
   }
@@ -66,7 +66,10 @@ export function watchNpmParent(opts: NpmParentOptions): (() => void) | undefined
   const npm = findNpmAncestor(procRoot, opts.pid ?? process.pid);
   if (!npm) return undefined;
   const timer = setInterval(() => {
-    if (readStat(procRoot, npm.pid)?.startTicks === npm.startTicks) return;
+    // Gone: no such process, another process with its pid, or a zombie nobody reaped (an exited npm
+    // re-parented to an init that does not reap stays one).
+    const now = readStat(procRoot, npm.pid);
+    if (now && now.startTicks === npm.startTicks && now.state !== 'Z' && now.state !== 'X') return;
     clearInterval(timer);
     opts.onGone();
   }, opts.intervalMs ?? 1000);

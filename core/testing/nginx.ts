@@ -2,6 +2,7 @@
  * Test harness: a real nginx (Debian package) under a temporary prefix, on 127.0.0.1 and a free port,
  * started as a daemon and stopped by the PID in its pid file. Used by every test that needs nginx.
  */
+import { get as httpGet } from 'node:http';
 import { execFile } from 'node:child_process';
 import { chmod, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -248,4 +249,24 @@ export async function waitFor(cond: () => boolean | Promise<boolean>, what: stri
     await new Promise((r) => setTimeout(r, 25));
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/**
+ * GET on a connection of its own, closed after the answer. fetch() reuses idle keep-alive sockets,
+ * and right after an nginx reload the old worker closes those, so a fetch then fails with "other
+ * side closed" although nginx serves fine.
+ */
+export function getFresh(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpGet(url, { agent: false, headers: { connection: 'close' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+  });
 }

@@ -59,10 +59,11 @@ export function announceInstances(bus: Bus, count: number, now = Date.now()): Ng
       changed: [],
     });
     bus.publish('nginx.config.validated', { instanceId: instance.id, version, ok: true, exitCode: 0, messages: [] });
+    // As config-lint publishes it (snake_case keys).
     bus.publish('lint.nginx.config', {
-      instanceId: instance.id,
+      instance_id: instance.id,
       version,
-      confPath: instance.confPath,
+      conf_path: instance.confPath,
       findings: [
         {
           rule: 'server-tokens-on',

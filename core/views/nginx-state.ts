@@ -1,7 +1,7 @@
 /**
  * What the views know about each nginx instance, kept from the bus: discovery (pid, version, health),
  * the latest config analysis (version, files, parse errors, certificates), the last `nginx -t`, and
- * the latest lint findings (`lint.*` messages that carry an `instanceId` and a `findings` list).
+ * the latest lint findings (`lint.*` messages that carry an `instance_id` and a `findings` list).
  */
 import type { Message } from '../topics.js';
 import type { NginxInstance } from '../nginx/types.js';
@@ -134,7 +134,9 @@ export class NginxViewState {
       default: {
         if (!msg.topic.startsWith('lint.')) return;
         const d = msg.data as Record<string, unknown>;
-        const id = typeof d?.instanceId === 'string' ? d.instanceId : undefined;
+        // config-lint writes instance_id; accept the camelCase of the core payloads too.
+        const raw = d?.instance_id ?? d?.instanceId;
+        const id = typeof raw === 'string' ? raw : undefined;
         if (!id || !Array.isArray(d.findings)) return;
         this.#view(id).lint = d.findings.slice(0, 1000).map((f) => {
           const finding = (f ?? {}) as Record<string, unknown>;

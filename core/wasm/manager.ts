@@ -362,6 +362,9 @@ export class WasmManager {
   async #watch(): Promise<void> {
     const w = watch(this.#dirs, {
       ignoreInitial: true,
+      // The watches never keep the process alive: a host.test run in 20 hung after its last test on an
+      // fs.watch that chokidar had started for a folder created and removed just before close().
+      persistent: false,
       depth: 2,
       ignored: (path: string) => /(^|[/\\])(\.[^/\\]*|[^/\\]*~|[^/\\]*\.sw[px]|[^/\\]*\.tmp)$/.test(path),
     });

@@ -4,15 +4,12 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxInstance } from '../../core/nginx/types.js';
-import { defaultConf, freePort, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { defaultConf, freePort, getFresh, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
 import { ConfigApplier, writeMode } from './applier.js';
 import { NginxTester } from './nginx-test.js';
 import { OwnWrites, sha256 } from './own-writes.js';
 
-async function body(url: string): Promise<{ status: number; text: string }> {
-  const r = await fetch(url);
-  return { status: r.status, text: await r.text() };
-}
+const body = getFresh;
 
 /** Every file under a directory with its content hash, to prove nothing changed on disk. */
 async function tree(dir: string): Promise<Record<string, string>> {

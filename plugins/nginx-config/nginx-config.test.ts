@@ -18,7 +18,7 @@ import type {
   NginxInstance,
 } from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
-import { defaultConf, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { defaultConf, getFresh, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
 import type { Envelope } from '../../core/topics.js';
 import { APPLY_DISABLED, plugin } from './index.js';
 
@@ -224,8 +224,8 @@ describe('nginx-config plugin with a real nginx', { skip: needNginx() }, () => {
         b.steps.map((s) => s.step),
         ['check-paths', 'check-master', 'backup', 'write', 'test', 'reload', 'confirm'],
       );
-      const res = await fetch(nginx.url('/from-api'));
-      assert.equal(await res.text(), 'from api\n');
+      const res = await getFresh(nginx.url('/from-api'));
+      assert.equal(res.text, 'from api\n');
       const applied = of<NginxConfigApplied>(h, 'nginx.config.applied').at(-1)!;
       assert.equal(applied.ok, true);
       assert.equal(applied.version, b.version);
@@ -250,7 +250,7 @@ describe('nginx-config plugin with a real nginx', { skip: needNginx() }, () => {
       assert.match(b.error, /^test: .*unknown directive "bogus_directive"/);
       assert.equal(b.test.messages.find((m) => m.level === 'emerg')?.file, nginx.confPath);
       assert.equal(await readFile(nginx.confPath, 'utf8'), before);
-      assert.equal((await fetch(nginx.url('/from-api'))).status, 200);
+      assert.equal((await getFresh(nginx.url('/from-api'))).status, 200);
       assert.equal(of<NginxConfigApplied>(h, 'nginx.config.applied').at(-1)!.ok, false);
       await settle();
       assert.equal(changed().length, n, 'the restore is not a change');
@@ -305,7 +305,7 @@ describe('nginx-config plugin with a real nginx', { skip: needNginx() }, () => {
       assert.equal(r1.status, 200, JSON.stringify(r1.body));
       assert.equal(r2.status, 200, JSON.stringify(r2.body));
       assert.equal(await readFile(nginx.confPath, 'utf8'), two);
-      assert.equal(await (await fetch(nginx.url('/two'))).text(), 'two\n');
+      assert.equal((await getFresh(nginx.url('/two'))).text, 'two\n');
       const applied = of<NginxConfigApplied>(h, 'nginx.config.applied').slice(-2);
       assert.deepEqual(
         applied.map((a) => [a.ok, a.version]),
@@ -395,7 +395,7 @@ describe('nginx-config plugin defaults and static instances', { skip: needNginx(
       await h.host.reconfigure({ nginx_config: section } as never, ['nginx_config']);
       const r = await put();
       assert.equal(r.status, 200, JSON.stringify(r.body));
-      assert.equal(await (await fetch(nginx.url('/reconfigured'))).text(), 'yes\n');
+      assert.equal((await getFresh(nginx.url('/reconfigured'))).text, 'yes\n');
     } finally {
       await h.close();
     }

@@ -1,14 +1,15 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { chmod, mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxConfigValidated, NginxInstance } from '../../core/nginx/types.js';
 import { NGINX_BIN, needNginx } from '../../core/testing/nginx.js';
 import { needTool } from '../../core/testing/tools.js';
-import { NginxTester, parseTestOutput, testArgs, testPassed } from './nginx-test.js';
+import { NginxTester, parseTestOutput, supportsErrorLogFlag, testArgs, testPassed } from './nginx-test.js';
+import { permissionProblem } from './test-copy.js';
 
 describe('parseTestOutput', () => {
   it('reads stderr-style and error-log-style lines, with file and line', () => {
@@ -158,12 +159,12 @@ describe('NginxTester as a non-root user', { skip: needNginx() || needRootAndSet
   });
 
   /** Runs one test as nobody and returns its result. */
-  function testAsNobody(settings: Record<string, unknown>): NginxConfigValidated {
+  function testAsNobody(settings: Record<string, unknown>, extra: Partial<NginxInstance> = {}): NginxConfigValidated {
     const script = join(prefix, 'run.mjs');
     writeFileSync(
       script,
       `const { NginxTester } = await import(${JSON.stringify(new URL('./nginx-test.ts', import.meta.url).pathname)});
-       const r = await new NginxTester(${JSON.stringify(settings)}).test(${JSON.stringify(inst())}, 'v');
+       const r = await new NginxTester(${JSON.stringify(settings)}).test(${JSON.stringify({ ...inst(), ...extra })}, 'v');
        process.stdout.write(JSON.stringify(r));`,
     );
     const r = spawnSync(
@@ -226,6 +227,18 @@ describe('NginxTester as a non-root user', { skip: needNginx() || needRootAndSet
     }
   });
 
+  it('a config without pid or error_log (nginx\u2019s compiled-in, root-owned paths) gets root\u2019s verdict too', async () => {
+    const main = join(prefix, 'conf', 'nginx.conf');
+    const original = await readFile(main, 'utf8');
+    await writeFile(main, original.replace(/^pid .*\n/m, '\n').replace(/^error_log .*\n/m, '\n'));
+    try {
+      const r = testAsNobody({ warningsAsErrors: true }, { version: '1.22.1' });
+      assert.equal(r.ok, true, JSON.stringify(r.messages));
+    } finally {
+      await writeFile(main, original);
+    }
+  });
+
   it('without the copy, the permission problem is reported as that, not as a broken config', () => {
     const r = testAsNobody({ warningsAsErrors: false, useCopy: false });
     assert.equal(r.ok, false);
@@ -237,3 +250,34 @@ function needRootAndSetpriv(): false | string {
   if (process.geteuid?.() !== 0) return 'runs nginx -t as another user: needs root';
   return needTool('setpriv', 'util-linux');
 }
+
+describe('permission problems and nginx -e', () => {
+  it('names what nginx could not do as this user', () => {
+    assert.equal(
+      permissionProblem('open() "/run/nginx.pid" failed (13: Permission denied)'),
+      '/run/nginx.pid not writable',
+    );
+    assert.equal(
+      permissionProblem('mkdir() "/var/lib/nginx/body" failed (13: Permission denied)'),
+      '/var/lib/nginx/body not writable',
+    );
+    assert.equal(
+      permissionProblem(
+        'cannot load certificate key "/etc/ssl/private/site.key": BIO_new_file() failed (SSL: error:8000000D:system library::Permission denied)',
+      ),
+      '/etc/ssl/private/site.key not readable',
+    );
+    assert.equal(
+      permissionProblem('bind() to 0.0.0.0:80 failed (13: Permission denied)'),
+      'binding 0.0.0.0:80 needs CAP_NET_BIND_SERVICE',
+    );
+    assert.equal(permissionProblem('unknown directive "bogus"'), undefined);
+  });
+
+  it('-e is given to nginx 1.19.5 and newer only', () => {
+    assert.equal(supportsErrorLogFlag('1.22.1'), true);
+    assert.equal(supportsErrorLogFlag('1.19.5'), true);
+    assert.equal(supportsErrorLogFlag('1.19.4'), false);
+    assert.equal(supportsErrorLogFlag(''), false);
+  });
+});

@@ -87,6 +87,14 @@ export interface NginxTesterSettings {
 const USER_DIRECTIVE_WARNING =
   /^the "user" directive makes sense only if the master process runs with super-user privileges/;
 
+/** nginx -e FILE exists since 1.19.5; an unknown version is not given it. */
+export function supportsErrorLogFlag(version: string): boolean {
+  const m = /^(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!m) return false;
+  const [major, minor, patch] = m.slice(1).map(Number);
+  return major > 1 || (major === 1 && (minor > 19 || (minor === 19 && patch >= 5)));
+}
+
 function runtimeDir(): string {
   return process.env.RUNTIME_DIRECTORY?.split(':')[0] || tmpdir();
 }
@@ -127,6 +135,9 @@ export class NginxTester {
     }
     try {
       const args = testArgs(copy ? { ...instance, confPath: copy.confPath } : instance);
+      // The error log nginx opens before reading the config (its compiled-in path, often root's):
+      // `-e` (nginx 1.19.5+) names ours.
+      if (copy && dir && supportsErrorLogFlag(instance.version)) args.push('-e', join(dir, 'startup-error.log'));
       const result = await this.#run(instance, args, version);
       result.messages = result.messages
         .filter((m) => asRoot || !(m.level === 'warn' && USER_DIRECTIVE_WARNING.test(m.text)))

@@ -86,7 +86,7 @@ export async function writeTestCopy(confPath: string, prefix: string, dir: strin
   const copied = new Set<string>();
   for (const file of payload.config) {
     const text = await readFile(file.file, 'utf8');
-    const copy = rewrite(text, collect(file.parsed, []), (d) => {
+    let copy = rewrite(text, collect(file.parsed, []), (d) => {
       const [first, ...rest] = d.args;
       switch (d.directive) {
         case 'include':
@@ -103,6 +103,10 @@ export async function writeTestCopy(confPath: string, prefix: string, dir: strin
         }
       }
     });
+    // Without a `pid` directive nginx uses its compiled-in path (/run/nginx.pid): name ours, on the
+    // first line so every line number stays.
+    if (file === payload.config[0] && !file.parsed.some((d) => d.directive === 'pid'))
+      copy = `pid ${quote(join(dir, 'nginx.pid'))}; ${copy}`;
     await mkdir(dirname(mirror(file.file)), { recursive: true, mode: 0o700 });
     await writeFile(mirror(file.file), copy, { mode: 0o600 });
     copied.add(dirname(file.file));

@@ -172,7 +172,7 @@ describe('parsers', () => {
     assert.notEqual(a, nginxInstanceId('/usr/sbin/nginx-debug', '/etc/nginx/nginx.conf', '/usr/share/nginx'));
   });
 
-  test('a bare argv[0] is looked up in PATH and the sbin directories', () => {
+  test('a bare argv[0] is looked up in PATH and the sbin directories', { skip: needNginx() }, () => {
     assert.equal(findInPath('nginx', '/nonexistent'), '/usr/sbin/nginx');
     assert.equal(findInPath('no-such-binary-here', '/nonexistent'), 'no-such-binary-here');
     assert.equal(findInPath('./nginx', '/usr/sbin'), './nginx');

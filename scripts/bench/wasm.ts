@@ -9,6 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent } from '../../core/agent.js';
@@ -217,7 +218,7 @@ function compiledFirstLoad(): void {
 }
 
 console.log(
-  `Node ${process.version}, @extism/extism 1.0.3, plugin core/wasm/testdata/count.wat (copies and scans every message)`,
+  `Node ${process.version}, @extism/extism 1.0.3, load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs; latency and RSS with core/wasm/testdata/count.wat (copies and scans every message)`,
 );
 await latencyAndLoad();
 const plugins: BenchPlugin[] = [

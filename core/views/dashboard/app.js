@@ -138,6 +138,16 @@ function seriesLabel(figure, name, attributes) {
   return label.length > MAX_LABEL ? `…${label.slice(-(MAX_LABEL - 1))}` : label;
 }
 
+function humanBytes(x) {
+  const units = ['B', 'KB', 'MB', 'GB'];
+  let i = 0;
+  while (Math.abs(x) >= 1024 && i < units.length - 1) {
+    x /= 1024;
+    i++;
+  }
+  return `${+x.toFixed(1)} ${units[i]}/s`;
+}
+
 function lastValue(values) {
   for (let i = values.length - 1; i >= 0; i--) if (values[i] !== null) return values[i];
   return Number.NEGATIVE_INFINITY;
@@ -185,13 +195,20 @@ async function renderChart(figure) {
   }
   if (!entry) {
     const unit = percent ? '%' : figure.dataset.scale ? ` ${figure.dataset.unit}` : '';
+    const bytes = figure.dataset.unit === 'B/s';
     const width = Math.max(300, figure.clientWidth - 16);
     const opts = {
       width,
       height: 180,
       legend: { live: true },
       scales: { x: { time: true } },
-      axes: [{}, { size: 60, values: (_plot, ticks) => ticks.map((v) => `${+v.toFixed(3)}${unit}`) }],
+      axes: [
+        {},
+        {
+          size: bytes ? 76 : 60,
+          values: (_plot, ticks) => ticks.map((v) => (bytes ? humanBytes(v) : `${+v.toFixed(3)}${unit}`)),
+        },
+      ],
       series: [
         {},
         ...lines.map((l, i) => ({ label: l.label, stroke: colorFor(l.label, i), width: 1.5, spanGaps: false })),
