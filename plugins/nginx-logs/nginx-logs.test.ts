@@ -21,8 +21,9 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { HistogramPoint, NumberPoint } from '../../core/metrics/model.js';
-import type { AccessLogInfo, ConfigAnalysis, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
+import type { AccessLogInfo, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
 import { defaultConf, needNginx, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import type { AccessTop, NginxErrorLogEvent } from '../../core/nginx/types.js';
 import { nullLogger } from '../../core/logging.js';
@@ -41,28 +42,12 @@ function access(path: string, format = TIMED_FORMAT, formatName = 'timed'): Acce
 }
 
 function changed(accessLogs: AccessLogInfo[], errorLogs: ErrorLogInfo[]): NginxConfigChanged {
-  const analysis: ConfigAnalysis = {
-    servers: [],
-    upstreams: [],
-    accessLogs,
-    errorLogs,
-    logFormats: {},
-    stubStatus: [],
-    plusApi: [],
-    certificates: [],
-  };
-  return {
+  return configChangedFixture({
     instanceId: INSTANCE,
     confPath: '/x/nginx.conf',
     prefix: '/x',
-    version: 'v1',
-    files: [],
-    payload: { status: 'ok', errors: [], config: [] },
-    analysis,
-    added: [],
-    removed: [],
-    changed: [],
-  };
+    analysis: { accessLogs, errorLogs },
+  });
 }
 
 interface LogRow {
