@@ -22,6 +22,7 @@ import pino from 'pino';
 import type { MetricBatch, NumberPoint } from '../../core/metrics/model.js';
 import type { AccessLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
 import { needNginx, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import { plugin } from './index.js';
 
@@ -41,27 +42,12 @@ function changed(path: string): NginxConfigChanged {
     formatName: 'timed',
     format: TIMED_FORMAT,
   };
-  return {
+  return configChangedFixture({
     instanceId: INSTANCE,
     confPath: '/x/nginx.conf',
     prefix: '/x',
-    version: 'v1',
-    files: [],
-    payload: { status: 'ok', errors: [], config: [] },
-    analysis: {
-      servers: [],
-      upstreams: [],
-      accessLogs: [log],
-      errorLogs: [],
-      logFormats: {},
-      stubStatus: [],
-      plusApi: [],
-      certificates: [],
-    },
-    added: [],
-    removed: [],
-    changed: [],
-  };
+    analysis: { accessLogs: [log] },
+  });
 }
 
 interface Row {

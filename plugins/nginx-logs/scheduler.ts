@@ -30,7 +30,12 @@ export class LogScheduler {
   /** Delayed event polls, by log path. */
   #pending = new Map<string, NodeJS.Timeout>();
   #lastEventPoll = new Map<string, number>();
-  #minGapMs = 10;
+  /**
+   * At most one event poll per log this often (mtail's default poll interval). Measured with the
+   * footprint bench's load (wrk, ~2,000 req/s, 90 s): 10 ms cost 6.6 % of a core and +33 MB RSS,
+   * 100 ms 3.1 %, 250 ms 2.4-2.7 % and +5 MB; lines still reach the metrics within a quarter second.
+   */
+  #minGapMs = 250;
   #stopped = false;
 
   constructor(options: LogSchedulerOptions) {

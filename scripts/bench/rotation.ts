@@ -32,6 +32,7 @@ import { nullLogger } from '../../core/logging.js';
 import type { MetricBatch, NumberPoint } from '../../core/metrics/model.js';
 import type { NginxConfigChanged } from '../../core/nginx/types.js';
 import { NGINX_BIN, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { NginxLogs, schema } from '../../plugins/nginx-logs/index.js';
 import { Scheduler } from '../../core/scheduler.js';
 
@@ -101,27 +102,14 @@ class Follower {
 }
 
 function changed(path: string): NginxConfigChanged {
-  return {
+  return configChangedFixture({
     instanceId: INSTANCE,
     confPath: '/x/nginx.conf',
     prefix: '/x',
-    version: 'v1',
-    files: [],
-    payload: { status: 'ok', errors: [], config: [] },
     analysis: {
-      servers: [],
-      upstreams: [],
       accessLogs: [{ path, file: 'nginx.conf', line: 1, tailable: true, formatName: 'timed', format: TIMED_FORMAT }],
-      errorLogs: [],
-      logFormats: {},
-      stubStatus: [],
-      plusApi: [],
-      certificates: [],
     },
-    added: [],
-    removed: [],
-    changed: [],
-  };
+  });
 }
 
 /** Sends `total` GETs at `rate`/s; `pause` can hold it. Counts answered requests. */
