@@ -7,6 +7,7 @@
  */
 import type { MetricBatch } from './metrics/model.js';
 import type {
+  AccessTop,
   CertificateExpiring,
   NginxConfigApplied,
   NginxConfigChanged,
@@ -46,6 +47,8 @@ export interface TopicMap {
   'nginx.ssl.certificate.expiring': CertificateExpiring;
   /** emerg, alert and crit lines of an error_log. */
   'nginx.log.error': NginxErrorLogEvent;
+  /** The most requested URIs of one access log lately (nginx-logs; read by the views' summary). */
+  'nginx.access.top': AccessTop;
   'agent.config.reloaded': AgentConfigReloaded;
   'agent.plugin.state': PluginStateEvent;
   /** A fleet command answered (core/fleet): verb, outcome, status, duration_ms, error. */

@@ -15,8 +15,9 @@ import { Agent } from '../core/agent.js';
 import { loadConfig } from '../core/config/load.js';
 import type { Metric, MetricBatch } from '../core/metrics/model.js';
 import { parseNginxConfig } from '../core/nginx/config/parse.js';
-import type { NginxConfigChanged, NginxInstanceEvent } from '../core/nginx/types.js';
+import type { NginxInstanceEvent } from '../core/nginx/types.js';
 import { waitFor } from '../core/testing/nginx.js';
+import { configChangedFixture } from '../core/testing/nginx-fixtures.js';
 import { needTool } from '../core/testing/tools.js';
 import type { Envelope } from '../core/topics.js';
 
@@ -90,27 +91,12 @@ describe('the shipped plugins in a running agent', () => {
 
   it('config-lint answers nginx.config.changed with its findings', async () => {
     const confPath = join(root, 'config-lint', 'testdata', 'risky', 'nginx.conf');
-    const change: NginxConfigChanged = {
+    const change = configChangedFixture({
       instanceId: 'inst-1',
       confPath,
       prefix: dirname(confPath),
-      version: 'v1',
-      files: [],
       payload: await parseNginxConfig(confPath),
-      analysis: {
-        servers: [],
-        upstreams: [],
-        accessLogs: [],
-        errorLogs: [],
-        logFormats: {},
-        stubStatus: [],
-        plusApi: [],
-        certificates: [],
-      },
-      added: [],
-      removed: [],
-      changed: [],
-    };
+    });
     agent.bus.publish('nginx.config.changed', change);
     await waitFor(() => on('lint.nginx.config').length === 1, 'lint.nginx.config');
     const lint = on('lint.nginx.config')[0].data as { instance_id: string; findings: unknown[] };

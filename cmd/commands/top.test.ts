@@ -39,7 +39,7 @@ describe('agent top under tmux', { skip }, () => {
     nginxA = await TestNginx.start();
     nginxB = await TestNginx.start();
     traffic = setInterval(() => {
-      void nginxA.get('/ok', 3).catch(() => undefined);
+      void nginxA.get('/ok?from=top-test', 3).catch(() => undefined);
       void nginxA.get('/s/404', 1).catch(() => undefined);
     }, 200);
     agent = await startAgent(['--api-port', '0'], {
@@ -104,6 +104,13 @@ describe('agent top under tmux', { skip }, () => {
     tmux('send-keys', '-t', 'top', String(index + 1));
     await waitFor(() => screen().includes(nginxA.confPath), 'the busy test instance on screen', 10_000);
     await waitFor(() => /2xx \d/.test(screen()) && /p95 \d/.test(screen()), 'traffic figures', 20_000);
+    // The requested paths in the top URIs block: count, share and 5xx (the query string is not part of a path).
+    await waitFor(
+      () => /^top URIs +last \d+ s, \d+ requests/m.test(screen()) && /^ +\/ok +\d+ +[\d.]+% +5xx 0$/m.test(screen()),
+      'the top URIs block with /ok',
+      20_000,
+    );
+    assert.match(screen(), /^ +\/s\/404 +\d+ +[\d.]+% +5xx 0$/m);
     if (process.env.UPDATE_SCREENSHOTS)
       await waitFor(
         () => (/requests\/s +\S+ +(\S+)/.exec(screen())?.[1].length ?? 0) >= 40,

@@ -220,6 +220,7 @@ function renderInstance(
   lines.push(
     `${'connections'.padEnd(12)} ${c ? ['active', 'reading', 'writing', 'waiting'].map((k) => `${k} ${c[k] ?? 0}`).join('  ') : '-'}`,
   );
+  lines.push(...renderTopUris(inst, p));
   const cfg = inst.config;
   lines.push(
     `${'config'.padEnd(12)} ${cfg.version ? cfg.version.slice(0, 12) : '-'}  ${
@@ -230,6 +231,31 @@ function renderInstance(
     lines.push(`${''.padEnd(12)} ${f.file ? `${f.file}:${f.line ?? ''}` : ''} ${f.severity}: ${f.message}`);
   const cert = inst.certificates[0];
   if (cert) lines.push(`${'certificate'.padEnd(12)} ${cert.path} ${cert.days_left} days left`);
+  return lines;
+}
+
+/** The instance's most requested URIs lately, from its access logs, when the log format has the request. */
+function renderTopUris(inst: SummaryInstance, p: Paint): string[] {
+  const top = inst.top_uris;
+  const head = 'top URIs'.padEnd(12);
+  if (!top)
+    return [
+      `${head} ${p.dim(
+        inst.status_mix ? '- (the access log format has no $request, $request_uri or $uri)' : '- (no access log read)',
+      )}`,
+    ];
+  if (!top.uris.length) return [`${head} ${p.dim(`- (no requests in the last ${top.window_seconds} s)`)}`];
+  const width = Math.min(60, Math.max(...top.uris.map((u) => u.uri.length)));
+  const lines = [`${head} ${p.dim(`last ${top.window_seconds} s, ${top.requests} requests`)}`];
+  for (const u of top.uris) {
+    const uri = u.uri.length > width ? `${u.uri.slice(0, width - 1)}…` : u.uri.padEnd(width);
+    const errors = `5xx ${u.errors_5xx}`;
+    lines.push(
+      `${''.padEnd(12)} ${uri}  ${String(u.requests).padStart(7)}  ${formatPercent(u.share).padStart(6)}  ${
+        u.errors_5xx > 0 ? p.bad(errors) : errors
+      }`,
+    );
+  }
   return lines;
 }
 

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { RouteTable } from '../api/router.js';
 import { Bus } from '../bus/bus.js';
 import { waitFor } from '../testing/nginx.js';
+import { configChangedFixture, instanceFixture } from '../testing/nginx-fixtures.js';
 import type { NginxInstance } from '../nginx/types.js';
 import { EventPipeline, type EventsConfig } from './pipeline.js';
 import type { AgentEvent } from './types.js';
@@ -44,20 +45,16 @@ function setup(config: Partial<EventsConfig> = {}, now?: () => number) {
   return { bus, pipeline, lines, api, get, events: pipeline.log };
 }
 
-const instance = (health: NginxInstance['health'], reason?: string): NginxInstance => ({
-  id: 'inst-1',
-  pid: 42,
-  binary: '/usr/sbin/nginx',
-  version: '1.22.1',
-  plus: false,
-  prefix: '/etc/nginx',
-  confPath: '/etc/nginx/nginx.conf',
-  configureArgs: [],
-  modules: [],
-  workers: [],
-  health,
-  ...(reason ? { healthReason: reason } : {}),
-});
+const instance = (health: NginxInstance['health'], reason?: string): NginxInstance =>
+  instanceFixture({
+    id: 'inst-1',
+    pid: 42,
+    version: '1.22.1',
+    prefix: '/etc/nginx',
+    confPath: '/etc/nginx/nginx.conf',
+    health,
+    ...(reason ? { healthReason: reason } : {}),
+  });
 
 test('lint findings become one event each, with the severity, key and summary of the finding', async () => {
   const t = setup();
@@ -293,32 +290,22 @@ test('apply, certificate, instance, config reload and config change events carry
   });
   t.bus.publish('nginx.instance.added', { instance: instance('HEALTHY') });
   t.bus.publish('agent.config.reloaded', { ok: false, changedSections: [], error: 'api.port: must be at most 65535' });
-  t.bus.publish('nginx.config.changed', {
-    instanceId: 'inst-1',
-    confPath: '/etc/nginx/nginx.conf',
-    prefix: '/etc/nginx',
-    version: 'v2',
-    previousVersion: 'v1',
-    files: [],
-    payload: {
-      status: 'failed',
-      errors: [{ file: '/etc/nginx/nginx.conf', line: 3, error: 'unexpected "}"' }],
-      config: [],
-    },
-    analysis: {
-      servers: [],
-      upstreams: [],
-      accessLogs: [],
-      errorLogs: [],
-      logFormats: {},
-      stubStatus: [],
-      plusApi: [],
-      certificates: [],
-    },
-    added: [],
-    removed: [],
-    changed: ['/etc/nginx/nginx.conf'],
-  });
+  t.bus.publish(
+    'nginx.config.changed',
+    configChangedFixture({
+      instanceId: 'inst-1',
+      confPath: '/etc/nginx/nginx.conf',
+      prefix: '/etc/nginx',
+      version: 'v2',
+      previousVersion: 'v1',
+      payload: {
+        status: 'failed',
+        errors: [{ file: '/etc/nginx/nginx.conf', line: 3, error: 'unexpected "}"' }],
+        config: [],
+      },
+      changed: ['/etc/nginx/nginx.conf'],
+    }),
+  );
   await waitFor(() => t.events.lastId === 5, 'five events', 5000);
   const [applied, cert, added, reload, changed] = t.events.recent();
   assert.deepEqual([applied.severity, applied.key], ['error', 'nginx.config.apply:inst-1']);

@@ -206,6 +206,31 @@ export interface NginxErrorLogEvent {
   time: number;
 }
 
+/** One URI's counts in `nginx.access.top`. */
+export interface AccessTopUri {
+  /** The request path without the query string, as logged (unescaped). */
+  uri: string;
+  requests: number;
+  errors5xx: number;
+}
+
+/**
+ * The most requested URIs of one access log over its recent window (published by nginx-logs on
+ * each poll that read lines, and when the window moves on). Counts come from a bounded
+ * space-saving counter: exact while a log sees few distinct URIs, upper bounds beyond.
+ */
+export interface AccessTop {
+  /** The nginx instance (`static` for the logs of the nginx_logs config). */
+  instanceId: string;
+  logPath: string;
+  /** The window the counts cover, at most (between half of it and all of it). */
+  windowSeconds: number;
+  /** Requests counted in the window, every URI (the denominator of a URI's share). */
+  requests: number;
+  /** Most requested first, at most the counter's capacity. */
+  uris: AccessTopUri[];
+}
+
 export interface CertificateExpiring {
   instanceId: string;
   path: string;

@@ -7,24 +7,20 @@
 import type { Bus } from '../bus/bus.js';
 import { counter, gauge, histogram, type MetricBatch } from '../metrics/model.js';
 import type { NginxInstance } from '../nginx/types.js';
+import { configChangedFixture, instanceFixture } from './nginx-fixtures.js';
 
 const BOUNDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export function fixtureInstance(index: number): NginxInstance {
   const id = `fixture${String(index).padStart(9, '0')}`;
-  return {
+  return instanceFixture({
     id,
     pid: 1000 + index,
-    binary: '/usr/sbin/nginx',
     version: '1.26.3',
-    plus: false,
     prefix: `/srv/site${index}`,
     confPath: `/srv/site${index}/nginx.conf`,
-    configureArgs: [],
-    modules: [],
     workers: [{ pid: 2000 + index, startTicks: 1 }],
-    health: 'HEALTHY',
-  };
+  });
 }
 
 /** Announces `count` instances with their config (one certificate and one lint finding each). */
@@ -35,29 +31,22 @@ export function announceInstances(bus: Bus, count: number, now = Date.now()): Ng
     out.push(instance);
     bus.publish('nginx.instance.added', { instance });
     const version = `${'ab'.repeat(30)}${String(i).padStart(4, '0')}`;
-    bus.publish('nginx.config.changed', {
-      instanceId: instance.id,
-      confPath: instance.confPath,
-      prefix: instance.prefix,
-      version,
-      files: [{ path: instance.confPath, sha256: version, size: 100 }],
-      payload: { status: 'ok', errors: [], config: [] },
-      analysis: {
-        servers: [],
-        upstreams: [],
-        accessLogs: [],
-        errorLogs: [],
-        logFormats: {},
-        stubStatus: [],
-        plusApi: [],
-        certificates: [
-          { path: `/srv/site${i}/cert.pem`, file: instance.confPath, line: 3, notAfter: now + (10 + i) * 86_400_000 },
-        ],
-      },
-      added: [instance.confPath],
-      removed: [],
-      changed: [],
-    });
+    bus.publish(
+      'nginx.config.changed',
+      configChangedFixture({
+        instanceId: instance.id,
+        confPath: instance.confPath,
+        prefix: instance.prefix,
+        version,
+        files: [{ path: instance.confPath, sha256: version, size: 100 }],
+        analysis: {
+          certificates: [
+            { path: `/srv/site${i}/cert.pem`, file: instance.confPath, line: 3, notAfter: now + (10 + i) * 86_400_000 },
+          ],
+        },
+        added: [instance.confPath],
+      }),
+    );
     bus.publish('nginx.config.validated', { instanceId: instance.id, version, ok: true, exitCode: 0, messages: [] });
     // As config-lint publishes it (snake_case keys).
     bus.publish('lint.nginx.config', {

@@ -120,6 +120,17 @@ describe('the dashboard in headless Chromium', { skip }, () => {
       30_000,
     );
     assert.ok((await page.$$('#plugins tbody tr')).length >= 3, 'plugin states listed');
+    // The requested paths in the top URIs table, with their 5xx.
+    await waitFor(
+      async () => {
+        const rows = await page.$$eval('#top-uris tbody tr', (trs) =>
+          trs.map((r) => [...r.querySelectorAll('td')].map((td) => td.textContent ?? '')),
+        );
+        return rows.some((r) => r[0] === '/ok') && rows.some((r) => r[0] === '/s/500' && Number(r[3]) > 0);
+      },
+      'the top URIs table with /ok and /s/500',
+      30_000,
+    );
     assert.equal(
       await page.$eval('#login', (e) => (e as HTMLElement).hidden),
       true,

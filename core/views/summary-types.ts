@@ -22,6 +22,18 @@ export interface SummaryFinding {
   rule?: string;
 }
 
+/** The most requested URIs of an instance lately, from its access logs (paths without query string). */
+export interface SummaryTopUris {
+  /** The window the counts cover, at most. */
+  window_seconds: number;
+  /** Requests in the window across the instance's access logs (every URI). */
+  requests: number;
+  /** The access logs counted. */
+  logs: string[];
+  /** Most requested first; counts are upper bounds once a log sees more than 64 distinct URIs. */
+  uris: { uri: string; requests: number; share: number; errors_5xx: number }[];
+}
+
 export interface SummaryInstance {
   id: string;
   /** nginx.up: true, false, or null when not read yet. */
@@ -40,6 +52,8 @@ export interface SummaryInstance {
   request_time_p95_seconds: number | null;
   /** Connections now, by state (active, reading, writing, waiting). */
   connections: Record<string, number> | null;
+  /** Top URIs over the last minute, or null when no access log with the request in its format is read. */
+  top_uris: SummaryTopUris | null;
   config: {
     version: string | null;
     status: string | null;

@@ -166,3 +166,52 @@ test('an nginx instance that went away shows as gone, then leaves the summary af
   );
   views.stop();
 });
+
+test('the summary merges nginx.access.top of an instance’s logs into its top 10 URIs, with share and 5xx', async () => {
+  const bus = new Bus({ logger: nullLogger() });
+  const views = new Views({
+    bus,
+    store: new MetricStore(),
+    info: { version: '1', startedAt: Date.now(), hostname: 'h', instanceId: 'x', labels: {} },
+    plugins: () => [],
+    state: () => 'running',
+    intervalMs: 5000,
+    dashboard: false,
+  });
+  const [first, second] = announceInstances(bus, 2);
+  const uris = (n: number, offset = 0) =>
+    Array.from({ length: n }, (_, i) => ({ uri: `/u${i + offset}`, requests: 100 - i - offset, errors5xx: i % 2 }));
+  bus.publish('nginx.access.top', {
+    instanceId: first.id,
+    logPath: '/var/log/nginx/a.log',
+    windowSeconds: 60,
+    requests: 1000,
+    uris: uris(12),
+  });
+  bus.publish('nginx.access.top', {
+    instanceId: first.id,
+    logPath: '/var/log/nginx/b.log',
+    windowSeconds: 60,
+    requests: 200,
+    uris: [{ uri: '/u11', requests: 150, errors5xx: 3 }],
+  });
+  await bus.drain(5000);
+  const s = views.summary();
+  const top = s.nginx.find((i) => i.id === first.id)?.top_uris;
+  assert.ok(top);
+  assert.equal(top.requests, 1200);
+  assert.equal(top.window_seconds, 60);
+  assert.deepEqual(top.logs, ['/var/log/nginx/a.log', '/var/log/nginx/b.log']);
+  assert.equal(top.uris.length, 10);
+  // /u11: 89 in a.log + 150 in b.log comes first.
+  assert.deepEqual(top.uris[0], { uri: '/u11', requests: 239, share: 0.1992, errors_5xx: 4 });
+  assert.deepEqual(top.uris[1], { uri: '/u0', requests: 100, share: 0.0833, errors_5xx: 0 });
+  assert.equal(
+    s.nginx.find((i) => i.id === second.id)?.top_uris,
+    null,
+    'no access log with the request: null, not an empty list',
+  );
+  // A log that stopped publishing is forgotten after twice its window.
+  assert.equal(views.summary(Date.now() + 3 * 60_000).nginx.find((i) => i.id === first.id)?.top_uris, null);
+  views.stop();
+});

@@ -14,6 +14,7 @@ import { HistoryStore } from './history.js';
 import { NGINX_VIEW_TOPICS, NginxViewState } from './nginx-state.js';
 import { INSTANCE_ATTR, SERIES, SeriesSampler } from './sampler.js';
 import type { Summary, SummaryInstance } from './summary-types.js';
+import { TOP_URIS_TOPIC, TopUrisState } from './top-uris.js';
 
 /** One hour of history. */
 export const HISTORY_WINDOW_MS = 3_600_000;
@@ -41,6 +42,7 @@ export interface ViewsSettings {
 export class Views {
   readonly history: HistoryStore;
   readonly nginx = new NginxViewState();
+  readonly topUris = new TopUrisState();
   readonly #sampler = new SeriesSampler(MINUTE_MS);
   readonly #s: ViewsSettings;
   #timer: NodeJS.Timeout | undefined;
@@ -54,9 +56,15 @@ export class Views {
       windowMs: HISTORY_WINDOW_MS,
       maxSeries: HISTORY_MAX_SERIES,
     });
-    this.#subscription = settings.bus.subscribe('views', NGINX_VIEW_TOPICS, (msg) => this.nginx.handle(msg), {
-      queueSize: 1000,
-    });
+    this.#subscription = settings.bus.subscribe(
+      'views',
+      [...NGINX_VIEW_TOPICS, TOP_URIS_TOPIC],
+      (msg) => {
+        if (msg.topic === 'nginx.access.top') this.topUris.handle(msg.data, msg.time);
+        else this.nginx.handle(msg);
+      },
+      { queueSize: 1000 },
+    );
   }
 
   start(): void {
@@ -135,6 +143,7 @@ export class Views {
         request_time_p50_seconds: quantiles ? round(quantiles.p50, 6) : null,
         request_time_p95_seconds: quantiles ? round(quantiles.p95, 6) : null,
         connections: Object.keys(connections).length ? connections : null,
+        top_uris: this.topUris.forInstance(v.id, now),
         config: {
           version: v.configVersion ?? null,
           status: v.configStatus ?? null,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxInstance } from '../../core/nginx/types.js';
 import { defaultConf, freePort, getFresh, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { instanceFixture } from '../../core/testing/nginx-fixtures.js';
 import { ConfigApplier, writeMode } from './applier.js';
 import { NginxTester } from './nginx-test.js';
 import { OwnWrites, sha256 } from './own-writes.js';
@@ -46,19 +47,13 @@ describe('ConfigApplier against a real nginx', { skip: needNginx() }, () => {
     nginx = await TestNginx.start({ httpExtra: 'include conf.d/*.conf;' });
     confDir = join(nginx.prefix, 'conf');
     await mkdir(join(confDir, 'conf.d'));
-    instance = {
+    instance = instanceFixture({
       id: 'test',
       pid: await nginx.masterPid(),
       binary: NGINX_BIN,
-      version: '',
-      plus: false,
       prefix: nginx.prefix,
       confPath: nginx.confPath,
-      configureArgs: [],
-      modules: [],
-      workers: [],
-      health: 'HEALTHY',
-    };
+    });
     own = new OwnWrites();
     applier = new ConfigApplier({
       allowedDirectories: [confDir],

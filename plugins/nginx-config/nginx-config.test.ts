@@ -19,6 +19,7 @@ import type {
 } from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import { defaultConf, getFresh, NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { instanceFixture } from '../../core/testing/nginx-fixtures.js';
 import type { Envelope } from '../../core/topics.js';
 import { APPLY_DISABLED, plugin } from './index.js';
 
@@ -26,19 +27,7 @@ const DEBOUNCE_MS = 200;
 const settle = () => new Promise((r) => setTimeout(r, DEBOUNCE_MS * 4));
 
 function instanceOf(n: TestNginx, pid: number, id = 'inst-1'): NginxInstance {
-  return {
-    id,
-    pid,
-    binary: NGINX_BIN,
-    version: '1.22.1',
-    plus: false,
-    prefix: n.prefix,
-    confPath: n.confPath,
-    configureArgs: [],
-    modules: [],
-    workers: [],
-    health: 'HEALTHY',
-  };
+  return instanceFixture({ id, pid, binary: NGINX_BIN, version: '1.22.1', prefix: n.prefix, confPath: n.confPath });
 }
 
 function of<T>(h: PluginHarness, topic: string): T[] {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { NginxConfigValidated, NginxInstance } from '../../core/nginx/types.js';
 import { NGINX_BIN, needNginx } from '../../core/testing/nginx.js';
+import { instanceFixture } from '../../core/testing/nginx-fixtures.js';
 import { needTool } from '../../core/testing/tools.js';
 import { NginxTester, parseTestOutput, supportsErrorLogFlag, testArgs, testPassed } from './nginx-test.js';
 import { permissionProblem } from './test-copy.js';
@@ -68,19 +69,8 @@ describe('testArgs', () => {
 
 describe('NginxTester against the real nginx binary', { skip: needNginx() }, () => {
   let prefix: string;
-  const inst = (): NginxInstance => ({
-    id: 'test',
-    pid: 0,
-    binary: NGINX_BIN,
-    version: '',
-    plus: false,
-    prefix,
-    confPath: join(prefix, 'conf', 'nginx.conf'),
-    configureArgs: [],
-    modules: [],
-    workers: [],
-    health: 'HEALTHY',
-  });
+  const inst = (): NginxInstance =>
+    instanceFixture({ id: 'test', binary: NGINX_BIN, prefix, confPath: join(prefix, 'conf', 'nginx.conf') });
   const conf = (body: string) =>
     writeFile(
       join(prefix, 'conf', 'nginx.conf'),
@@ -144,19 +134,8 @@ describe('NginxTester against the real nginx binary', { skip: needNginx() }, () 
  */
 describe('NginxTester as a non-root user', { skip: needNginx() || needRootAndSetpriv() }, () => {
   let prefix: string;
-  const inst = (): NginxInstance => ({
-    id: 'test',
-    pid: 0,
-    binary: NGINX_BIN,
-    version: '',
-    plus: false,
-    prefix,
-    confPath: join(prefix, 'conf', 'nginx.conf'),
-    configureArgs: [],
-    modules: [],
-    workers: [],
-    health: 'HEALTHY',
-  });
+  const inst = (): NginxInstance =>
+    instanceFixture({ id: 'test', binary: NGINX_BIN, prefix, confPath: join(prefix, 'conf', 'nginx.conf') });
 
   /** Runs one test as nobody and returns its result. */
   function testAsNobody(settings: Record<string, unknown>, extra: Partial<NginxInstance> = {}): NginxConfigValidated {

@@ -5,6 +5,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { MetricBatch } from '../../core/metrics/model.js';
+import { emptyConfigAnalysis } from '../../core/nginx/config/analyse.js';
 import type {
   ConfigAnalysis,
   ConfigFileInfo,
@@ -183,16 +184,7 @@ export class InstanceTracker {
       analysis = await this.deps.tools.analyse(payload, { prefix: inst.prefix, confPath: inst.confPath });
     } catch (e) {
       this.deps.onError('analyse', e as Error, inst);
-      analysis = {
-        servers: [],
-        upstreams: [],
-        accessLogs: [],
-        errorLogs: [],
-        logFormats: {},
-        stubStatus: [],
-        plusApi: [],
-        certificates: [],
-      };
+      analysis = emptyConfigAnalysis();
     }
     const { version, files } = this.deps.tools.version([...contents].map(([path, content]) => ({ path, content })));
     return {

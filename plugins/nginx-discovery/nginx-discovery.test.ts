@@ -9,6 +9,7 @@ import type { CounterMetric, GaugeMetric, MetricBatch } from '../../core/metrics
 import type { NginxInstanceEvent } from '../../core/nginx/types.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { BinaryInfoCache } from './binary-info.js';
 import { findInPath, NginxDiscovery } from './discovery.js';
 import { healthChange, plugin, type NginxDiscoveryPlugin } from './index.js';
@@ -562,38 +563,27 @@ describe('discovery of a real nginx (TestNginx)', { skip: needNginx() }, () => {
 
       // The parsed config asks for 3 workers, 2 run: DEGRADED; back to 2: HEALTHY.
       const changed = (workers: string) =>
-        h.publish('nginx.config.changed', {
-          instanceId: inst.id,
-          confPath: n.confPath,
-          prefix: n.prefix,
-          version: workers,
-          files: [],
-          payload: {
-            status: 'ok',
-            errors: [],
-            config: [
-              {
-                file: n.confPath,
-                status: 'ok',
-                errors: [],
-                parsed: [{ directive: 'worker_processes', line: 1, args: [workers] }],
-              },
-            ],
-          },
-          analysis: {
-            servers: [],
-            upstreams: [],
-            accessLogs: [],
-            errorLogs: [],
-            logFormats: {},
-            stubStatus: [],
-            plusApi: [],
-            certificates: [],
-          },
-          added: [],
-          removed: [],
-          changed: [],
-        });
+        h.publish(
+          'nginx.config.changed',
+          configChangedFixture({
+            instanceId: inst.id,
+            confPath: n.confPath,
+            prefix: n.prefix,
+            version: workers,
+            payload: {
+              status: 'ok',
+              errors: [],
+              config: [
+                {
+                  file: n.confPath,
+                  status: 'ok',
+                  errors: [],
+                  parsed: [{ directive: 'worker_processes', line: 1, args: [workers] }],
+                },
+              ],
+            },
+          }),
+        );
       changed('3');
       await h.waitFor(
         () => eventsFor('nginx.instance.health').some((i) => i.health === 'DEGRADED'),

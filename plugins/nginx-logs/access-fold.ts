@@ -6,6 +6,7 @@
 import { counter, histogram, type Metric, type NumberPoint } from '../../core/metrics/model.js';
 import type { CompiledLogFormat } from './log-format.js';
 import { Histogram } from './histogram.js';
+import { uriRange, WindowedTopUris } from './top-uris.js';
 
 /** Methods kept as their own `http.request.method` value; anything else is `_OTHER` (OTel convention). */
 export const KNOWN_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH'] as const;
@@ -27,6 +28,15 @@ interface FieldPlan {
   readonly upConnect: number;
   readonly upHeader: number;
   readonly upResponse: number;
+  /** Where the request path is: `$request_uri`, else `$uri`, else `$request` (then `uriInRequest`). */
+  readonly uri: number;
+  readonly uriInRequest: boolean;
+}
+
+function uriField(format: CompiledLogFormat): { uri: number; uriInRequest: boolean } {
+  for (const name of ['request_uri', 'uri'])
+    if (format.indexOf(name) >= 0) return { uri: format.indexOf(name), uriInRequest: false };
+  return { uri: format.indexOf('request'), uriInRequest: true };
 }
 
 function plan(format: CompiledLogFormat): FieldPlan {
@@ -42,6 +52,7 @@ function plan(format: CompiledLogFormat): FieldPlan {
     upConnect: format.indexOf('upstream_connect_time'),
     upHeader: format.indexOf('upstream_header_time'),
     upResponse: format.indexOf('upstream_response_time'),
+    ...uriField(format),
   };
 }
 
@@ -51,12 +62,16 @@ export interface AccessFoldOptions {
   bounds: readonly number[];
   /** Unix ms the cumulative series start at. */
   startTime?: number;
+  /** Count the most requested URIs over a recent window (bounded: `capacity` URIs per half-window). */
+  topUris?: { capacity: number; windowMs: number };
 }
 
 /** Cumulative access-log metrics of one file; `consume` chunks of lines, `metrics()` to publish. */
 export class AccessLogFold {
   #plans: FieldPlan[];
   #last = 0;
+  /** Scratch for the URI's range in the line and its hash. */
+  readonly #uri = new Int32Array(3);
   readonly startTime: number;
   /** Lines seen (matched or not). */
   lines = 0;
@@ -68,6 +83,8 @@ export class AccessLogFold {
   readonly upstreamConnect: Histogram;
   readonly upstreamHeader: Histogram;
   readonly upstreamResponse: Histogram;
+  /** The most requested paths (no query string) lately, when asked for and some format logs the request. */
+  readonly topUris: WindowedTopUris | undefined;
 
   constructor(formats: readonly CompiledLogFormat[], opts: AccessFoldOptions) {
     this.#plans = formats.map(plan);
@@ -76,6 +93,17 @@ export class AccessLogFold {
     this.upstreamConnect = new Histogram(opts.bounds);
     this.upstreamHeader = new Histogram(opts.bounds);
     this.upstreamResponse = new Histogram(opts.bounds);
+    this.topUris = opts.topUris ? new WindowedTopUris({ ...opts.topUris, now: this.startTime }) : undefined;
+  }
+
+  /** Whether some format of this log has the request path (`$request`, `$request_uri` or `$uri`). */
+  get logsUri(): boolean {
+    return this.#plans.some((p) => p.uri >= 0);
+  }
+
+  /** How the formats escaped values (the first one's), to unescape URIs for display. */
+  get escape(): CompiledLogFormat['escape'] {
+    return this.#plans[0]?.format.escape ?? 'default';
   }
 
   /** Replaces the formats (config change); counts are kept. */
@@ -129,6 +157,9 @@ export class AccessLogFold {
       method = methodIndex(text, s, sp);
     }
     if (range >= 0) this.responses[method * 5 + range]++;
+    const top = this.topUris;
+    if (p.uri >= 0 && top?.take() && uriRange(text, b[2 * p.uri], b[2 * p.uri + 1], p.uriInRequest, this.#uri))
+      top.addRange(text, this.#uri[0], this.#uri[1], this.#uri[2], range === 4);
     if (p.bytes >= 0) {
       const v = parseNumber(text, b[2 * p.bytes], b[2 * p.bytes + 1]);
       if (v === v) this.bytes += v;

@@ -12,11 +12,12 @@ import type { Message } from '../../core/topics.js';
 import { AccessLogFold } from './access-fold.js';
 import { ErrorLogFold } from './error-fold.js';
 import { DEFAULT_LATENCY_BOUNDS } from './histogram.js';
-import { compileLogFormat, type CompiledLogFormat, type LogEscape } from './log-format.js';
+import { compileLogFormat, type CompiledLogFormat, type LogEscape, unescapeValue } from './log-format.js';
 import { nginxHolds } from './holders.js';
 import { PositionStore } from './positions.js';
 import { LogScheduler } from './scheduler.js';
 import { LogTailer } from './tailer.js';
+import { TOP_URIS_CAPACITY, TOP_URIS_PUBLISHED, TOP_URIS_WINDOW_MS } from './top-uris.js';
 
 /** The `nginx_logs` config section. */
 export const schema = object(
@@ -107,6 +108,8 @@ interface Job {
   access?: AccessLogFold;
   error?: ErrorLogFold;
   published: number;
+  /** Lines and window generation of the last `nginx.access.top` (published when either moved). */
+  topPublished: { lines: number; generation: number };
   startTime: number;
   /** The tailer error last logged (logged once until it changes). */
   loggedError?: string;
@@ -231,6 +234,27 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     }
     const lines = j.access?.lines ?? j.error?.lines ?? 0;
     if (j.published < 0 || lines !== j.published) this.#publish(j);
+    if (j.access) this.#publishTop(j, j.access);
+  }
+
+  /** `nginx.access.top` when lines came in or the window moved on (nothing when the format has no URI). */
+  #publishTop(j: Job, fold: AccessLogFold): void {
+    const top = fold.topUris;
+    if (!top || !fold.logsUri) return;
+    top.rotate(Date.now());
+    const last = j.topPublished;
+    if (last.lines === fold.lines && last.generation === top.generation) return;
+    j.topPublished = { lines: fold.lines, generation: top.generation };
+    const escape = fold.escape;
+    this.#ctx.bus.publish('nginx.access.top', {
+      instanceId: j.instanceId,
+      logPath: j.path,
+      windowSeconds: top.windowMs / 1000,
+      requests: top.requests,
+      uris: top
+        .top(TOP_URIS_PUBLISHED, (raw) => unescapeValue(raw, escape))
+        .map((u) => ({ uri: u.uri, requests: u.requests, errors5xx: u.errors5xx })),
+    });
   }
 
   /** Records where each log is and writes the positions file if anything moved. */
@@ -315,6 +339,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       type: d.type,
       formatKey,
       published: -1,
+      topPublished: { lines: -1, generation: -1 },
       startTime: Date.now(),
       again: false,
       tailer: new LogTailer({
@@ -376,9 +401,11 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
   #accessFold(j: Job, formats: CompiledLogFormat[]): AccessLogFold {
     j.startTime = Date.now();
     j.published = -1;
+    j.topPublished = { lines: -1, generation: -1 };
     return new AccessLogFold(formats, {
       bounds: [...this.#config.histogram_bounds].sort((a, b) => a - b),
       startTime: j.startTime,
+      topUris: { capacity: TOP_URIS_CAPACITY, windowMs: TOP_URIS_WINDOW_MS },
     });
   }
 
@@ -390,6 +417,14 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       await j.tailer.close();
     })();
     this.#ctx.bus.publish('metrics', { source: source(j), time: Date.now(), metrics: [], final: true });
+    if (j.access?.topUris && j.access.logsUri)
+      this.#ctx.bus.publish('nginx.access.top', {
+        instanceId: j.instanceId,
+        logPath: j.path,
+        windowSeconds: TOP_URIS_WINDOW_MS / 1000,
+        requests: 0,
+        uris: [],
+      });
     this.#ctx.logger.info({ instanceId: j.instanceId, path: j.path }, `no longer following ${j.path}`);
   }
 

@@ -21,10 +21,11 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { HistogramPoint, NumberPoint } from '../../core/metrics/model.js';
-import type { AccessLogInfo, ConfigAnalysis, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
+import type { AccessLogInfo, ErrorLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
 import { defaultConf, needNginx, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
-import type { NginxErrorLogEvent } from '../../core/nginx/types.js';
+import type { AccessTop, NginxErrorLogEvent } from '../../core/nginx/types.js';
 import { nullLogger } from '../../core/logging.js';
 import { NginxLogs, plugin, schema } from './index.js';
 import { Scheduler } from '../../core/scheduler.js';
@@ -41,28 +42,12 @@ function access(path: string, format = TIMED_FORMAT, formatName = 'timed'): Acce
 }
 
 function changed(accessLogs: AccessLogInfo[], errorLogs: ErrorLogInfo[]): NginxConfigChanged {
-  const analysis: ConfigAnalysis = {
-    servers: [],
-    upstreams: [],
-    accessLogs,
-    errorLogs,
-    logFormats: {},
-    stubStatus: [],
-    plusApi: [],
-    certificates: [],
-  };
-  return {
+  return configChangedFixture({
     instanceId: INSTANCE,
     confPath: '/x/nginx.conf',
     prefix: '/x',
-    version: 'v1',
-    files: [],
-    payload: { status: 'ok', errors: [], config: [] },
-    analysis,
-    added: [],
-    removed: [],
-    changed: [],
-  };
+    analysis: { accessLogs, errorLogs },
+  });
 }
 
 interface LogRow {
@@ -383,4 +368,45 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
     batches.some((x) => x.source === `nginx-logs:static:${a}` && x.final),
     'the removed log takes its series with it',
   );
+});
+
+test('publishes nginx.access.top: the most requested paths of the last minute, without query strings, with 5xx', {
+  skip: needNginx(),
+}, async () => {
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  const h = await start(nginx);
+  h.publish('nginx.config.changed', changed([access(nginx.accessLog)], []));
+  await h.waitFor(() => rows(h).some((r) => r.open), 'the access log open');
+  await nginx.get('/s/200?page=1', 3);
+  await nginx.get('/s/200?page=2', 2);
+  await nginx.get('/s/404', 3);
+  await nginx.get('/s/500', 2);
+  const latest = () =>
+    h.published
+      .filter((m) => m.topic === 'nginx.access.top')
+      .map((m) => m.data as AccessTop)
+      .at(-1);
+  await h.waitFor(() => latest()?.requests === 10, `10 requests in nginx.access.top (have ${latest()?.requests})`);
+  const top = latest()!;
+  assert.equal(top.instanceId, INSTANCE);
+  assert.equal(top.logPath, nginx.accessLog);
+  assert.equal(top.windowSeconds, 60);
+  assert.deepEqual(top.uris, [
+    { uri: '/s/200', requests: 5, errors5xx: 0 },
+    { uri: '/s/404', requests: 3, errors5xx: 0 },
+    { uri: '/s/500', requests: 2, errors5xx: 2 },
+  ]);
+});
+
+test('no nginx.access.top for a log_format without the request', { skip: needNginx() }, async () => {
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  const h = await start(nginx);
+  // The file is read with a format that has no $request, $request_uri or $uri.
+  h.publish('nginx.config.changed', changed([access(nginx.accessLog, '$remote_addr $status', 'bare')], []));
+  await h.waitFor(() => rows(h).some((r) => r.open), 'the access log open');
+  await nginx.get('/s/200', 2);
+  await h.waitFor(() => rows(h).some((r) => r.lines >= 2), 'two lines read');
+  assert.equal(h.published.filter((m) => m.topic === 'nginx.access.top').length, 0);
 });

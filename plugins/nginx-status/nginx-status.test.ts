@@ -7,6 +7,7 @@ import type { Metric, NumberPoint } from '../../core/metrics/model.js';
 import type { ConfigAnalysis, NginxConfigChanged, NginxInstance } from '../../core/nginx/types.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import { needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { configChangedFixture, instanceFixture } from '../../core/testing/nginx-fixtures.js';
 import { CounterTracker } from './counters.js';
 import { plugin, type NginxStatusPlugin } from './index.js';
 import { plusMetrics, readPlusApi } from './plus.js';
@@ -94,45 +95,11 @@ const value = (m: Metric | undefined, attrs: Record<string, string> = {}): numbe
 };
 
 function instance(id: string, over: Partial<NginxInstance> = {}): NginxInstance {
-  return {
-    id,
-    pid: 1,
-    binary: '/usr/sbin/nginx',
-    version: '1.22.1',
-    plus: false,
-    prefix: '/p',
-    confPath: '/p/conf/nginx.conf',
-    configureArgs: [],
-    modules: [],
-    workers: [],
-    health: 'HEALTHY',
-    ...over,
-  };
+  return instanceFixture({ id, pid: 1, version: '1.22.1', prefix: '/p', confPath: '/p/conf/nginx.conf', ...over });
 }
 
-function configChanged(id: string, a: Partial<ConfigAnalysis>): NginxConfigChanged {
-  return {
-    instanceId: id,
-    confPath: '/p/conf/nginx.conf',
-    prefix: '/p',
-    version: 'v1',
-    files: [],
-    payload: { status: 'ok', errors: [], config: [] },
-    analysis: {
-      servers: [],
-      upstreams: [],
-      accessLogs: [],
-      errorLogs: [],
-      logFormats: {},
-      stubStatus: [],
-      plusApi: [],
-      certificates: [],
-      ...a,
-    },
-    added: [],
-    removed: [],
-    changed: [],
-  };
+function configChanged(id: string, analysis: Partial<ConfigAnalysis>): NginxConfigChanged {
+  return configChangedFixture({ instanceId: id, confPath: '/p/conf/nginx.conf', prefix: '/p', analysis });
 }
 
 describe('stub_status of a real nginx', { skip: needNginx() }, () => {

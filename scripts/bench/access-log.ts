@@ -22,6 +22,7 @@ import { DEFAULT_LATENCY_BOUNDS } from '../../plugins/nginx-logs/histogram.js';
 import { compileLogFormat, COMBINED_FORMAT } from '../../plugins/nginx-logs/log-format.js';
 import { TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { LogTailer } from '../../plugins/nginx-logs/tailer.js';
+import { TOP_URIS_CAPACITY, TOP_URIS_WINDOW_MS } from '../../plugins/nginx-logs/top-uris.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string, def: string) => {
@@ -32,6 +33,8 @@ const LINES = Number(arg('lines', '1000000'));
 const RUNS = Number(arg('runs', '3'));
 const FILE = arg('file', join(tmpdir(), `access-bench-${LINES}.log`));
 const FORMAT = `${COMBINED_FORMAT} $request_time`;
+/** The fold counts top URIs as the plugin does. */
+const TOP_URIS = { capacity: TOP_URIS_CAPACITY, windowMs: TOP_URIS_WINDOW_MS };
 
 /** A deterministic pseudo-random generator so every run sees the same file. */
 function rng(seed: number): () => number {
@@ -126,7 +129,7 @@ function generate(file: string, n: number): void {
 }
 
 async function agentRun(): Promise<{ wallMs: number; cpuMs: number; fold: AccessLogFold }> {
-  const fold = new AccessLogFold([compileLogFormat(FORMAT)], { bounds: DEFAULT_LATENCY_BOUNDS });
+  const fold = new AccessLogFold([compileLogFormat(FORMAT)], { bounds: DEFAULT_LATENCY_BOUNDS, topUris: TOP_URIS });
   const tailer = new LogTailer({
     path: FILE,
     startAt: 'beginning',
@@ -225,7 +228,10 @@ async function live(seconds: number): Promise<void> {
   const conns = Number(arg('connections', '32'));
   const nginx = await TestNginx.start({ workers: 1 });
   try {
-    const fold = new AccessLogFold([compileLogFormat(TIMED_FORMAT)], { bounds: DEFAULT_LATENCY_BOUNDS });
+    const fold = new AccessLogFold([compileLogFormat(TIMED_FORMAT)], {
+      bounds: DEFAULT_LATENCY_BOUNDS,
+      topUris: TOP_URIS,
+    });
     const tailer = new LogTailer({ path: nginx.accessLog, startAt: 'end', onText: (t) => fold.consume(t) });
     await tailer.poll();
     const timer = setInterval(() => void tailer.poll(), 1000);

@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { parseNginxConfig, parseNginxText } from '../../core/nginx/config/parse.js';
 import type { ConfigPayload, NginxConfigChanged } from '../../core/nginx/types.js';
 import { NGINX_BIN, needNginx, TestNginx } from '../../core/testing/nginx.js';
+import { instanceFixture } from '../../core/testing/nginx-fixtures.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
 import { plugin as nginxConfig } from '../../plugins/nginx-config/index.js';
 import { loadTestPlugin, readManifest, type TestPlugin } from '../_lib/testing.js';
@@ -229,19 +230,14 @@ describe('config-lint', () => {
     const h = await startPlugin(nginxConfig, { debounce: '100ms' });
     try {
       h.publish('nginx.instance.added', {
-        instance: {
+        instance: instanceFixture({
           id: 'live-1',
           pid: await nginx.masterPid(),
           binary: NGINX_BIN,
           version: '1.22.1',
-          plus: false,
           prefix: nginx.prefix,
           confPath: nginx.confPath,
-          configureArgs: [],
-          modules: [],
-          workers: [],
-          health: 'HEALTHY',
-        },
+        }),
       });
       await h.waitFor(() => h.published.some((e) => e.topic === 'nginx.config.changed'), 'nginx.config.changed');
       const ev = h.published.find((e) => e.topic === 'nginx.config.changed')!;

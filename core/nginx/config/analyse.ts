@@ -135,6 +135,20 @@ function urlsFor(listens: Listen[], serverNames: string[], path: string): string
   return [...new Set(urls)];
 }
 
+/** An analysis that found nothing: no servers, logs, formats, status endpoints or certificates. */
+export function emptyConfigAnalysis(): ConfigAnalysis {
+  return {
+    servers: [],
+    upstreams: [],
+    accessLogs: [],
+    errorLogs: [],
+    logFormats: {},
+    stubStatus: [],
+    plusApi: [],
+    certificates: [],
+  };
+}
+
 /**
  * Analyses a parsed config. Relative log paths resolve against `prefix` (as nginx does); without an
  * access_log in http nor a server, nginx's default `logs/access.log combined` is listed, and without
@@ -145,16 +159,7 @@ export async function analyseConfig(payload: ConfigPayload, opts: AnalyseOptions
   const confDir = dirname(opts.confPath);
   const readCert = opts.readCert ?? ((p: string) => readFile(p));
   const root = payload.config.length ? flatten(payload, 0, payload.config[0].parsed, 0) : [];
-  const out: ConfigAnalysis = {
-    servers: [],
-    upstreams: [],
-    accessLogs: [],
-    errorLogs: [],
-    logFormats: { combined: COMBINED_FORMAT },
-    stubStatus: [],
-    plusApi: [],
-    certificates: [],
-  };
+  const out: ConfigAnalysis = { ...emptyConfigAnalysis(), logFormats: { combined: COMBINED_FORMAT } };
   const accessSeen = new Set<string>();
   const errorSeen = new Set<string>();
   const certSeen = new Set<string>();

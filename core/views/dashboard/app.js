@@ -82,6 +82,7 @@ function renderSummary(s) {
       `${inst.requests_per_second ?? '-'} req/s · p95 ${inst.request_time_p95_seconds === null ? '-' : `${(inst.request_time_p95_seconds * 1000).toFixed(1)} ms`}`
     : 'no nginx instance known yet';
   renderConfig(inst);
+  renderTopUris(inst);
   const tbody = byId('plugins').tBodies[0];
   tbody.replaceChildren(
     ...s.plugins.map((p) =>
@@ -95,6 +96,29 @@ function renderSummary(s) {
     ),
   );
   byId('updated').textContent = `updated ${new Date().toLocaleTimeString()}`;
+}
+
+function renderTopUris(inst) {
+  const top = inst?.top_uris;
+  byId('top-uris-line').textContent = !inst
+    ? ''
+    : top
+      ? `last ${top.window_seconds} s · ${top.requests} requests`
+      : inst.status_mix
+        ? '(the access log format has no $request, $request_uri or $uri)'
+        : '(no access log read)';
+  byId('top-uris').tBodies[0].replaceChildren(
+    ...(top?.uris ?? []).map((u) =>
+      el(
+        'tr',
+        {},
+        el('td', { class: 'mono' }, u.uri),
+        el('td', {}, String(u.requests)),
+        el('td', {}, `${(u.share * 100).toFixed(1)}%`),
+        el('td', u.errors_5xx > 0 ? { class: 'sev-error' } : {}, String(u.errors_5xx)),
+      ),
+    ),
+  );
 }
 
 function renderConfig(inst) {
