@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { RouteTable } from '../api/router.js';
 import { Bus } from '../bus/bus.js';
 import { bool, int, object } from '../config/schema.js';
+import type { Logger } from 'pino';
 import { nullLogger } from '../logging.js';
 import { MetricStore } from '../metrics/store.js';
 import type { Message } from '../topics.js';
@@ -13,16 +14,39 @@ import type { PluginContext } from './types.js';
 const schema = object({ enabled: bool({ default: true }), n: int({ default: 1 }) });
 type Cfg = { enabled: boolean; n: number };
 
-function setup() {
+function setup({ logger = nullLogger(), store = new MetricStore() }: { logger?: Logger; store?: MetricStore } = {}) {
   const bus = new Bus();
   const host = new PluginHost({
     bus,
-    logger: nullLogger(),
+    logger,
     api: new RouteTable(),
-    store: new MetricStore(),
+    store,
     agent: { version: 't', startedAt: 0, hostname: 'h' },
   });
   return { bus, host };
+}
+
+/** Starts a plugin `flaky` whose status is running, then degraded (upstream gone) for three reports, then running for three. */
+async function degradeAndRecover(host: PluginHost): Promise<void> {
+  let state: 'running' | 'degraded' = 'running';
+  const flaky = defineBuiltin({
+    name: 'flaky',
+    description: '',
+    schema,
+    create: () => ({
+      name: 'flaky',
+      subscriptions: () => [],
+      init() {},
+      close() {},
+      status: () => ({ state, ...(state === 'degraded' ? { reason: 'upstream gone' } : {}) }),
+    }),
+  });
+  await host.startBuiltins([flaky], { flaky: { enabled: true, n: 1 } } as never);
+  host.report();
+  state = 'degraded';
+  for (let i = 0; i < 3; i++) host.report();
+  state = 'running';
+  for (let i = 0; i < 3; i++) host.report();
 }
 
 test('every plugin is subscribed before any init: a message published during start-up reaches a later plugin', async () => {
@@ -160,17 +184,10 @@ test('closeAll aborts signals first and bounds a plugin that never closes', asyn
 });
 
 test("a closed plugin's metric sources leave the store; what it publishes after close is dropped", async () => {
-  const bus = new Bus();
   const store = new MetricStore();
+  const { bus, host } = setup({ store });
   bus.subscribe('store', ['metrics'], (m) => {
     if (m.topic === 'metrics') store.apply(m.data);
-  });
-  const host = new PluginHost({
-    bus,
-    logger: nullLogger(),
-    api: new RouteTable(),
-    store,
-    agent: { version: 't', startedAt: 0, hostname: 'h' },
   });
   let late: (() => void) | undefined;
   const batch = (source: string) => ({ source, time: 0, metrics: [] });
@@ -218,32 +235,8 @@ test('a degraded plugin is one warn line when it starts and one info line when i
   const lines: { level: number; msg: string }[] = [];
   const { default: pino } = await import('pino');
   const logger = pino({ level: 'info' }, { write: (s: string) => void lines.push(JSON.parse(s)) });
-  const host = new PluginHost({
-    bus: new Bus(),
-    logger,
-    api: new RouteTable(),
-    store: new MetricStore(),
-    agent: { version: 't', startedAt: 0, hostname: 'h' },
-  });
-  let state: 'running' | 'degraded' = 'running';
-  const flaky = defineBuiltin({
-    name: 'flaky',
-    description: '',
-    schema,
-    create: () => ({
-      name: 'flaky',
-      subscriptions: () => [],
-      init() {},
-      close() {},
-      status: () => ({ state, ...(state === 'degraded' ? { reason: 'upstream gone' } : {}) }),
-    }),
-  });
-  await host.startBuiltins([flaky], { flaky: { enabled: true, n: 1 } } as never);
-  host.report();
-  state = 'degraded';
-  for (let i = 0; i < 3; i++) host.report();
-  state = 'running';
-  for (let i = 0; i < 3; i++) host.report();
+  const { host } = setup({ logger });
+  await degradeAndRecover(host);
   await host.closeAll(1000);
   const about = lines.filter((l) => /flaky is/.test(l.msg)).map((l) => [l.level, l.msg]);
   assert.deepEqual(about, [
@@ -253,35 +246,10 @@ test('a degraded plugin is one warn line when it starts and one info line when i
 });
 
 test("a built-in's degraded and recovered states are published on agent.plugin.state, once each", async () => {
-  const bus = new Bus();
+  const { bus, host } = setup();
   const seen: unknown[] = [];
   bus.subscribe('recorder', ['agent.plugin.state'], (m) => void seen.push(m.data));
-  const host = new PluginHost({
-    bus,
-    logger: nullLogger(),
-    api: new RouteTable(),
-    store: new MetricStore(),
-    agent: { version: 't', startedAt: 0, hostname: 'h' },
-  });
-  let state: 'running' | 'degraded' = 'running';
-  const flaky = defineBuiltin({
-    name: 'flaky',
-    description: '',
-    schema,
-    create: () => ({
-      name: 'flaky',
-      subscriptions: () => [],
-      init() {},
-      close() {},
-      status: () => ({ state, ...(state === 'degraded' ? { reason: 'upstream gone' } : {}) }),
-    }),
-  });
-  await host.startBuiltins([flaky], { flaky: { enabled: true, n: 1 } } as never);
-  host.report();
-  state = 'degraded';
-  for (let i = 0; i < 3; i++) host.report();
-  state = 'running';
-  for (let i = 0; i < 3; i++) host.report();
+  await degradeAndRecover(host);
   await bus.drain(1000);
   await host.closeAll(1000);
   assert.deepEqual(seen, [

@@ -210,7 +210,7 @@ export class TestNginx {
       } catch {
         /* gone */
       }
-      await this.waitFor(async () => !alive(pid), `nginx master ${pid} to exit`).catch(() => {
+      await this.waitFor(async () => !processAlive(pid), `nginx master ${pid} to exit`).catch(() => {
         try {
           process.kill(pid, 'SIGKILL');
         } catch {
@@ -232,7 +232,8 @@ export class TestNginx {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (signal 0). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -21,7 +21,7 @@ import { after, test } from 'node:test';
 import pino from 'pino';
 import type { MetricBatch, NumberPoint } from '../../core/metrics/model.js';
 import type { AccessLogInfo, NginxConfigChanged } from '../../core/nginx/types.js';
-import { needNginx, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { needNginx, processAlive, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { startPlugin, type PluginHarness } from '../../core/testing/plugin-harness.js';
 import { plugin } from './index.js';
@@ -101,15 +101,6 @@ async function follow(
   return h;
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 test('nginx restarted (quit, start again): the log keeps its reader and its counters and reads on', {
   skip: needNginx(),
 }, async () => {
@@ -121,7 +112,7 @@ test('nginx restarted (quit, start again): the log keeps its reader and its coun
   const master = await nginx.masterPid();
   h.publish('nginx.instance.removed', { instance: { id: INSTANCE, pid: master } as never });
   process.kill(master, 'SIGQUIT');
-  await nginx.waitFor(async () => !alive(master), 'nginx to quit');
+  await nginx.waitFor(async () => !processAlive(master), 'nginx to quit');
   await nginx.nginx([]);
   await nginx.waitFor(async () => (await nginx.workerPids()).length > 0, 'nginx to start again');
   await nginx.get('/s/200', 7); // before the agent hears of the new instance

@@ -31,7 +31,7 @@ import { promisify } from 'node:util';
 import { nullLogger } from '../../core/logging.js';
 import type { MetricBatch, NumberPoint } from '../../core/metrics/model.js';
 import type { NginxConfigChanged } from '../../core/nginx/types.js';
-import { NGINX_BIN, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
+import { NGINX_BIN, processAlive, TestNginx, TIMED_FORMAT } from '../../core/testing/nginx.js';
 import { configChangedFixture } from '../../core/testing/nginx-fixtures.js';
 import { NginxLogs, schema } from '../../plugins/nginx-logs/index.js';
 import { Scheduler } from '../../core/scheduler.js';
@@ -230,7 +230,7 @@ async function scenario(name: Scenario): Promise<Row> {
     if (name === 'nginx restart' && f === 0.5) {
       const old = master;
       process.kill(old, 'SIGQUIT');
-      await nginx.waitFor(async () => !alive(old), 'nginx to quit', 30_000);
+      await nginx.waitFor(async () => !processAlive(old), 'nginx to quit', 30_000);
       follower.gone(old); // discovery notices
       await sleep(2000);
       await nginx.nginx([]);
@@ -278,15 +278,6 @@ async function scenario(name: Scenario): Promise<Row> {
     droppedByLogrotate: Math.max(0, load.answered - onDisk),
     seconds: Math.round((Date.now() - t0) / 1000),
   };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function waitUntil(cond: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
