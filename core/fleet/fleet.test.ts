@@ -20,6 +20,7 @@ import { NATS_SERVER_BIN, startNatsCluster, TestNats } from '../testing/nats.js'
 import { needTool } from '../testing/tools.js';
 import { FleetClient, type FleetSettings } from './client.js';
 import { commandCall, CommandError } from './commands.js';
+import { unauthenticated } from './connection.js';
 import { findAgent, listAgents, readEvents, sendCommand } from './operator.js';
 import { Outbox } from './outbox.js';
 import { simulatedAgent } from './simulated.js';
@@ -32,14 +33,8 @@ const PREFIX = 'nginx_agent';
 
 function settings(servers: string[], extra: Partial<FleetSettings> = {}): FleetSettings {
   return {
-    servers,
+    ...unauthenticated(servers),
     name: '',
-    user: '',
-    password_file: '',
-    token_file: '',
-    creds_file: '',
-    nkey_seed_file: '',
-    tls: { ca_file: '', cert_file: '', key_file: '' },
     subject_prefix: PREFIX,
     heartbeat_interval: 500,
     outbox_size: 10_000,
