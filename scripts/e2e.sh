@@ -10,7 +10,14 @@ set -uo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nginx-agent-e2e.XXXXXX")
 KEEP=${E2E_KEEP:-0}
-cleanup() { [ "$KEEP" = 1 ] && echo "kept $WORK" || rm -rf "$WORK"; }
+# npx's install of the clone (made by its npm ci, scripts/prepare.mjs) goes with the clone.
+npx_folder() {
+  node -e 'const c=require("child_process").execSync("npm config get cache").toString().trim();
+    console.log(require("path").join(c,"_npx",require("crypto").createHash("sha512").update(process.argv[1]).digest("hex").slice(0,16)))' "$WORK/agent"
+}
+cleanup() {
+  if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK" "$(npx_folder)"; fi
+}
 trap cleanup EXIT
 
 passed=0
