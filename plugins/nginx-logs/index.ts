@@ -163,8 +163,8 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
       onFileEvent: (path) => {
         for (const j of this.#jobs.values()) if (j.path === path) void this.#pollJob(j);
       },
-      onWatchError: (dir, message) =>
-        ctx.logger.info(`cannot watch ${dir} (${message}): its logs are read every poll_interval only`),
+      onWatchError: (path, message) =>
+        ctx.logger.info(`cannot watch ${path} (${message}): it is read every poll_interval only`),
     });
     this.#syncStatic();
     this.#scheduler.start();
@@ -218,8 +218,10 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     j.polling = (async () => {
       do {
         j.again = false;
+        const bytesBefore = j.tailer.stats.bytesRead;
         await j.tailer.poll();
         if (this.#closed || this.#jobs.get(key(j.instanceId, j.path)) !== j) return;
+        this.#scheduler?.polled(j.path, j.tailer.stats.bytesRead > bytesBefore);
         this.#afterPoll(j);
       } while (j.again);
     })().finally(() => (j.polling = undefined));

@@ -260,3 +260,39 @@ test('lines are read on inotify events, not only on the poll timer', async () =>
   await h.waitFor(() => responses(h, path) === 3, 'three lines counted long before the next poll tick', 20_000);
   await h.close();
 });
+
+test('a log is read on inotify events again after a busy spell, and one created later is read on its creation', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nginx-logs-rearm-'));
+  cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'access.log');
+  const later = join(dir, 'later.log');
+  writeFileSync(path, '');
+  const h = await startPlugin(plugin, {
+    poll_interval: '1m',
+    logs: [
+      { path, format: '$status' },
+      { path: later, format: '$status' },
+    ],
+  });
+  cleanups.push(() => h.close());
+  await h.waitFor(() => rows(h).some((r) => r.path === path && r.open), 'the log open');
+  // Busy: lines keep coming, so the log is read on its own timer with no watch open.
+  let written = 0;
+  for (let i = 0; i < 20; i++) {
+    appendFileSync(path, '200\n');
+    written++;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  await h.waitFor(() => responses(h, path) === written, 'the busy spell counted', 20_000);
+  // Quiet again: wait until the log is watched once more (a poll found nothing), then one line.
+  await new Promise((r) => setTimeout(r, 1000));
+  appendFileSync(path, '500\n');
+  await h.waitFor(
+    () => responses(h, path) === written + 1,
+    'a line after the busy spell, before the next tick',
+    20_000,
+  );
+  writeFileSync(later, '200\n404\n');
+  await h.waitFor(() => responses(h, later) === 2, 'a log created after the start, before the next tick', 20_000);
+  await h.close();
+});
