@@ -166,12 +166,12 @@ describe('fleet client with one nats-server', { skip }, () => {
       await new Promise((r) => setTimeout(r, 20_000));
       assert.ok(Number(client.status().outbox) > 0, 'events wait in the outbox during the outage');
       await nats.restart();
-      await waitFor(() => client.state === 'connected', 'the client to reconnect', 30_000);
+      await waitFor(() => client.state === 'connected', 'the client to reconnect', 90_000);
       await new Promise((r) => setTimeout(r, 300));
       traffic = false;
       await emitter;
       const last = sim.events.emit('nginx.after').id;
-      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= last, `all ${last} events`, 30_000);
+      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= last, `all ${last} events`, 90_000);
       const ids = await storedEventIds(operator, 'agent-1');
       assert.deepEqual(
         [...ids].sort((a, b) => a - b),
