@@ -99,7 +99,9 @@ describe('fleet client with one nats-server', { skip }, () => {
   let operator: NatsConnection;
   before(async () => {
     nats = await TestNats.start();
-    operator = await connect({ servers: nats.url });
+    // The operator outlives the 20 s outage below: nats.js gives up after 10 reconnect attempts 2 s
+    // apart by default, and a closed operator connection would read nothing afterwards.
+    operator = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   });
   after(async () => {
     await operator?.close();
