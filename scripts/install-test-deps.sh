@@ -5,13 +5,13 @@
 # clang/lld/wasi-libc for the C Wasm examples; Chromium for the dashboard test; podman, runc,
 # buildah, mmdebstrap and uidmap for the container run; setpriv and unshare (util-linux) and ip
 # (iproute2) for the non-root run; systemd-analyze,
-# logrotate and tmux.
+# logrotate and tmux; openssl for the fleet TLS test.
 # Idempotent: `apt-get update` once, and only when a package is missing; installed ones are left alone.
 set -euo pipefail
 pkgs=(
   nginx prometheus prometheus-nginx-exporter prometheus-alertmanager goaccess wrk systemd nats-server
   clang lld wasi-libc libclang-rt-14-dev-wasm32 chromium podman runc mmdebstrap buildah uidmap
-  logrotate tmux prometheus-node-exporter mtail hyperfine util-linux iproute2 ca-certificates git
+  logrotate tmux prometheus-node-exporter mtail hyperfine util-linux iproute2 ca-certificates git openssl
 )
 missing=()
 for p in "${pkgs[@]}"; do

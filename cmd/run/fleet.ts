@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { loadConfig } from '../../core/config/load.js';
-import type { FleetConnectionSettings } from '../../core/fleet/connection.js';
+import { type FleetConnectionSettings, unauthenticated } from '../../core/fleet/connection.js';
 import {
   findAgent,
   listAgents,
@@ -38,16 +38,7 @@ interface Connection {
 export function fleetSettings(flags: FleetFlags): { settings: FleetConnectionSettings; prefix: string } {
   const base: FleetConnectionSettings & { subject_prefix: string } = flags.config
     ? loadConfig({ builtins: [], file: flags.config, unknownSections: 'ignore' }).config.fleet
-    : {
-        servers: ['nats://127.0.0.1:4222'],
-        user: '',
-        password_file: '',
-        token_file: '',
-        creds_file: '',
-        nkey_seed_file: '',
-        tls: { ca_file: '', cert_file: '', key_file: '' },
-        subject_prefix: 'nginx_agent',
-      };
+    : { ...unauthenticated(['nats://127.0.0.1:4222']), subject_prefix: 'nginx_agent' };
   const settings: FleetConnectionSettings = { ...base, tls: { ...base.tls } };
   if (flags.server?.length) settings.servers = flags.server.flatMap((s) => s.split(',').map((p) => p.trim()));
   const auth = flags.creds || flags.user || flags.tokenFile;

@@ -15,6 +15,19 @@ export interface FleetConnectionSettings {
   tls: { ca_file: string; cert_file: string; key_file: string };
 }
 
+/** Settings for these servers with no credentials and no TLS files: the defaults of the `fleet` section. */
+export function unauthenticated(servers: readonly string[]): FleetConnectionSettings {
+  return {
+    servers,
+    user: '',
+    password_file: '',
+    token_file: '',
+    creds_file: '',
+    nkey_seed_file: '',
+    tls: { ca_file: '', cert_file: '', key_file: '' },
+  };
+}
+
 function readSecret(key: string, file: string): string {
   try {
     return readFileSync(file, 'utf8').trim();

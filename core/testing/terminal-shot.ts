@@ -2,9 +2,7 @@
  * A PNG of a terminal screen: tmux's `capture-pane -e` text (with SGR colour codes) drawn as HTML in
  * headless Chromium. For the README's picture of `agent top` (cmd/commands/top.test.ts).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launchChromium } from './chromium.js';
 
 const COLORS: Record<string, string> = { '31': '#ff6b6b', '32': '#51cf66', '33': '#fcc419' };
 
@@ -41,23 +39,7 @@ export async function terminalScreenshot(
   paths: string[],
   chromium = '/usr/bin/chromium',
 ): Promise<void> {
-  const { default: puppeteer } = await import('puppeteer-core');
-  const profile = mkdtempSync(join(tmpdir(), 'agent-chromium-'));
-  const browser = await puppeteer.launch({
-    executablePath: chromium,
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      `--user-data-dir=${profile}`,
-    ],
-  });
+  const { browser, close } = await launchChromium(chromium);
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 1000, height: 200 });
@@ -65,7 +47,6 @@ export async function terminalScreenshot(
     const pre = await page.$('pre');
     for (const path of paths) await pre?.screenshot({ path });
   } finally {
-    await browser.close();
-    rmSync(profile, { recursive: true, force: true });
+    await close();
   }
 }

@@ -5,12 +5,13 @@
  * A screenshot goes to the test's output directory (and to docs/screenshots/ with UPDATE_SCREENSHOTS=1).
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Page } from 'puppeteer-core';
 import { type AgentProcess, REPO_ROOT, startAgent } from '../testing/agent-process.js';
+import { type HeadlessChromium, launchChromium } from '../testing/chromium.js';
 import { TestNginx, waitFor } from '../testing/nginx.js';
 import { needTool } from '../testing/tools.js';
 import type { Summary } from './summary-types.js';
@@ -23,9 +24,8 @@ const SCREENSHOT_DIR = join(tmpdir(), 'nginx-agent-screenshots');
 describe('the dashboard in headless Chromium', { skip }, () => {
   let nginx: TestNginx;
   let agent: AgentProcess;
-  let browser: Browser;
+  let chromium: HeadlessChromium | undefined;
   let page: Page;
-  let profile: string;
   let traffic: NodeJS.Timeout;
   const consoleErrors: string[] = [];
   const auth = { Authorization: `Bearer ${TOKEN}` };
@@ -51,25 +51,8 @@ describe('the dashboard in headless Chromium', { skip }, () => {
       'the agent to show the test nginx with traffic',
       60_000,
     );
-    const { default: puppeteer } = await import('puppeteer-core');
-    profile = mkdtempSync(join(tmpdir(), 'agent-chromium-'));
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--user-data-dir=${profile}`,
-      ],
-      defaultViewport: { width: 1400, height: 1100 },
-    });
-    page = await browser.newPage();
+    chromium = await launchChromium(CHROMIUM, { width: 1400, height: 1100 });
+    page = await chromium.browser.newPage();
     page.on('console', (msg) => {
       if (msg.type() === 'error') consoleErrors.push(`${msg.text()} ${JSON.stringify(msg.location())}`);
     });
@@ -77,8 +60,7 @@ describe('the dashboard in headless Chromium', { skip }, () => {
   });
   after(async () => {
     clearInterval(traffic);
-    await browser?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
+    await chromium?.close();
     await agent?.stop();
     await nginx?.stop();
   });

@@ -5,16 +5,10 @@
  */
 import type { Message } from '../topics.js';
 import type { NginxInstance } from '../nginx/types.js';
+import type { SummaryFinding } from './summary-types.js';
 
-export interface ConfigFinding {
-  /** Where it comes from: the parser, `nginx -t`, or the lint topic (`lint.nginx.config`). */
-  source: string;
-  severity: string;
-  file: string | null;
-  line: number | null;
-  message: string;
-  rule?: string;
-}
+/** A finding about an instance's config, in the shape `GET /v1/summary` lists it. */
+export type ConfigFinding = SummaryFinding;
 
 export interface CertificateView {
   path: string;

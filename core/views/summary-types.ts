@@ -14,6 +14,7 @@ export interface SummaryEvent {
 }
 
 export interface SummaryFinding {
+  /** Where it comes from: the parser, `nginx -t`, or the lint topic (`lint.nginx.config`). */
   source: string;
   severity: string;
   file: string | null;

@@ -144,7 +144,8 @@ test('api.dashboard auto is on only on loopback', () => {
   assert.equal(dashboardEnabled(false, '127.0.0.1'), false);
 });
 
-test('an nginx instance that went away shows as gone, then leaves the summary after 5 minutes', async () => {
+/** Views over a bus of their own, with no plugins and no metrics: for what the bus alone tells them. */
+function plainViews(): { bus: Bus; views: Views } {
   const bus = new Bus({ logger: nullLogger() });
   const views = new Views({
     bus,
@@ -155,6 +156,11 @@ test('an nginx instance that went away shows as gone, then leaves the summary af
     intervalMs: 5000,
     dashboard: false,
   });
+  return { bus, views };
+}
+
+test('an nginx instance that went away shows as gone, then leaves the summary after 5 minutes', async () => {
+  const { bus, views } = plainViews();
   const [first] = announceInstances(bus, 2);
   bus.publish('nginx.instance.removed', { instance: first });
   await bus.drain(5000);
@@ -168,16 +174,7 @@ test('an nginx instance that went away shows as gone, then leaves the summary af
 });
 
 test('the summary merges nginx.access.top of an instance’s logs into its top 10 URIs, with share and 5xx', async () => {
-  const bus = new Bus({ logger: nullLogger() });
-  const views = new Views({
-    bus,
-    store: new MetricStore(),
-    info: { version: '1', startedAt: Date.now(), hostname: 'h', instanceId: 'x', labels: {} },
-    plugins: () => [],
-    state: () => 'running',
-    intervalMs: 5000,
-    dashboard: false,
-  });
+  const { bus, views } = plainViews();
   const [first, second] = announceInstances(bus, 2);
   const uris = (n: number, offset = 0) =>
     Array.from({ length: n }, (_, i) => ({ uri: `/u${i + offset}`, requests: 100 - i - offset, errors5xx: i % 2 }));

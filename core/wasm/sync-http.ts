@@ -27,68 +27,57 @@ function helperMain(): void {
   const { workerData } = require('node:worker_threads') as any;
   const signal = new Int32Array(workerData.signal);
   const port = workerData.port;
-  port.on(
-    'message',
-    async (m: {
-      seq: number;
-      url: string;
-      method: string;
-      headers: Record<string, string>;
-      body?: Uint8Array;
-      timeoutMs: number;
-      maxBytes: number;
-    }) => {
-      let reply: Record<string, unknown>;
-      const abort = new AbortController();
-      const timer = setTimeout(() => abort.abort(), m.timeoutMs);
-      try {
-        const res = await fetch(m.url, {
-          method: m.method,
-          headers: m.headers,
-          body: m.body?.byteLength ? (m.body as Uint8Array<ArrayBuffer>) : undefined,
-          redirect: 'manual',
-          signal: abort.signal,
-        });
-        const chunks: Uint8Array[] = [];
-        let size = 0;
-        if (res.body) {
-          for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-            size += chunk.byteLength;
-            if (size > m.maxBytes) {
-              abort.abort();
-              throw new Error(`the response is larger than ${m.maxBytes} bytes (http_max_response_bytes)`);
-            }
-            chunks.push(chunk);
+  port.on('message', async (m: SyncHttpRequest & { seq: number }) => {
+    let reply: Record<string, unknown>;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), m.timeoutMs);
+    try {
+      const res = await fetch(m.url, {
+        method: m.method,
+        headers: m.headers,
+        body: m.body?.byteLength ? (m.body as Uint8Array<ArrayBuffer>) : undefined,
+        redirect: 'manual',
+        signal: abort.signal,
+      });
+      const chunks: Uint8Array[] = [];
+      let size = 0;
+      if (res.body) {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          size += chunk.byteLength;
+          if (size > m.maxBytes) {
+            abort.abort();
+            throw new Error(`the response is larger than ${m.maxBytes} bytes (http_max_response_bytes)`);
           }
+          chunks.push(chunk);
         }
-        const body = new Uint8Array(size);
-        let at = 0;
-        for (const c of chunks) {
-          body.set(c, at);
-          at += c.byteLength;
-        }
-        const headers: Record<string, string> = {};
-        res.headers.forEach((v, k) => {
-          headers[k] = v;
-        });
-        reply = { seq: m.seq, status: res.status, headers, body };
-      } catch (e) {
-        const err = e as Error & { cause?: Error };
-        reply = {
-          seq: m.seq,
-          error:
-            abort.signal.aborted && !/http_max_response_bytes/.test(err.message)
-              ? `no answer within ${m.timeoutMs} ms (http_timeout_ms)`
-              : `${err.message}${err.cause?.message ? `: ${err.cause.message}` : ''}`,
-        };
-      } finally {
-        clearTimeout(timer);
       }
-      port.postMessage(reply);
-      Atomics.store(signal, 0, 1);
-      Atomics.notify(signal, 0);
-    },
-  );
+      const body = new Uint8Array(size);
+      let at = 0;
+      for (const c of chunks) {
+        body.set(c, at);
+        at += c.byteLength;
+      }
+      const headers: Record<string, string> = {};
+      res.headers.forEach((v, k) => {
+        headers[k] = v;
+      });
+      reply = { seq: m.seq, status: res.status, headers, body };
+    } catch (e) {
+      const err = e as Error & { cause?: Error };
+      reply = {
+        seq: m.seq,
+        error:
+          abort.signal.aborted && !/http_max_response_bytes/.test(err.message)
+            ? `no answer within ${m.timeoutMs} ms (http_timeout_ms)`
+            : `${err.message}${err.cause?.message ? `: ${err.cause.message}` : ''}`,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+    port.postMessage(reply);
+    Atomics.store(signal, 0, 1);
+    Atomics.notify(signal, 0);
+  });
 }
 
 export class SyncHttp {

@@ -155,6 +155,7 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     this.#config = ctx.config;
     this.#positions = new PositionStore({ stateDir: ctx.agent.stateDir, warn: (m) => ctx.logger.warn(m) });
     this.#scheduler = new LogScheduler({
+      jobs: ctx.scheduler,
       pollIntervalMs: this.#config.poll_interval,
       saveIntervalMs: SAVE_INTERVAL_MS,
       onTick: () => void this.tick(),

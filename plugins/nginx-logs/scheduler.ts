@@ -1,13 +1,17 @@
 /**
  * Every timer and file watch of the nginx-logs plugin, in one place: the poll tick, the periodic
  * save of positions, and polls triggered by inotify (fs.watch on each log's directory), at most one
- * per `minGapMs` per log. A shared agent-wide scheduler can replace this class without touching
- * the plugin's logic.
+ * per `minGapMs` per log. The poll and save ticks run on the agent's scheduler (ctx.scheduler), so
+ * they share its wake-ups with the other periodic jobs; only the inotify-triggered polls have timers
+ * of their own.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
+import type { JobScheduler, ScheduledJob } from '../../core/scheduler.js';
 
 export interface LogSchedulerOptions {
+  /** The agent's scheduler (ctx.scheduler): the poll and save ticks share its wake-ups with the other jobs. */
+  jobs: JobScheduler;
   pollIntervalMs: number;
   saveIntervalMs: number;
   /** Called on every tick: poll every log. */
@@ -22,8 +26,8 @@ export interface LogSchedulerOptions {
 
 export class LogScheduler {
   readonly #options: LogSchedulerOptions;
-  #tick: NodeJS.Timeout | undefined;
-  #save: NodeJS.Timeout | undefined;
+  #tick: ScheduledJob | undefined;
+  #save: ScheduledJob | undefined;
   /** Watched directory -> the watcher and the log paths in it. */
   #watchers = new Map<string, { watcher: FSWatcher; paths: Set<string> }>();
   #watchErrors = new Map<string, string>();
@@ -44,10 +48,8 @@ export class LogScheduler {
 
   start(): void {
     if (this.#stopped) return;
-    this.#tick = setInterval(this.#options.onTick, this.#options.pollIntervalMs);
-    this.#tick.unref();
-    this.#save = setInterval(this.#options.onSave, this.#options.saveIntervalMs);
-    this.#save.unref();
+    this.#tick = this.#options.jobs.every('nginx-logs poll', this.#options.pollIntervalMs, this.#options.onTick);
+    this.#save = this.#options.jobs.every('nginx-logs positions', this.#options.saveIntervalMs, this.#options.onSave);
     this.#options.onTick();
   }
 
@@ -138,8 +140,8 @@ export class LogScheduler {
   }
 
   #clearIntervals(): void {
-    clearInterval(this.#tick);
-    clearInterval(this.#save);
+    this.#tick?.cancel();
+    this.#save?.cancel();
     this.#tick = undefined;
     this.#save = undefined;
   }

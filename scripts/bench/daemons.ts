@@ -20,20 +20,34 @@ export const NGINX_EXPORTER = '/usr/bin/prometheus-nginx-exporter';
 export const MTAIL = '/usr/bin/mtail';
 const CLOCK_TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim() || 100);
 
-/** Re-runs this script in a PID namespace of its own unless it is in one, or cannot be (not root). */
-export function isolate(script: string): void {
+/**
+ * Re-runs this script in a PID namespace of its own unless it is in one, or cannot be (not root).
+ * The parent waits for it and passes SIGINT/SIGTERM on (the namespace ends with its first process).
+ */
+export async function isolate(script: string): Promise<void> {
   if (process.env.AGENT_BENCH_ISOLATED || process.argv.includes('--shared-proc')) return;
   const probe = spawnSync('unshare', ['--pid', '--fork', '--mount-proc', 'true']);
   if (probe.status !== 0) {
     console.log('# not isolated (unshare --pid failed; not root?): the agent sees every nginx on this machine');
     return;
   }
-  const r = spawnSync(
+  const child = spawn(
     'unshare',
-    ['--pid', '--fork', '--mount-proc', process.execPath, ...process.execArgv, script, ...process.argv.slice(2)],
+    [
+      '--pid',
+      '--fork',
+      '--kill-child',
+      '--mount-proc',
+      process.execPath,
+      ...process.execArgv,
+      script,
+      ...process.argv.slice(2),
+    ],
     { stdio: 'inherit', env: { ...process.env, AGENT_BENCH_ISOLATED: '1' } },
   );
-  process.exit(r.status ?? 1);
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => child.kill(signal));
+  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+  process.exit(code);
 }
 
 /** utime + stime of a process, in ms (clock-tick resolution). */

@@ -13,6 +13,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import pino from 'pino';
 import { FleetClient } from '../../core/fleet/client.js';
+import { unauthenticated } from '../../core/fleet/connection.js';
 import { listAgents, sendCommand } from '../../core/fleet/operator.js';
 import { simulatedAgent, type SimulatedAgent } from '../../core/fleet/simulated.js';
 import { ensureEventsStream, inventoryBucket } from '../../core/fleet/streams.js';
@@ -57,14 +58,8 @@ for (let i = 0; i < AGENTS; i++) {
   });
   const client = new FleetClient(
     {
-      servers: [nats.url],
+      ...unauthenticated([nats.url]),
       name: `sim-${i}`,
-      user: '',
-      password_file: '',
-      token_file: '',
-      creds_file: '',
-      nkey_seed_file: '',
-      tls: { ca_file: '', cert_file: '', key_file: '' },
       subject_prefix: PREFIX,
       heartbeat_interval: 15_000,
       outbox_size: 10_000,

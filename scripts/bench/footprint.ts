@@ -33,7 +33,7 @@ import {
   waitForMetrics,
 } from './daemons.js';
 
-isolate(import.meta.filename);
+await isolate(import.meta.filename);
 const short = process.argv.includes('--short');
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);

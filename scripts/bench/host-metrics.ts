@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseDuration } from '../../core/config/schema.js';
 import type { MetricBatch } from '../../core/metrics/model.js';
 import { startPlugin } from '../../core/testing/plugin-harness.js';
-import { HostCollector } from '../../plugins/host-metrics/collector.js';
+import { type CollectorSettings, HostCollector } from '../../plugins/host-metrics/collector.js';
 import { DEFAULT_EXCLUDE_FS_TYPES, DEFAULT_EXCLUDE_MOUNTPOINTS, plugin } from '../../plugins/host-metrics/index.js';
 import { countSpawns } from '../../plugins/host-metrics/spawn-counter.js';
 
@@ -36,8 +36,9 @@ const SECONDS = Math.max(1, Math.min(86_400, Number(arg('seconds', '300'))));
 const INTERVAL = arg('interval', '15s');
 const MB = (n: number): string => `${(n / 1048576).toFixed(1)} MB`;
 
-async function cycleCost(): Promise<void> {
-  const c = new HostCollector({
+/** A collector of this host with the plugin's default exclusions; `connections` says how it reads the socket tables. */
+function hostCollector(connections: Pick<CollectorSettings, 'connections' | 'connectionsIntervalMs'>): HostCollector {
+  return new HostCollector({
     procRoot: '/proc',
     sysRoot: '/sys',
     cgroupRoot: '/sys/fs/cgroup',
@@ -46,8 +47,12 @@ async function cycleCost(): Promise<void> {
     excludeDisks: [/^(z?ram|loop|fd)\d+$/],
     excludeNetDevices: [],
     self: true,
-    connections: !argv.includes('--no-connections'),
+    ...connections,
   });
+}
+
+async function cycleCost(): Promise<void> {
+  const c = hostCollector({ connections: !argv.includes('--no-connections') });
   for (let i = 0; i < 3; i++) await c.collect();
   const spawns = countSpawns();
   const cpu0 = process.cpuUsage();
@@ -78,18 +83,7 @@ async function cycleCost(): Promise<void> {
  * none read) and their average over the 4 cycles of a minute.
  */
 async function staggeredCost(): Promise<void> {
-  const make = (period: number) =>
-    new HostCollector({
-      procRoot: '/proc',
-      sysRoot: '/sys',
-      cgroupRoot: '/sys/fs/cgroup',
-      excludeFsTypes: DEFAULT_EXCLUDE_FS_TYPES,
-      excludeMountpoints: DEFAULT_EXCLUDE_MOUNTPOINTS,
-      excludeDisks: [/^(z?ram|loop|fd)\d+$/],
-      excludeNetDevices: [],
-      self: true,
-      connectionsIntervalMs: period,
-    });
+  const make = (period: number) => hostCollector({ connectionsIntervalMs: period });
   const perCycle = async (c: HostCollector, pause: number): Promise<number[]> => {
     const out: number[] = [];
     for (let i = 0; i < CYCLES; i++) {

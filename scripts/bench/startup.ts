@@ -30,7 +30,7 @@ import {
   waitForMetrics,
 } from './daemons.js';
 
-isolate(import.meta.filename);
+await isolate(import.meta.filename);
 const arg = (name: string, def: number) => {
   const i = process.argv.indexOf(name);
   return i > 0 ? Number(process.argv[i + 1]) : def;
