@@ -7,9 +7,11 @@
 #   3. the project's Dockerfile, unchanged, built with --build-arg NODE_IMAGE=<that base> --format docker;
 #   4. an nginx image from Debian's nginx package, serving examples/sidecar/nginx/nginx.conf;
 #   5. the pair run as examples/sidecar/ describes: shared PID and network namespaces, the agent
-#      non-root with a read-only root, every capability dropped, nothing added, no new privileges, the
-#      nginx config and logs mounted read-only, the example agent config mounted;
-#   6. checks from outside: /health 200, /metrics with nginx_up 1, stub_status and access-log series
+#      non-root with a read-only root, every capability dropped, nothing added, no new privileges,
+#      nginx's /etc/nginx in a named volume (the image's files copied in on first use) with the example
+#      nginx.conf over it in both, read-only in the agent, the logs read-only, the agent config mounted;
+#   6. checks from outside: /health 200, the config parsed with every included file (/v1/nginx
+#      configStatus ok, nginx -t untested), /metrics with nginx_up 1, stub_status and access-log series
 #      counting the traffic sent, the agent's HEALTHCHECK kept, a clean and quick stop; the image size.
 # Prints `PASS <part>` / `FAIL <part>: reason`, then `N passed, N failed`; exit 1 on any failure.
 # Everything (image storage included) lives in one temporary directory, removed at the end
@@ -163,7 +165,7 @@ EX=$SRC/examples/sidecar
 mkdir -p "$WORK/logs"
 chmod 0755 "$WORK/logs"
 "${PM[@]}" run -d --name nginx-agent-ci-nginx --network none \
-  -v "$EX/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" -v "$WORK/logs:/var/log/nginx" \
+  -v nginx-agent-ci-etc:/etc/nginx -v "$EX/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" -v "$WORK/logs:/var/log/nginx" \
   "$NGINX_IMAGE" >"$WORK/nginx-run.log" 2>&1 || { fail "nginx container: $(tail -5 "$WORK/nginx-run.log")"; finish; }
 t=$SECONDS
 "${PM[@]}" run -d --name nginx-agent-ci-agent \
@@ -171,7 +173,7 @@ t=$SECONDS
   --read-only --tmpfs /tmp -v nginx-agent-ci-state:/var/lib/nginx-agent \
   --cap-drop ALL --security-opt no-new-privileges \
   -v "$EX/agent/nginx-agent.yaml:/etc/nginx-agent/nginx-agent.yaml:ro" \
-  -v "$EX/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" \
+  -v nginx-agent-ci-etc:/etc/nginx:ro -v "$EX/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" \
   -v "$WORK/logs:/var/log/nginx:ro" \
   "$IMAGE" >"$WORK/agent-run.log" 2>&1 || { fail "agent container: $(tail -5 "$WORK/agent-run.log")"; finish; }
 
@@ -190,6 +192,30 @@ if [ "$health" = 200 ]; then pass "agent /health 200 ($((SECONDS - t)) s after s
   fail "agent /health: ${health:-no answer}; agent log: $("${PM[@]}" logs nginx-agent-ci-agent 2>&1 | tail -5 | cut -c1-300)"
   finish
 fi
+
+# The config as the agent reads it through the shared /etc/nginx volume: parsed with every file it
+# includes (nginx.conf and mime.types), not a parse failure. nginx -t cannot run here (untested).
+nginx_js="fetch('http://127.0.0.1:8039/v1/nginx',{signal:AbortSignal.timeout(3000)}).then(r=>r.json()).then(b=>{const i=b.instances[0];console.log(i?[i.configStatus,i.files,i.lastTest?.untested??'-'].join(' '):'none')},e=>console.log('error '+e.message))"
+parsed=""
+for _ in $(seq 1 60); do
+  parsed=$(in_agent "$nginx_js" 2>/dev/null)
+  case "$parsed" in ok* | failed*) break ;; esac
+  sleep 1
+done
+read -r config_status config_files _ <<<"$parsed"
+if [ "$config_status" = ok ] && [ "${config_files:-0}" -ge 2 ]; then
+  pass "the agent parses nginx's whole config through the mounted /etc/nginx (configStatus ok, $config_files files; nginx -t: ${parsed#* * })"
+else
+  fail "config as the agent sees it: ${parsed:-no answer} (configStatus, files, untested); $(in_agent "$(get_js http://127.0.0.1:8039/v1/nginx)" 2>/dev/null | tr -d ' \n' | cut -c1-400)"
+fi
+
+# The access log is followed from its end (nginx_logs.start_at): wait until the agent has it open, so
+# the traffic below comes after that and is all counted.
+logs_js="fetch('http://127.0.0.1:8039/v1/plugins',{signal:AbortSignal.timeout(3000)}).then(r=>r.json()).then(b=>{const l=(b.plugins??b).find(p=>p.name==='nginx-logs')?.details?.logs??[];console.log(l.some(x=>x.path==='/var/log/nginx/access-file.log'&&x.open)?'open':'not-open')},e=>console.log('error '+e.message))"
+for _ in $(seq 1 60); do
+  [ "$(in_agent "$logs_js" 2>/dev/null)" = open ] && break
+  sleep 1
+done
 
 # Traffic: 20 requests to nginx (200) and 5 to a missing page (404).
 in_agent "(async()=>{for(let i=0;i<20;i++)await (await fetch('http://127.0.0.1/')).text();for(let i=0;i<5;i++)await (await fetch('http://127.0.0.1/missing')).text()})()" ||

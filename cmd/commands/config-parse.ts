@@ -20,7 +20,7 @@ export interface ConfigParseIo {
   stderr(text: string): void;
 }
 
-/** Running nginx instances under `procRoot`, as discovery sees them in one scan. */
+/** Running nginx instances under `procRoot`, as discovery sees them. */
 export async function findRunningInstances(procRoot: string): Promise<NginxInstance[]> {
   const [{ BinaryInfoCache }, { NginxDiscovery }, { ProcReader }] = await Promise.all([
     import('../../plugins/nginx-discovery/binary-info.js'),
@@ -32,7 +32,9 @@ export async function findRunningInstances(procRoot: string): Promise<NginxInsta
     binaries: new BinaryInfoCache({ timeoutMs: 5000 }),
     oldGenerationGraceMs: 60_000,
   });
-  const { events } = await d.poll();
+  // Discovery announces a master seen before its workers (nginx starting, or a worker not yet
+  // renamed) at its next scan, so a one-shot look scans twice.
+  const events = [...(await d.poll()).events, ...(await d.poll()).events];
   return events.filter((e) => e.topic === 'nginx.instance.added').map((e) => e.data.instance);
 }
 

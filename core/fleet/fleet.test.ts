@@ -99,7 +99,9 @@ describe('fleet client with one nats-server', { skip }, () => {
   let operator: NatsConnection;
   before(async () => {
     nats = await TestNats.start();
-    operator = await connect({ servers: nats.url });
+    // The operator outlives the 20 s outage below: nats.js gives up after 10 reconnect attempts 2 s
+    // apart by default, and a closed operator connection would read nothing afterwards.
+    operator = await connect({ servers: nats.url, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
   });
   after(async () => {
     await operator?.close();
@@ -166,12 +168,12 @@ describe('fleet client with one nats-server', { skip }, () => {
       await new Promise((r) => setTimeout(r, 20_000));
       assert.ok(Number(client.status().outbox) > 0, 'events wait in the outbox during the outage');
       await nats.restart();
-      await waitFor(() => client.state === 'connected', 'the client to reconnect', 30_000);
+      await waitFor(() => client.state === 'connected', 'the client to reconnect', 90_000);
       await new Promise((r) => setTimeout(r, 300));
       traffic = false;
       await emitter;
       const last = sim.events.emit('nginx.after').id;
-      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= last, `all ${last} events`, 30_000);
+      await waitFor(async () => (await storedCount(operator, 'agent-1')) >= last, `all ${last} events`, 90_000);
       const ids = await storedEventIds(operator, 'agent-1');
       assert.deepEqual(
         [...ids].sort((a, b) => a - b),

@@ -373,9 +373,10 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
         confPath: i.confPath,
         source: t.isStatic ? 'static' : 'discovery',
         configVersion: t.snapshot?.version ?? null,
-        // A config that parses but fails `nginx -t` (an unknown directive, say) is not "ok".
+        // A config that parses but fails `nginx -t` (an unknown directive, say) is not "ok". An
+        // `nginx -t` that could not run here (`untested`) is no verdict on the config: the parse stands.
         configStatus:
-          t.lastTest && !t.lastTest.ok && t.lastTest.version === t.snapshot?.version
+          t.lastTest && !t.lastTest.ok && !t.lastTest.untested && t.lastTest.version === t.snapshot?.version
             ? 'failed'
             : (t.snapshot?.payload.status ?? null),
         files: t.snapshot?.files.length ?? 0,
@@ -509,13 +510,22 @@ export class NginxConfigPlugin implements Plugin<NginxConfigConfig> {
       })),
       errors: Object.fromEntries(this.#errors),
     };
-    const failing = [...this.#trackers.values()].filter(
-      (t) => t.snapshot?.payload.status === 'failed' || t.lastTest?.ok === false,
+    const trackers = [...this.#trackers.values()];
+    const failing = trackers.filter(
+      (t) => t.snapshot?.payload.status === 'failed' || (t.lastTest?.ok === false && !t.lastTest.untested),
     );
     if (failing.length)
       return {
         state: 'degraded',
         reason: `config of ${failing.map((t) => t.instance.confPath).join(', ')} does not parse or fails nginx -t`,
+        details,
+      };
+    // Parsed, but nginx -t could not judge it here (a sidecar without the nginx binary, say): said as that.
+    const untested = trackers.filter((t) => t.lastTest?.untested);
+    if (untested.length)
+      return {
+        state: 'degraded',
+        reason: untested.map((t) => `config of ${t.instance.confPath} untested: ${t.lastTest?.untested}`).join('; '),
         details,
       };
     if (this.#lastError && this.#trackers.size === 0) return { state: 'degraded', reason: this.#lastError, details };

@@ -409,6 +409,30 @@ describe('nginx-config plugin defaults and static instances', { skip: needNginx(
     }
   });
 
+  it('a config that parses but cannot be tested here is listed as parsed ("ok"), the test as untested', async () => {
+    // The sidecar case: the agent reads nginx's config but cannot run nginx -t (no binary, no ptrace).
+    const binary = join(nginx.prefix, 'no-such-nginx');
+    const h = await startPlugin(plugin, {
+      static_instances: [{ conf_path: nginx.confPath, prefix: nginx.prefix, binary, pid_file: nginx.pidFile }],
+    });
+    try {
+      await h.waitFor(() => of(h, 'nginx.config.validated').length > 0, 'the first (untested) validation');
+      const listed = (await h.request('GET', '/v1/nginx')).body as {
+        instances: { configStatus: string; lastTest: { ok: boolean; untested?: string } }[];
+      };
+      assert.equal(listed.instances.length, 1);
+      assert.equal(listed.instances[0].configStatus, 'ok', JSON.stringify(listed));
+      assert.equal(listed.instances[0].lastTest.ok, false);
+      assert.match(listed.instances[0].lastTest.untested ?? '', /cannot run/);
+      const report = h.host.report().find((r) => r.name === 'nginx-config');
+      assert.equal(report?.state, 'degraded');
+      assert.match(report?.reason ?? '', /untested: cannot run/);
+      assert.doesNotMatch(report?.reason ?? '', /does not parse/);
+    } finally {
+      await h.close();
+    }
+  });
+
   it('follows a static instance from its config path and pid file, and a discovered one replaces it', async () => {
     const h = await startPlugin(plugin, {
       static_instances: [

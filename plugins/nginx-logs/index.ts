@@ -399,6 +399,10 @@ export class NginxLogs implements Plugin<NginxLogsConfig> {
     }
     this.#jobs.set(k, job);
     this.#ctx.logger.info({ instanceId, path: d.path, type: d.type }, `following ${d.type} log ${d.path}`);
+    // Look at the log now, not at the next tick: with start_at end, the lines nginx writes between
+    // "following" and that tick (up to poll_interval) would otherwise be skipped as history.
+    this.#scheduler?.watchPaths([...this.#jobs.values()].map((j) => j.path));
+    void this.#pollJob(job);
   }
 
   #compile(j: Job): CompiledLogFormat[] {

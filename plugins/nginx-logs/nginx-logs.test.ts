@@ -277,6 +277,21 @@ test('a log that does not exist yet is counted from its first line; emerg/alert/
   assert.equal(counterValue(h, 'nginx.error_log.entries', nginx.errorLog, { level: 'crit' }), 1);
 });
 
+test('a log is positioned when it is followed: with start_at end, lines written before the next tick count', {
+  skip: needNginx(),
+}, async () => {
+  // The sidecar e2e sent its traffic right after the agent said "following"; the first look at the
+  // log came a poll_interval later and skipped those lines as history.
+  const nginx = await TestNginx.start();
+  cleanups.push(() => nginx.stop());
+  await traffic(nginx); // history: not counted
+  const h = await start(nginx, { poll_interval: '1m' });
+  h.publish('nginx.config.changed', changed([access(nginx.accessLog)], []));
+  await h.waitFor(() => rows(h).some((r) => r.path === nginx.accessLog && r.open), 'access log open', 20_000);
+  const want = await traffic(nginx);
+  await expectExact(h, nginx.accessLog, want);
+});
+
 test('static logs from the config; start_at beginning counts history; a bad format is reported in status', {
   skip: needNginx(),
 }, async () => {

@@ -203,6 +203,7 @@ function nginxT(conf: string): void {
 describe('examples/sidecar', () => {
   test('docker-compose.yml: nginx and the agent share process and network namespaces; nginx files read-only', () => {
     const c = parse(readFileSync(join(SIDECAR, 'docker-compose.yml'), 'utf8')) as {
+      volumes?: Record<string, unknown>;
       services: Record<
         string,
         {
@@ -229,6 +230,16 @@ describe('examples/sidecar', () => {
     );
     const at = (t: string) => mounts.find((m) => m.target === t);
     assert.equal(at('/etc/nginx/nginx.conf')?.ro, true, 'nginx config read-only in the agent');
+    // The whole config directory (mime.types, conf.d): nginx's /etc/nginx volume, read-only in the agent.
+    const sourceAt = (svc: typeof nginx, t: string) =>
+      (svc.volumes ?? [])
+        .map((v) => (typeof v === 'string' ? { source: v.split(':')[0], target: v.split(':')[1] } : v))
+        .find((v) => v.target === t)?.source;
+    assert.equal(at('/etc/nginx')?.ro, true, "nginx's config directory read-only in the agent");
+    assert.ok(sourceAt(nginx, '/etc/nginx'), "nginx's /etc/nginx is a named volume");
+    assert.equal(sourceAt(agent, '/etc/nginx'), sourceAt(nginx, '/etc/nginx'), 'the same volume in both');
+    assert.ok(c.volumes?.[sourceAt(nginx, '/etc/nginx')!], 'declared as a named volume');
+    assert.equal(sourceAt(agent, '/etc/nginx/nginx.conf'), sourceAt(nginx, '/etc/nginx/nginx.conf'));
     assert.equal(at('/var/log/nginx')?.ro, true, 'nginx logs read-only in the agent');
     assert.ok(at('/etc/nginx-agent/nginx-agent.yaml'), 'agent config mounted');
     assert.ok(at('/var/lib/nginx-agent/plugins'), 'plugins dir mounted');
@@ -250,6 +261,18 @@ describe('examples/sidecar', () => {
     assert.deepEqual(agent.securityContext.capabilities.drop, ['ALL']);
     const mount = (name: string) => agent.volumeMounts.find((m: { name: string }) => m.name === name);
     assert.equal(mount('nginx-conf').readOnly, true);
+    // The whole config directory: the nginx image's /etc/nginx copied by an init container into a volume
+    // both mount there (read-only in the agent), the ConfigMap's nginx.conf over it in both.
+    assert.equal(mount('nginx-etc').mountPath, '/etc/nginx');
+    assert.equal(mount('nginx-etc').readOnly, true);
+    const nginxMount = (name: string) => byName.nginx.volumeMounts.find((m: { name: string }) => m.name === name);
+    assert.equal(nginxMount('nginx-etc').mountPath, '/etc/nginx');
+    assert.equal(nginxMount('nginx-conf').mountPath, mount('nginx-conf').mountPath);
+    const init = (pod.spec.initContainers ?? []).find((c: { volumeMounts?: { name: string }[] }) =>
+      c.volumeMounts?.some((m) => m.name === 'nginx-etc'),
+    );
+    assert.equal(init?.image, byName.nginx.image, "the init container copies the nginx image's own files");
+    assert.match(init.command.join(' '), /\/etc\/nginx\/\. /);
     assert.equal(mount('nginx-logs').readOnly, true);
     assert.equal(mount('nginx-logs').mountPath, '/var/log/nginx');
     assert.equal(agent.livenessProbe.httpGet.path, '/health');
