@@ -60,7 +60,7 @@ export class Agent {
   readonly #routeTable = new RouteTable();
   #fleet: FleetClient | undefined;
   #apiAddress: { host: string; port: number } | undefined;
-  readonly #s: AgentSettings;
+  readonly #settings: AgentSettings;
   readonly #log: Logger;
   readonly #exposition: MetricsExposition;
   /** The shutdown step under way (for the log line when the deadline passes). */
@@ -68,7 +68,7 @@ export class Agent {
   readonly #stateDirWarning: string | undefined;
 
   constructor(s: AgentSettings) {
-    this.#s = s;
+    this.#settings = s;
     this.#loaded = s.loaded;
     this.#log = s.logger;
     this.store = new MetricStore({
@@ -204,7 +204,7 @@ export class Agent {
     // nothing (a built-in's first nginx.config.changed, say). They load in the worker meanwhile.
     void this.wasm?.start();
     this.views.start();
-    await this.host.startBuiltins(this.#s.builtins, this.#loaded.config);
+    await this.host.startBuiltins(this.#settings.builtins, this.#loaded.config);
     // Not awaited: loading the NATS client must not delay `running` (the fleet reports `connecting`).
     if (this.#loaded.config.fleet.enabled) void this.#startFleet();
     this.#state = 'running';
@@ -244,10 +244,10 @@ export class Agent {
 
   /** SIGHUP: re-read the config; a bad one is refused and the old one stays in force. */
   async reload(): Promise<boolean> {
-    if (!this.#s.reload || this.#state !== 'running') return false;
+    if (!this.#settings.reload || this.#state !== 'running') return false;
     let next: LoadedConfig;
     try {
-      next = this.#s.reload();
+      next = this.#settings.reload();
     } catch (err) {
       this.#log.error(
         { err: { message: (err as Error).message } },

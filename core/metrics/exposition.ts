@@ -44,7 +44,7 @@ interface Rendering {
 }
 
 export class MetricsExposition {
-  readonly #s: MetricsExpositionSettings;
+  readonly #settings: MetricsExpositionSettings;
   readonly #now: () => number;
   #key = '';
   #renderedAt = Number.NEGATIVE_INFINITY;
@@ -54,7 +54,7 @@ export class MetricsExposition {
   readonly counts = { renders: 0, gzips: 0 };
 
   constructor(settings: MetricsExpositionSettings) {
-    this.#s = settings;
+    this.#settings = settings;
     this.#now = settings.now ?? Date.now;
   }
 
@@ -78,10 +78,10 @@ export class MetricsExposition {
   }
 
   #rendering(format: ExpositionFormat): Rendering {
-    const compat = this.#s.exporterCompat();
-    const key = `${this.#s.store.version()}:${compat}`;
+    const compat = this.#settings.exporterCompat();
+    const key = `${this.#settings.store.version()}:${compat}`;
     const now = this.#now();
-    if (key !== this.#key || now - this.#renderedAt >= (this.#s.refreshMs ?? 1000)) {
+    if (key !== this.#key || now - this.#renderedAt >= (this.#settings.refreshMs ?? 1000)) {
       this.#key = key;
       this.#renderedAt = now;
       this.#families = undefined;
@@ -89,7 +89,7 @@ export class MetricsExposition {
     }
     let r = this.#renderings.get(format);
     if (!r) {
-      const metrics = this.#s.store.snapshot();
+      const metrics = this.#settings.store.snapshot();
       this.#families ??= compat ? withExporterCompat(metrics) : toFamilies(metrics);
       const body = Buffer.from(
         format === 'openmetrics' ? renderOpenMetrics(this.#families) : renderFamilies(this.#families),

@@ -56,7 +56,7 @@ export interface PluginReport extends PluginStatus {
 }
 
 export class PluginHost {
-  readonly #s: PluginHostSettings;
+  readonly #settings: PluginHostSettings;
   readonly #entries = new Map<string, Entry>();
   #builtins: readonly BuiltinPlugin[] = [];
   #statusJob: ScheduledJob | undefined;
@@ -67,7 +67,7 @@ export class PluginHost {
   readonly #events: PluginEvents;
 
   constructor(settings: PluginHostSettings) {
-    this.#s = settings;
+    this.#settings = settings;
     this.#events = settings.events ?? new EventLog({ capacity: 1000 });
     this.#scheduler = settings.scheduler ?? new Scheduler();
   }
@@ -79,7 +79,7 @@ export class PluginHost {
     for (const b of builtins) {
       const section = config[sectionKey(b.name)] as { enabled: boolean };
       if (!section.enabled) {
-        this.#s.logger.info(
+        this.#settings.logger.info(
           { plugin: b.name },
           `plugin ${b.name} is disabled by config (${sectionKey(b.name)}.enabled: false)`,
         );
@@ -94,7 +94,9 @@ export class PluginHost {
       // listens before the plugins start) are answered now, not after every plugin's start-up work.
       await new Promise((resolve) => setImmediate(resolve));
     }
-    this.#statusJob ??= this.#scheduler.every('plugin-status', this.#s.statusCheckMs ?? 2000, () => this.report());
+    this.#statusJob ??= this.#scheduler.every('plugin-status', this.#settings.statusCheckMs ?? 2000, () =>
+      this.report(),
+    );
   }
 
   /** Adds and starts a plugin at run time (Wasm plugins). Resolves false when its init failed. */
@@ -134,7 +136,7 @@ export class PluginHost {
       const section = config[key] as { enabled: boolean };
       const e = this.#entries.get(b.name);
       if (e && !section.enabled) {
-        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} disabled by the new config`);
+        this.#settings.logger.info({ plugin: b.name }, `plugin ${b.name} disabled by the new config`);
         await this.remove(b.name);
       } else if (!e && section.enabled) {
         const ne = this.#create(b.create(), section, 'builtin');
@@ -143,7 +145,7 @@ export class PluginHost {
         try {
           await e.plugin.reconfigure(section);
           e.config = section;
-          this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} reconfigured`);
+          this.#settings.logger.info({ plugin: b.name }, `plugin ${b.name} reconfigured`);
         } catch (err) {
           e.logger.error({ err }, `plugin ${b.name} refused the new config; it keeps the old one`);
         }
@@ -151,7 +153,7 @@ export class PluginHost {
         await this.remove(b.name);
         const ne = this.#create(b.create(), section, 'builtin');
         if (ne) await this.#init(ne);
-        this.#s.logger.info({ plugin: b.name }, `plugin ${b.name} restarted with the new config`);
+        this.#settings.logger.info({ plugin: b.name }, `plugin ${b.name} restarted with the new config`);
       }
     }
   }
@@ -204,20 +206,20 @@ export class PluginHost {
 
   #create(plugin: Plugin, config: unknown, kind: Entry['kind']): Entry | undefined {
     if (this.#entries.has(plugin.name)) {
-      this.#s.logger.error(
+      this.#settings.logger.error(
         { plugin: plugin.name },
         `a plugin named ${plugin.name} is already running; the second one is left out`,
       );
       return undefined;
     }
-    const bus = this.#s.bus;
+    const bus = this.#settings.bus;
     const e: Entry = {
       plugin,
       config,
       kind,
       state: 'starting',
       abort: new AbortController(),
-      logger: this.#s.logger.child({ plugin: plugin.name }),
+      logger: this.#settings.logger.child({ plugin: plugin.name }),
       sources: new Set(),
       retired: false,
       observed: 'starting',
@@ -250,12 +252,12 @@ export class PluginHost {
     const process = e.plugin.process?.bind(e.plugin);
     if (!process) throw new Error(`plugin ${e.plugin.name} subscribes to ${patterns.join(', ')} but has no process()`);
     // Paused until init succeeded: messages published meanwhile wait in the queue, none is lost.
-    return this.#s.bus.subscribe(e.plugin.name, patterns, process, { paused: e.state !== 'running' });
+    return this.#settings.bus.subscribe(e.plugin.name, patterns, process, { paused: e.state !== 'running' });
   }
 
   async #init(e: Entry): Promise<void> {
     if (e.state === 'failed') return;
-    const timeout = this.#s.initTimeoutMs ?? 30_000;
+    const timeout = this.#settings.initTimeoutMs ?? 30_000;
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -265,9 +267,9 @@ export class PluginHost {
           logger: e.logger,
           signal: e.abort.signal,
           scheduler: this.#scheduler,
-          api: this.#s.api,
-          store: this.#s.store,
-          agent: this.#s.agent,
+          api: this.#settings.api,
+          store: this.#settings.store,
+          agent: this.#settings.agent,
           events: this.#events,
         }),
         new Promise((_, reject) => {
@@ -339,7 +341,7 @@ export class PluginHost {
   #retire(e: Entry): void {
     e.retired = true;
     for (const source of e.sources)
-      this.#s.bus.publish('metrics', { source, time: Date.now(), metrics: [], final: true });
+      this.#settings.bus.publish('metrics', { source, time: Date.now(), metrics: [], final: true });
     e.sources.clear();
   }
 
@@ -361,7 +363,7 @@ export class PluginHost {
       e.logger.info({ state, previous: was }, `plugin ${e.plugin.name} is running again (was ${was})`);
     // A built-in's change of state becomes an event (Wasm plugins publish their own).
     if (e.kind === 'builtin' && (bad(state) || (state === 'running' && bad(was))))
-      this.#s.bus.publish('agent.plugin.state', { plugin: e.plugin.name, state, ...(reason ? { reason } : {}) });
+      this.#settings.bus.publish('agent.plugin.state', { plugin: e.plugin.name, state, ...(reason ? { reason } : {}) });
   }
 }
 

@@ -19,13 +19,13 @@ export interface ShutdownSettings {
 }
 
 export class Shutdown {
-  readonly #s: ShutdownSettings;
+  readonly #settings: ShutdownSettings;
   #signals = 0;
   #ready = false;
   #pending = false;
 
   constructor(settings: ShutdownSettings) {
-    this.#s = settings;
+    this.#settings = settings;
   }
 
   /** True once a stop was asked for. */
@@ -37,11 +37,11 @@ export class Shutdown {
   signal(what: string): void {
     this.#signals++;
     if (this.#signals > 1) {
-      this.#s.logger.warn(`${what} again: exiting at once`);
-      this.#s.exit(1);
+      this.#settings.logger.warn(`${what} again: exiting at once`);
+      this.#settings.exit(1);
       return;
     }
-    this.#s.logger.info(what.startsWith('SIG') ? `${what} received` : what);
+    this.#settings.logger.info(what.startsWith('SIG') ? `${what} received` : what);
     if (this.#ready) this.#begin();
     else this.#pending = true;
   }
@@ -56,28 +56,28 @@ export class Shutdown {
 
   #begin(): void {
     this.#pending = false;
-    const timeout = this.#s.timeoutMs();
+    const timeout = this.#settings.timeoutMs();
     let finished = false;
     const deadline = setTimeout(() => {
       if (finished) return;
-      const still = this.#s.stillRunning();
-      this.#s.logger.error(
+      const still = this.#settings.stillRunning();
+      this.#settings.logger.error(
         { still_running: still },
         `shutdown did not finish within agent.shutdown_timeout (${timeout} ms); still running: ${still.join('; ') || 'nothing known'}; exiting with 1`,
       );
-      this.#s.exit(1);
+      this.#settings.exit(1);
     }, timeout);
-    this.#s.stop().then(
+    this.#settings.stop().then(
       (clean) => {
         finished = true;
         clearTimeout(deadline);
-        this.#s.exit(clean ? 0 : 1);
+        this.#settings.exit(clean ? 0 : 1);
       },
       (err: unknown) => {
         finished = true;
         clearTimeout(deadline);
-        this.#s.logger.error({ err }, `error during shutdown: ${(err as Error).message}`);
-        this.#s.exit(1);
+        this.#settings.logger.error({ err }, `error during shutdown: ${(err as Error).message}`);
+        this.#settings.exit(1);
       },
     );
   }

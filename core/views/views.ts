@@ -44,13 +44,13 @@ export class Views {
   readonly nginx = new NginxViewState();
   readonly topUris = new TopUrisState();
   readonly #sampler = new SeriesSampler(MINUTE_MS);
-  readonly #s: ViewsSettings;
+  readonly #settings: ViewsSettings;
   #timer: NodeJS.Timeout | undefined;
   #subscription: Subscription | undefined;
   #assets: DashboardAssets | undefined;
 
   constructor(settings: ViewsSettings) {
-    this.#s = settings;
+    this.#settings = settings;
     this.history = new HistoryStore({
       intervalMs: settings.intervalMs,
       windowMs: HISTORY_WINDOW_MS,
@@ -69,7 +69,7 @@ export class Views {
 
   start(): void {
     clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.sample(), this.#s.intervalMs);
+    this.#timer = setInterval(() => this.sample(), this.#settings.intervalMs);
     this.#timer.unref();
   }
 
@@ -82,14 +82,14 @@ export class Views {
 
   /** Takes one sample of the metric store into the history (the timer calls it every interval). */
   sample(now = Date.now()): void {
-    this.history.record(now, this.#sampler.sample(this.#s.store.snapshot(), now));
+    this.history.record(now, this.#sampler.sample(this.#settings.store.snapshot(), now));
     this.nginx.prune(now, GONE_KEPT_MS);
   }
 
   routes(api: ApiRouter): void {
     api.route('GET', '/v1/series', (req) => this.#series(req));
     api.route('GET', '/v1/summary', () => ({ status: 200, body: this.summary() }));
-    if (!this.#s.dashboard) return;
+    if (!this.#settings.dashboard) return;
     this.#assets = new DashboardAssets();
     const assets = this.#assets;
     api.route('GET', '/', () => assets.response('index.html'));
@@ -167,15 +167,15 @@ export class Views {
       .at(0);
     const rx = h.latest(SERIES.networkIo, { direction: 'receive' });
     const tx = h.latest(SERIES.networkIo, { direction: 'transmit' });
-    const events = this.#s.events?.();
+    const events = this.#settings.events?.();
     const stats = h.stats();
     return {
       agent: {
-        version: this.#s.info.version,
-        state: this.#s.state(),
-        hostname: this.#s.info.hostname,
-        started_at: new Date(this.#s.info.startedAt).toISOString(),
-        uptime_seconds: Math.round((now - this.#s.info.startedAt) / 1000),
+        version: this.#settings.info.version,
+        state: this.#settings.state(),
+        hostname: this.#settings.info.hostname,
+        started_at: new Date(this.#settings.info.startedAt).toISOString(),
+        uptime_seconds: Math.round((now - this.#settings.info.startedAt) / 1000),
       },
       nginx: instances,
       host: {
@@ -187,7 +187,7 @@ export class Views {
         network_bytes_per_second:
           rx !== undefined || tx !== undefined ? { receive: round(rx ?? 0, 1), transmit: round(tx ?? 0, 1) } : null,
       },
-      plugins: this.#s
+      plugins: this.#settings
         .plugins()
         .map((p) => ({ name: p.name, state: p.state, ...(p.reason ? { reason: p.reason } : {}) })),
       events: events

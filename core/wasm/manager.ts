@@ -64,7 +64,7 @@ const LOG_LINES_PER_MINUTE = 100;
 
 export class WasmManager {
   readonly runtime: WasmRuntime;
-  readonly #s: WasmManagerSettings;
+  readonly #settings: WasmManagerSettings;
   readonly #log: Logger;
   readonly #limits: WasmLimits;
   /** By folder. */
@@ -78,7 +78,7 @@ export class WasmManager {
   #stopped = false;
 
   constructor(s: WasmManagerSettings) {
-    this.#s = s;
+    this.#settings = s;
     this.#log = s.logger.child({ component: 'wasm' });
     this.#limits = limitsOf(s.config);
     this.runtime = new WasmRuntime({
@@ -102,7 +102,7 @@ export class WasmManager {
    * every plugin is loaded (or failed) and the watcher runs.
    */
   start(): Promise<void> {
-    this.#dirs = pluginDirs(this.#s.config);
+    this.#dirs = pluginDirs(this.#settings.config);
     const adds: Promise<void>[] = [];
     for (const dir of this.#dirs) {
       if (!existsSync(dir) || !statSync(dir).isDirectory()) {
@@ -134,7 +134,7 @@ export class WasmManager {
     }
     this.ready = Promise.all(adds)
       .then(async () => {
-        if (this.#s.config.watch && this.#dirs.length && !this.#stopped) await this.#watch();
+        if (this.#settings.config.watch && this.#dirs.length && !this.#stopped) await this.#watch();
         const from = [...new Set(this.plugins().map((p) => dirname(p.dir)))];
         if (this.#plugins.size)
           this.#log.info(
@@ -178,7 +178,7 @@ export class WasmManager {
 
   metrics(): Metric[] {
     const ps = this.plugins();
-    const bus = new Map(this.#s.bus.stats().subscribers.map((s) => [s.name, s]));
+    const bus = new Map(this.#settings.bus.stats().subscribers.map((s) => [s.name, s]));
     const per = (f: (p: WasmPlugin) => number) =>
       ps.map((p) => ({ attributes: { plugin: p.name }, value: f(p), startTime: p.startTime }));
     return [
@@ -290,7 +290,7 @@ export class WasmManager {
     if (!existsSync(join(folder, MANIFEST_FILE))) {
       if (existing) {
         this.#plugins.delete(folder);
-        await this.#s.host.remove(existing.name);
+        await this.#settings.host.remove(existing.name);
         this.#log.info(
           { plugin: existing.name },
           `Wasm plugin ${existing.name} unloaded: ${folder} no longer holds ${MANIFEST_FILE}`,
@@ -313,7 +313,7 @@ export class WasmManager {
       }
       if (existing) {
         this.#plugins.delete(folder);
-        await this.#s.host.remove(existing.name);
+        await this.#settings.host.remove(existing.name);
       }
       // Added anyway so /health and /v1/plugins show the folder as failed with the reason.
       const p = new WasmPlugin(basename(folder), folder, e as Error, this.runtime, this.#limits);
@@ -324,7 +324,7 @@ export class WasmManager {
     if (existing?.loaded && existing.name === checked.manifest.name) {
       if (existing.fingerprint === `${checked.sha256}:${JSON.stringify(checked.manifest)}`) return;
       try {
-        if (await existing.reload(checked)) this.#s.host.resubscribe(existing.name);
+        if (await existing.reload(checked)) this.#settings.host.resubscribe(existing.name);
       } catch (e) {
         this.#log.error(
           { plugin: existing.name },
@@ -335,7 +335,7 @@ export class WasmManager {
     }
     if (existing) {
       this.#plugins.delete(folder);
-      await this.#s.host.remove(existing.name);
+      await this.#settings.host.remove(existing.name);
     }
     const p = new WasmPlugin(checked.manifest.name, folder, checked, this.runtime, this.#limits);
     this.#plugins.set(folder, p);
@@ -347,14 +347,14 @@ export class WasmManager {
    * true when refused outright (duplicate name).
    */
   async #add(p: WasmPlugin): Promise<boolean> {
-    if (this.#s.host.get(p.name)) {
+    if (this.#settings.host.get(p.name)) {
       this.#log.error(
         { plugin: p.name, dir: p.dir },
         `Wasm plugin in ${p.dir} is named ${p.name}, like a plugin already running; it is left out (rename it in ${MANIFEST_FILE})`,
       );
       return true;
     }
-    await this.#s.host.add(p, null);
+    await this.#settings.host.add(p, null);
     return false;
   }
 
@@ -378,7 +378,7 @@ export class WasmManager {
         setTimeout(() => {
           this.#timers.delete(folder);
           if (!this.#stopped) void this.reloadFolder(folder);
-        }, this.#s.config.reload_debounce),
+        }, this.#settings.config.reload_debounce),
       );
     });
     w.on('error', (err) =>

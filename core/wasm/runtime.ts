@@ -47,7 +47,7 @@ interface Op {
 }
 
 export class WasmRuntime {
-  readonly #s: WasmRuntimeSettings;
+  readonly #settings: WasmRuntimeSettings;
   #worker: Worker | undefined;
   #ready: Promise<void> | undefined;
   /**
@@ -75,7 +75,7 @@ export class WasmRuntime {
   restarts = 0;
 
   constructor(s: WasmRuntimeSettings) {
-    this.#s = s;
+    this.#settings = s;
   }
 
   /** True while a worker thread exists (it costs its isolate: started only for a plugin). */
@@ -210,7 +210,7 @@ export class WasmRuntime {
     // From source (tests, tsx) the worker is TypeScript: load it through tsx's API. Built, it is plain JS.
     const fromSource = import.meta.url.endsWith('.ts');
     const target = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
-    const resourceLimits = { maxOldGenerationSizeMb: this.#s.heapMb ?? 256 };
+    const resourceLimits = { maxOldGenerationSizeMb: this.#settings.heapMb ?? 256 };
     const w = fromSource
       ? new Worker(
           `import(${JSON.stringify(tsxApi())}).then((m) => m.tsImport(${JSON.stringify(target.href)}, ${JSON.stringify(import.meta.url)}))`,
@@ -230,7 +230,7 @@ export class WasmRuntime {
       w.once('exit', () => resolve());
     });
     w.on('message', (m: FromWorker) => this.#onMessage(w, m));
-    w.on('error', (err) => this.#s.logger.error({ err }, `Wasm plugin worker failed: ${err.message}`));
+    w.on('error', (err) => this.#settings.logger.error({ err }, `Wasm plugin worker failed: ${err.message}`));
     w.on('exit', (code) => {
       if (this.#worker !== w || this.#closed) return;
       this.#restart('crash', `the worker exited with code ${code}`);
@@ -257,7 +257,7 @@ export class WasmRuntime {
   #onMessage(w: Worker, m: FromWorker): void {
     if (w !== this.#worker) return;
     if (m.type === 'log') {
-      this.#s.onLog?.(m.id, m.level, m.message);
+      this.#settings.onLog?.(m.id, m.level, m.message);
       return;
     }
     if (m.type !== 'reply') return;
@@ -290,14 +290,14 @@ export class WasmRuntime {
     void old?.terminate();
     if (failed === 'crash' && ++this.#crashes > MAX_CRASHES) {
       const error = `the Wasm plugin worker died ${this.#crashes} times in a row (last: ${why}); Wasm plugins stay stopped until the agent restarts`;
-      this.#s.logger.error(error);
+      this.#settings.logger.error(error);
       op?.resolve({ failed, error, ms: 0 });
       void this.close();
       return;
     }
     this.restarts++;
     const offender = op ? (op.msg.type === 'load' ? op.msg.spec.id : op.msg.id) : undefined;
-    this.#s.logger.warn(
+    this.#settings.logger.warn(
       { plugin: offender, restarts: this.restarts },
       `Wasm plugin worker restarted: ${offender ? `${offender} ` : ''}${why}; the other plugins are loaded again`,
     );
@@ -308,7 +308,7 @@ export class WasmRuntime {
       resolve: (r) => {
         if ('failed' in r || !(r as LoadReply).ok) {
           this.#loaded.delete(spec.id);
-          this.#s.logger.error(
+          this.#settings.logger.error(
             { plugin: spec.name },
             `Wasm plugin ${spec.name} could not be loaded again after a worker restart: ${'failed' in r ? r.error : (r as LoadReply).error}`,
           );

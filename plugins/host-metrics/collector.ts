@@ -56,7 +56,7 @@ const DIRS = ['read', 'write'] as const;
 const LOOP_RESOLUTION_MS = 1000;
 
 export class HostCollector {
-  readonly #s: CollectorSettings;
+  readonly #settings: CollectorSettings;
   #prevCpu: CpuTimes | undefined;
   readonly #missing = new Set<string>();
   readonly #start = Date.now();
@@ -67,7 +67,7 @@ export class HostCollector {
   #connectionCycles = 0;
 
   constructor(settings: CollectorSettings) {
-    this.#s = settings;
+    this.#settings = settings;
     if (settings.self) {
       // One sample a second: the sampler is a libuv timer that wakes the process. Measured idle at a
       // 15 s interval: 20 ms resolution cost 0.33 % of a core, 1 s cost 0.14 % (no plugin: 0.05 %).
@@ -89,7 +89,7 @@ export class HostCollector {
   #miss(what: string, err: unknown): void {
     if (this.#missing.has(what)) return;
     this.#missing.add(what);
-    this.#s.onMissing?.(what, err);
+    this.#settings.onMissing?.(what, err);
   }
 
   #read(what: string, path: string): string | undefined {
@@ -110,15 +110,15 @@ export class HostCollector {
       this.#network(),
       this.#connections(),
       this.#cgroup(),
-      this.#s.self ? this.#self() : [],
+      this.#settings.self ? this.#self() : [],
     ]);
     return parts.flat();
   }
 
   async #cpu(): Promise<Metric[]> {
     const out: Metric[] = [];
-    const stat = this.#read('/proc/stat', join(this.#s.procRoot, 'stat'));
-    const load = this.#read('/proc/loadavg', join(this.#s.procRoot, 'loadavg'));
+    const stat = this.#read('/proc/stat', join(this.#settings.procRoot, 'stat'));
+    const load = this.#read('/proc/loadavg', join(this.#settings.procRoot, 'loadavg'));
     const s = stat === undefined ? null : parseProcStat(stat);
     if (s) {
       // Rates need two samples: the first cycle has no utilization rather than a wrong one.
@@ -160,7 +160,7 @@ export class HostCollector {
   }
 
   async #memory(): Promise<Metric[]> {
-    const text = this.#read('/proc/meminfo', join(this.#s.procRoot, 'meminfo'));
+    const text = this.#read('/proc/meminfo', join(this.#settings.procRoot, 'meminfo'));
     const m = text === undefined ? null : memoryState(parseMeminfo(text));
     if (!m) return [];
     // used + free + buffered + cached = total; `available` is the kernel's estimate and overlaps them.
@@ -197,14 +197,14 @@ export class HostCollector {
   }
 
   #fsExcluded(type: string, mountpoint: string): boolean {
-    if (this.#s.excludeFsTypes.includes(type)) return true;
-    return this.#s.excludeMountpoints.some(
+    if (this.#settings.excludeFsTypes.includes(type)) return true;
+    return this.#settings.excludeMountpoints.some(
       (p) => mountpoint === p || mountpoint.startsWith(p.endsWith('/') ? p : `${p}/`),
     );
   }
 
   async #filesystems(): Promise<Metric[]> {
-    const text = this.#read('/proc/mounts', join(this.#s.procRoot, 'mounts'));
+    const text = this.#read('/proc/mounts', join(this.#settings.procRoot, 'mounts'));
     if (text === undefined) return [];
     const usage: NumberPoint[] = [];
     const inodes: NumberPoint[] = [];
@@ -256,17 +256,17 @@ export class HostCollector {
   }
 
   async #disks(): Promise<Metric[]> {
-    const text = this.#read('/proc/diskstats', join(this.#s.procRoot, 'diskstats'));
+    const text = this.#read('/proc/diskstats', join(this.#settings.procRoot, 'diskstats'));
     if (text === undefined) return [];
     // Whole disks are the entries of /sys/block; partitions are left out so sums are not doubled.
     let whole: Set<string> | undefined;
     try {
-      whole = new Set(readdirSync(join(this.#s.sysRoot, 'block')));
+      whole = new Set(readdirSync(join(this.#settings.sysRoot, 'block')));
     } catch (err) {
       this.#miss('/sys/block', err);
     }
     const disks = parseDiskstats(text).filter(
-      (d) => (!whole || whole.has(d.device)) && !this.#s.excludeDisks.some((r) => r.test(d.device)),
+      (d) => (!whole || whole.has(d.device)) && !this.#settings.excludeDisks.some((r) => r.test(d.device)),
     );
     if (disks.length === 0) {
       this.#miss('block devices', new Error('no block device left after filtering /proc/diskstats'));
@@ -298,9 +298,9 @@ export class HostCollector {
   }
 
   async #network(): Promise<Metric[]> {
-    const text = this.#read('/proc/net/dev', join(this.#s.procRoot, 'net', 'dev'));
+    const text = this.#read('/proc/net/dev', join(this.#settings.procRoot, 'net', 'dev'));
     if (text === undefined) return [];
-    const devs = parseNetDev(text).filter((d) => !this.#s.excludeNetDevices.some((r) => r.test(d.device)));
+    const devs = parseNetDev(text).filter((d) => !this.#settings.excludeNetDevices.some((r) => r.test(d.device)));
     const startTime = this.#start;
     const pts = (rx: (d: (typeof devs)[number]) => number, tx: (d: (typeof devs)[number]) => number): NumberPoint[] =>
       devs.flatMap((d) => [
@@ -341,20 +341,20 @@ export class HostCollector {
   }
 
   async #connections(): Promise<Metric[]> {
-    if (this.#s.connections === false) return [];
+    if (this.#settings.connections === false) return [];
     // Reading /proc/net/tcp{,6} walks the kernel's whole socket hash (tcp6 2 ms of CPU a read here
     // whatever the socket count), so a family with no TCP socket (sockstat `inuse` 0 and no TIME_WAIT)
     // is skipped, and with connectionsIntervalMs each table is read once per period, IPv4 and IPv6 on
     // different cycles, its counts reused in between: no cycle pays for both families.
     let sock: Map<string, number> | undefined;
     try {
-      sock = parseSockstat(this.#files.read(join(this.#s.procRoot, 'net', 'sockstat')));
-      parseSockstat(this.#files.read(join(this.#s.procRoot, 'net', 'sockstat6')), sock);
+      sock = parseSockstat(this.#files.read(join(this.#settings.procRoot, 'net', 'sockstat')));
+      parseSockstat(this.#files.read(join(this.#settings.procRoot, 'net', 'sockstat6')), sock);
     } catch {
       sock = undefined; // no sockstat (fixtures, old kernels): read every file
     }
     const now = Date.now();
-    const period = this.#s.connectionsIntervalMs ?? 0;
+    const period = this.#settings.connectionsIntervalMs ?? 0;
     const due = (f: string) => {
       const last = this.#tables.get(f);
       return !last || now - last.at >= period;
@@ -376,7 +376,7 @@ export class HostCollector {
         f.startsWith('tcp') &&
         (sock.get(f === 'tcp' ? 'TCP.inuse' : 'TCP6.inuse') ?? 1) === 0 &&
         (sock.get('TCP.tw') ?? 1) === 0;
-      const text = skip ? '' : this.#read(`/proc/net/${f}`, join(this.#s.procRoot, 'net', f));
+      const text = skip ? '' : this.#read(`/proc/net/${f}`, join(this.#settings.procRoot, 'net', f));
       this.#tables.set(f, { at: now, counts: text === undefined ? undefined : parseNetTcp(text) });
     }
     const points: NumberPoint[] = [];
@@ -402,11 +402,14 @@ export class HostCollector {
   }
 
   async #cgroup(): Promise<Metric[]> {
-    const self = this.#read('/proc/self/cgroup', this.#s.selfCgroupFile ?? join(this.#s.procRoot, 'self', 'cgroup'));
+    const self = this.#read(
+      '/proc/self/cgroup',
+      this.#settings.selfCgroupFile ?? join(this.#settings.procRoot, 'self', 'cgroup'),
+    );
     if (self === undefined) return [];
-    const c = readCgroup(this.#s.cgroupRoot, self, this.#files);
+    const c = readCgroup(this.#settings.cgroupRoot, self, this.#files);
     if (!c) {
-      this.#miss('cgroup', new Error(`no readable cgroup files under ${this.#s.cgroupRoot}`));
+      this.#miss('cgroup', new Error(`no readable cgroup files under ${this.#settings.cgroupRoot}`));
       return [];
     }
     const startTime = this.#start;
@@ -526,7 +529,7 @@ export class HostCollector {
       this.#loop.reset();
     }
     try {
-      const fds = readdirSync(this.#s.selfFdDir ?? '/proc/self/fd');
+      const fds = readdirSync(this.#settings.selfFdDir ?? '/proc/self/fd');
       // readdir itself holds one fd open while listing; it is counted like any other.
       out.push(
         gauge(

@@ -98,7 +98,7 @@ interface Identity {
 const key = (pid: number, startTicks: number) => `${pid}:${startTicks}`;
 
 export class NginxDiscovery {
-  readonly #s: DiscoverySettings;
+  readonly #settings: DiscoverySettings;
   readonly #hz: number;
   readonly #now: () => number;
   readonly #tracked = new Map<string, Tracked>();
@@ -110,7 +110,7 @@ export class NginxDiscovery {
   lastScan = { processes: 0, rejected: 0 };
 
   constructor(settings: DiscoverySettings) {
-    this.#s = settings;
+    this.#settings = settings;
     this.#hz = settings.clockTicks ?? 100;
     this.#now = settings.now ?? Date.now;
   }
@@ -134,7 +134,7 @@ export class NginxDiscovery {
     // Without a readable exe (another user's master) argv[0] names the binary; a bare `nginx` is
     // looked up in PATH so the id matches what a root agent computes from the exe link.
     const binary = m.exe ?? (isAbsolute(args.binary) ? args.binary : findInPath(args.binary || 'nginx'));
-    const info = await this.#s.binaries.get(binary, this.#s.reader.exeLink(m.master.stat.pid), {
+    const info = await this.#settings.binaries.get(binary, this.#settings.reader.exeLink(m.master.stat.pid), {
       replaced: m.exeDeleted === true,
     });
     let { prefix, confPath } = resolveInstancePaths(args, info, m.cwd ?? '/');
@@ -176,12 +176,12 @@ export class NginxDiscovery {
   }
 
   #candidates(): string[] {
-    return [...(this.#s.confCandidates ?? CONVENTIONAL_CONFS.map((c) => c.confPath))];
+    return [...(this.#settings.confCandidates ?? CONVENTIONAL_CONFS.map((c) => c.confPath))];
   }
 
   #fallbackConf(): { confPath: string; prefix: string; how: string } | undefined {
-    const exists = this.#s.fileExists ?? fileExists;
-    const configured = this.#s.confCandidates !== undefined;
+    const exists = this.#settings.fileExists ?? fileExists;
+    const configured = this.#settings.confCandidates !== undefined;
     for (const confPath of this.#candidates()) {
       if (!exists(confPath)) continue;
       const known = CONVENTIONAL_CONFS.find((c) => c.confPath === confPath);
@@ -202,7 +202,7 @@ export class NginxDiscovery {
 
   async poll(): Promise<PollResult> {
     const now = this.#now();
-    const scan = await this.#s.reader.scan();
+    const scan = await this.#settings.reader.scan();
     this.lastScan = { processes: scan.processes, rejected: scan.rejected };
     const events: DiscoveryEvent[] = [];
     const batches: MetricBatch[] = [];
@@ -236,7 +236,7 @@ export class NginxDiscovery {
       const workers = chosen.scan.children.filter(
         (c) => (c.role === 'worker' || c.role === 'worker-shutting-down') && c.stat.state !== 'Z',
       );
-      const usage = await Promise.all(workers.map((w) => this.#s.reader.usage(w.stat.pid)));
+      const usage = await Promise.all(workers.map((w) => this.#settings.reader.usage(w.stat.pid)));
       const starting =
         !t && !workers.some((w) => w.role === 'worker') && !['Z', 'T', 't'].includes(chosen.scan.master.stat.state);
       const mk = key(chosen.scan.master.stat.pid, chosen.scan.master.stat.startTicks);
@@ -268,7 +268,7 @@ export class NginxDiscovery {
     for (const t of [...this.#tracked.values()]) {
       if (byId.has(t.instance.id)) continue;
       // Not in the scan: gone, or a zombie whose command line the kernel no longer shows.
-      const st = await this.#s.reader.stat(t.instance.pid);
+      const st = await this.#settings.reader.stat(t.instance.pid);
       if (st && st.startTicks === t.masterStartTicks && st.state !== 'X') {
         const before = t.instance.health;
         this.#update(t, st, [], now, undefined);
@@ -369,7 +369,7 @@ export class NginxDiscovery {
     if (current === 0) return ['UNHEALTHY', `master process ${pid} has no worker processes: nothing serves requests`];
     if (expected !== undefined && current < expected)
       return ['DEGRADED', `${current} of ${expected} worker processes running (worker_processes ${expected})`];
-    if (t.oldSince !== undefined && now - t.oldSince >= this.#s.oldGenerationGraceMs)
+    if (t.oldSince !== undefined && now - t.oldSince >= this.#settings.oldGenerationGraceMs)
       return [
         'DEGRADED',
         `${old} worker process(es) of an older generation still running ${Math.round((now - t.oldSince) / 1000)} s after a reload (long-lived connections; worker_shutdown_timeout bounds this)`,

@@ -71,7 +71,7 @@ export function backoffMs(attempt: number, r: RetrySettings, random: number): nu
 }
 
 export class OtlpSender {
-  readonly #s: SenderSettings;
+  readonly #settings: SenderSettings;
   readonly #queue: ExportRequest[] = [];
   readonly #stats: SenderStats = {
     exportedPoints: 0,
@@ -90,7 +90,7 @@ export class OtlpSender {
   #current: ExportRequest | undefined;
 
   constructor(s: SenderSettings) {
-    this.#s = s;
+    this.#settings = s;
   }
 
   get stats(): Readonly<SenderStats> {
@@ -101,7 +101,7 @@ export class OtlpSender {
   /** Queues a request; drops (and counts) the oldest when the queue is full. */
   enqueue(req: ExportRequest): void {
     this.#queue.push(req);
-    while (this.#queue.length > this.#s.queueSize) {
+    while (this.#queue.length > this.#settings.queueSize) {
       // A request on the wire stays; the oldest of the others goes (one waiting for a retry may go).
       const i = this.#queue[0] === this.#current && this.#queue.length > 1 ? 1 : 0;
       this.#drop(this.#queue.splice(i, 1)[0], 'queue_full');
@@ -126,7 +126,7 @@ export class OtlpSender {
         this.#drop(req, 'shutdown');
         continue;
       }
-      const r = await this.#attempt(req, Math.min(left, this.#s.timeoutMs));
+      const r = await this.#attempt(req, Math.min(left, this.#settings.timeoutMs));
       if (!r.ok) this.#drop(req, r.retryable ? 'shutdown' : 'rejected');
     }
   }
@@ -143,15 +143,16 @@ export class OtlpSender {
       const first = this.#now();
       for (let attempt = 1; !signal.aborted; attempt++) {
         this.#current = req;
-        const r = await this.#attempt(req, this.#s.timeoutMs);
+        const r = await this.#attempt(req, this.#settings.timeoutMs);
         this.#current = undefined;
         if (r.ok || !r.retryable) {
           if (!r.ok) this.#drop(req, 'rejected');
           this.#remove(req);
           break;
         }
-        const delay = r.retryAfterMs ?? backoffMs(attempt, this.#s.retry, (this.#s.random ?? Math.random)());
-        if (this.#now() + delay - first > this.#s.retry.maxElapsedMs) {
+        const delay =
+          r.retryAfterMs ?? backoffMs(attempt, this.#settings.retry, (this.#settings.random ?? Math.random)());
+        if (this.#now() + delay - first > this.#settings.retry.maxElapsedMs) {
           this.#drop(req, 'retries_exhausted');
           this.#remove(req);
           break;
@@ -172,11 +173,11 @@ export class OtlpSender {
     req: ExportRequest,
     timeoutMs: number,
   ): Promise<{ ok: boolean; retryable: boolean; retryAfterMs?: number }> {
-    const headers: Record<string, string> = { ...this.#s.headers, 'Content-Type': req.contentType };
+    const headers: Record<string, string> = { ...this.#settings.headers, 'Content-Type': req.contentType };
     if (req.gzip) headers['Content-Encoding'] = 'gzip';
     let res: Response;
     try {
-      res = await (this.#s.fetch ?? fetch)(this.#s.endpoint, {
+      res = await (this.#settings.fetch ?? fetch)(this.#settings.endpoint, {
         method: 'POST',
         headers,
         body: req.body as unknown as BodyInit,
@@ -188,7 +189,7 @@ export class OtlpSender {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       this.#failed(
         timeout ? 'timeout' : 'network_error',
-        `${this.#s.endpoint}: ${timeout ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message)}`,
+        `${this.#settings.endpoint}: ${timeout ? `no answer within ${timeoutMs} ms` : (cause?.code ?? cause?.message ?? (err as Error).message)}`,
       );
       return { ok: false, retryable: true };
     }
@@ -198,7 +199,7 @@ export class OtlpSender {
       this.#stats.exportedPoints += req.points;
       this.#stats.sentBytes += req.body.byteLength;
       this.#stats.lastSuccess = this.#now();
-      if (this.#stats.failing) this.#s.logger.info(`OTLP export to ${this.#s.endpoint} works again`);
+      if (this.#stats.failing) this.#settings.logger.info(`OTLP export to ${this.#settings.endpoint} works again`);
       this.#stats.failing = false;
       this.#loggedError = undefined;
       return { ok: true, retryable: false };
@@ -206,7 +207,7 @@ export class OtlpSender {
     const retryable = RETRYABLE.has(res.status);
     this.#failed(
       code,
-      `${this.#s.endpoint} answered ${res.status} ${res.statusText}${retryable ? ' (will retry)' : ' (request dropped; check endpoint, headers and protocol)'}`,
+      `${this.#settings.endpoint} answered ${res.status} ${res.statusText}${retryable ? ' (will retry)' : ' (request dropped; check endpoint, headers and protocol)'}`,
     );
     return {
       ok: false,
@@ -222,7 +223,7 @@ export class OtlpSender {
     if (this.#loggedError !== code) {
       // One line per kind of failure, not per attempt; counts are in agent_otlp_requests_total.
       this.#loggedError = code;
-      this.#s.logger.warn(`OTLP export failed: ${message}`);
+      this.#settings.logger.warn(`OTLP export failed: ${message}`);
     }
   }
 
@@ -235,7 +236,7 @@ export class OtlpSender {
   }
 
   #now(): number {
-    return (this.#s.now ?? Date.now)();
+    return (this.#settings.now ?? Date.now)();
   }
 }
 
