@@ -31,6 +31,8 @@ export async function launchChromium(executablePath: string, defaultViewport?: V
       `--user-data-dir=${profile}`,
     ],
     ...(defaultViewport ? { defaultViewport } : {}),
+    // Chromium's start took over puppeteer's 30 s default once on a loaded 2-core machine.
+    timeout: 120_000,
   });
   return {
     browser,
