@@ -196,7 +196,11 @@ export class Agent {
     if (this.#api) {
       this.#apiAddress = await this.#api.listen();
       this.#log.info(
-        { api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}` },
+        // since_exec_ms: how long start-up took to get here (performance.now() counts from exec).
+        {
+          api: `http://${this.#apiAddress.host}:${this.#apiAddress.port}`,
+          since_exec_ms: Math.round(performance.now()),
+        },
         `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`,
       );
     }
