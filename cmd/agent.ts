@@ -31,4 +31,6 @@ export function buildProgram(): Command {
   return program;
 }
 
-await buildProgram().parseAsync(process.argv);
+// No top-level await: scripts/bundle.mjs bundles this file as CommonJS (dist/agent.cjs), which has none.
+// A rejection still ends the command with its error and exit code 1 (Node's unhandled rejection).
+void buildProgram().parseAsync(process.argv);

@@ -5,6 +5,9 @@
  * small GETs that need none of what fetch adds. Redirects are not followed.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
+
+const requireHere = createRequire(import.meta.url);
 
 export interface HttpGetResult {
   status: number;
@@ -26,7 +29,11 @@ export async function httpGet(
   opts: { timeoutMs: number; headers?: Record<string, string>; maxBytes?: number },
 ): Promise<HttpGetResult> {
   const target = new URL(url);
-  const { request } = target.protocol === 'https:' ? await import('node:https') : await import('node:http');
+  // Required on first use (TLS is not loaded for plain http); require, not import(), because V8 loses
+  // the dynamic-import callback of the code-cached dist/agent.cjs (bin/agent.js).
+  const { request } = (
+    target.protocol === 'https:' ? requireHere('node:https') : requireHere('node:http')
+  ) as typeof import('node:http');
   const maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {

@@ -174,7 +174,7 @@ t=$SECONDS
   --cap-drop ALL --security-opt no-new-privileges \
   -v "$EX/agent/nginx-agent.yaml:/etc/nginx-agent/nginx-agent.yaml:ro" \
   -v nginx-agent-ci-etc:/etc/nginx:ro -v "$EX/nginx/nginx.conf:/etc/nginx/nginx.conf:ro" \
-  -v "$WORK/logs:/var/log/nginx:ro" \
+  -v "$WORK/logs:/var/log/nginx:ro" -e NGINX_AGENT_TRACE_STARTUP=1 \
   "$IMAGE" >"$WORK/agent-run.log" 2>&1 || { fail "agent container: $(tail -5 "$WORK/agent-run.log")"; finish; }
 
 # Requests from inside the shared network namespace (the agent image has node; nothing is published).
@@ -234,6 +234,10 @@ for _ in $(seq 1 60); do
   sleep 1
 done
 show() { grep -E "^($1)" "$WORK/metrics.txt" | head -4 | tr '\n' ' ' | cut -c1-400; }
+# The image's build warmed dist/agent.cjs's code cache with the Node.js the image runs.
+trace=$("${PM[@]}" logs nginx-agent-ci-agent 2>&1 | grep -m1 '^agent: running' || true)
+[ "$trace" = "agent: running dist/agent.cjs, code cache accepted" ] && pass "the image starts from the bundle with its code cache" ||
+  fail "the image's start-up path: ${trace:-no NGINX_AGENT_TRACE_STARTUP line}"
 [ "$(metric nginx_up)" = 1 ] && pass "nginx_up 1" || fail "nginx_up is not 1: $(show 'nginx_up|agent_nginx_instances')"
 [ "$(metric nginx_http_requests_total)" -ge 25 ] && pass "stub_status series count the traffic ($(show nginx_http_requests_total))" ||
   fail "stub_status: $(show 'nginx_http_requests_total|nginx_http_connections|agent_nginx_status')"

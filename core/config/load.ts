@@ -4,8 +4,7 @@
  * (file:line:column and key, the environment variable, or the flag).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { BuiltinPlugin } from '../plugin/builtin.js';
 import { sectionKey } from '../plugin/builtin.js';
@@ -21,16 +20,11 @@ import {
   type Shape,
 } from './schema.js';
 import { yamlPosition } from './yaml-position.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export const ENV_PREFIX = 'NGINX_AGENT_';
 export const SYSTEM_CONFIG_PATH = '/etc/nginx-agent/nginx-agent.yaml';
-/** The repository/package root (two levels above this file, in source and in dist). */
-export const PACKAGE_ROOT = resolve(
-  dirname(fileURLToPath(import.meta.url)),
-  '..',
-  '..',
-  ...(import.meta.url.includes('/dist/') ? ['..'] : []),
-);
+export { PACKAGE_ROOT };
 export const CHECKOUT_CONFIG_PATH = resolve(PACKAGE_ROOT, 'config', 'agent.yaml');
 
 export function rootSchema(builtins: readonly BuiltinPlugin[]) {

@@ -6,9 +6,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ApiResponse } from '../api/types.js';
 import { ApiError } from '../api/types.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -18,9 +18,12 @@ const TYPES: Record<string, string> = {
 
 /** File name served -> where it is read from. */
 function locate(): Map<string, string> {
-  const here = dirname(fileURLToPath(import.meta.url));
-  // From source: core/views/dashboard; compiled: dist/core/views -> the source folder beside dist.
-  const candidates = [join(here, 'dashboard'), join(here, '..', '..', '..', 'core', 'views', 'dashboard')];
+  // Built (dist/core/views or the dist/agent.cjs bundle): the copy scripts/copy-dashboard.mjs put in
+  // dist; from source (tsx): the folder itself.
+  const candidates = [
+    join(PACKAGE_ROOT, 'dist', 'core', 'views', 'dashboard'),
+    join(PACKAGE_ROOT, 'core', 'views', 'dashboard'),
+  ];
   const dir = candidates.find((d) => existsSync(join(d, 'index.html')));
   if (!dir) throw new Error(`dashboard files not found in ${candidates.join(' or ')}: reinstall the agent`);
   const uplot = dirname(createRequire(import.meta.url).resolve('uplot'));

@@ -285,6 +285,9 @@ export class WasmManager {
   readonly #startTime = Date.now();
 
   async #sync(folder: string): Promise<void> {
+    // One folder per turn of the event loop: reading and compiling a module is a few ms of the main
+    // thread, and at start-up the API (listening already) answers its first requests in between.
+    await new Promise((resolve) => setImmediate(resolve));
     if (this.#stopped) return;
     const existing = this.#plugins.get(folder);
     if (!existsSync(join(folder, MANIFEST_FILE))) {

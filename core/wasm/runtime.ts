@@ -6,9 +6,12 @@
  * plugin code.
  */
 import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { PluginLogLevel } from './host-env.js';
 import type { CallReply, FromWorker, LoadReply, LoadSpec, ToWorker, VarChanges } from './protocol.js';
+import { PACKAGE_ROOT } from '../package-root.js';
 
 export interface WasmRuntimeSettings {
   logger: Logger;
@@ -209,7 +212,11 @@ export class WasmRuntime {
   #spawn(): void {
     // From source (tests, tsx) the worker is TypeScript: load it through tsx's API. Built, it is plain JS.
     const fromSource = import.meta.url.endsWith('.ts');
-    const target = new URL(fromSource ? './worker.ts' : './worker.js', import.meta.url);
+    // Built, the worker is dist/core/wasm/worker.js whether this code runs from dist/core/wasm or from
+    // the dist/agent.cjs bundle.
+    const target = fromSource
+      ? new URL('./worker.ts', import.meta.url)
+      : pathToFileURL(join(PACKAGE_ROOT, 'dist', 'core', 'wasm', 'worker.js'));
     const resourceLimits = { maxOldGenerationSizeMb: this.#settings.heapMb ?? 256 };
     const w = fromSource
       ? new Worker(

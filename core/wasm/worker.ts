@@ -286,37 +286,38 @@ function withStdio(wasi: Record<string, unknown>, target: NonNullable<typeof ins
 }
 
 async function extismGuest(spec: LoadSpec, holder: { l?: Loaded }): Promise<Guest> {
-  const plugin: Plugin = await createPlugin(
-    { wasm: [{ data: spec.wasm }] },
-    {
-      useWasi: spec.useWasi,
-      // WASI stdin is /dev/null and stdout/stderr are caught by withStdio, whatever EXTISM_ENABLE_WASI_OUTPUT says.
-      enableWasiOutput: false,
-      allowedHosts: spec.allowedHosts,
-      // The SDK hands this to Node's WASI as preopens, keyed by guest path.
-      allowedPaths: guestToHost(spec.allowedPaths),
-      config: spec.config,
-      logger: console,
-      functions: {
-        [EXTISM_USER]: {
-          publish(cp: CallContext, offset: bigint): bigint {
-            let text: string | undefined;
-            try {
-              text = cp.read(offset)?.text();
-            } catch {
-              text = undefined;
-            }
-            if (text === undefined) {
-              holder.l!.call?.refused.push({ topic: '', reason: `no memory block at offset ${offset}` });
-              return 2n;
-            }
-            return publishText(holder.l!, text) === undefined ? 0n : 1n;
-          },
+  // The module, not a manifest object, and a fetch of our own: the SDK then never touches the
+  // global fetch or Response, whose first use loads undici (~20 ms of this worker's first load).
+  // The SDK's fetch has nothing to do here: http_request is the agent's (sync-http.ts).
+  const plugin: Plugin = await createPlugin(await WebAssembly.compile(spec.wasm as Uint8Array<ArrayBuffer>), {
+    fetch: () => Promise.reject(new Error("the Extism SDK does no HTTP here: http_request is the agent's")),
+    useWasi: spec.useWasi,
+    // WASI stdin is /dev/null and stdout/stderr are caught by withStdio, whatever EXTISM_ENABLE_WASI_OUTPUT says.
+    enableWasiOutput: false,
+    allowedHosts: spec.allowedHosts,
+    // The SDK hands this to Node's WASI as preopens, keyed by guest path.
+    allowedPaths: guestToHost(spec.allowedPaths),
+    config: spec.config,
+    logger: console,
+    functions: {
+      [EXTISM_USER]: {
+        publish(cp: CallContext, offset: bigint): bigint {
+          let text: string | undefined;
+          try {
+            text = cp.read(offset)?.text();
+          } catch {
+            text = undefined;
+          }
+          if (text === undefined) {
+            holder.l!.call?.refused.push({ topic: '', reason: `no memory block at offset ${offset}` });
+            return 2n;
+          }
+          return publishText(holder.l!, text) === undefined ? 0n : 1n;
         },
-        [EXTISM_ENV]: extismEnv(holder),
       },
+      [EXTISM_ENV]: extismEnv(holder),
     },
-  );
+  });
   const instance = await plugin.getInstance();
   const memory = instance.exports.memory instanceof WebAssembly.Memory ? instance.exports.memory : undefined;
   return {

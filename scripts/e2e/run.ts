@@ -127,7 +127,7 @@ async function main(): Promise<void> {
   const args = [join(ROOT, 'bin', 'agent.js'), 'start', '--api-port', String(apiPort), '--plugins-dir', pluginsDir];
   const agent = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, NGINX_AGENT_LOG_FORMAT: 'json' },
+    env: { ...process.env, NGINX_AGENT_LOG_FORMAT: 'json', NGINX_AGENT_TRACE_STARTUP: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let agentOut = '';
@@ -146,6 +146,12 @@ async function main(): Promise<void> {
         : { ok: false, reason: `/health answered ${r.status}: ${JSON.stringify(r.body)}` };
     });
     if (!up) return;
+    // `npm ci` built dist/agent.cjs and its code cache (scripts/bundle.mjs): the fast start-up path ran.
+    await check('bin/agent.js ran the start-up bundle with its code cache', async () =>
+      agentOut.includes('agent: running dist/agent.cjs, code cache accepted')
+        ? { ok: true }
+        : { ok: false, reason: `no "code cache accepted" trace: ${agentOut.split('\n')[0]}` },
+    );
 
     // Traffic: 20 x 200, 5 x 404.
     await nginx.get('/ok', 20);
