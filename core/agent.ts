@@ -155,6 +155,7 @@ export class Agent {
       plugins: () => this.host.report(),
       state: () => this.#state,
       intervalMs: historyInterval(cfg),
+      scheduler: this.scheduler,
       dashboard,
       events: () => this.events,
     });

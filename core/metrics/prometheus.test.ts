@@ -55,6 +55,29 @@ test('exposition has HELP and TYPE per family, escaped labels, cumulative histog
   assert.match(text, /nginx_http_request_time_seconds_count\{m="GET",nginx_instance_id="abc"\} 6\n/);
 });
 
+test('a histogram without labels gets {le=...} alone; label names are sanitised, plain ones kept as they are', () => {
+  const text = renderPrometheus([
+    {
+      name: 'h',
+      type: 'histogram',
+      unit: 's',
+      description: 'H.',
+      points: [{ attributes: {}, count: 2, sum: 3, bounds: [1], buckets: [1, 1] }],
+    },
+    {
+      name: 'g',
+      type: 'gauge',
+      unit: '',
+      description: 'G.',
+      points: [{ attributes: { 'a.b': '1', c__d: '2', '9x': '3', _ok_1: '4' }, value: 1 }],
+    },
+  ]);
+  assert.match(text, /^h_seconds_bucket\{le="1"\} 1$/m);
+  assert.match(text, /^h_seconds_bucket\{le="\+Inf"\} 2$/m);
+  assert.match(text, /^h_seconds_sum 3$/m);
+  assert.match(text, /^g\{_9x="3",_ok_1="4",a_b="1",c_d="2"\} 1$/m);
+});
+
 test("the store replaces a source's series per metric name and forgets a source on final", () => {
   const store = new MetricStore();
   const g = (v: number, dev: string) =>

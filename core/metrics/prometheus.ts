@@ -69,6 +69,7 @@ export function sanitizeName(name: string): string {
 }
 
 export function sanitizeLabel(name: string): string {
+  if (PLAIN_LABEL.test(name)) return name; // the usual case, without building new strings
   let n = name.replace(/[^a-zA-Z0-9_]/g, '_').replace(/__+/g, '_');
   if (/^[0-9]/.test(n)) n = `_${n}`;
   return n;
@@ -85,7 +86,12 @@ export function prometheusName(name: string, unit: string, type: MetricType): st
   return n;
 }
 
+/** A label name that sanitising leaves as it is (no character to replace, no `__`, no leading digit). */
+const PLAIN_LABEL = /^(?!.*__)[a-zA-Z_][a-zA-Z0-9_]*$/;
+const NEEDS_ESCAPE = /[\\\n"]/;
+
 function escapeLabelValue(v: string): string {
+  if (!NEEDS_ESCAPE.test(v)) return v;
   return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
 }
 
@@ -136,12 +142,14 @@ export function toFamilies(metrics: readonly StoredMetric[]): ExpositionFamily[]
       seen.add(key);
       if (m.type === 'histogram') {
         const h = p as HistogramPoint;
+        // `le` goes last, after the sorted attributes: the point's labels with it appended.
+        const open = key ? `${key.slice(0, -1)},le="` : '{le="';
         let cum = 0;
         for (let i = 0; i < h.bounds.length; i++) {
           cum += h.buckets[i] ?? 0;
-          fam.lines.push(`${name}_bucket${labels(h.attributes, ['le', formatValue(h.bounds[i])])} ${cum}`);
+          fam.lines.push(`${name}_bucket${open}${formatValue(h.bounds[i])}"} ${cum}`);
         }
-        fam.lines.push(`${name}_bucket${labels(h.attributes, ['le', '+Inf'])} ${h.count}`);
+        fam.lines.push(`${name}_bucket${open}+Inf"} ${h.count}`);
         fam.lines.push(`${name}_sum${key} ${formatValue(h.sum)}`);
         fam.lines.push(`${name}_count${key} ${h.count}`);
       } else {

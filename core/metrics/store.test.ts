@@ -44,3 +44,28 @@ test('every batch counts as hearing from a source; drop() forgets one at once', 
   assert.deepEqual(store.sources(), []);
   assert.ok(store.version() > v);
 });
+
+test('publishedSnapshot: the named metrics as snapshot() merges them, without running the collectors', () => {
+  const store = new MetricStore();
+  let collected = 0;
+  store.addCollector(() => {
+    collected++;
+    return [gauge({ name: 'agent.own', unit: '1', description: 'Own.' }, [{ attributes: {}, value: 1 }])];
+  });
+  const g = (name: string, value: number) =>
+    gauge({ name, unit: '1', description: name }, [{ attributes: { k: 'v' }, value }]);
+  store.apply({ source: 'a', time: 0, resource: { 'nginx.instance.id': 'i1' }, metrics: [g('x.up', 1), g('y', 2)] });
+  store.apply({ source: 'b', time: 0, metrics: [g('x.up', 3), g('z', 4)] });
+  const names = new Set(['x.up', 'z', 'agent.own', 'missing']);
+  const full = store.snapshot().filter((m) => names.has(m.name) && m.name !== 'agent.own');
+  assert.equal(collected, 1);
+  assert.deepEqual(store.publishedSnapshot(names), full);
+  assert.equal(collected, 1, 'collectors are not run');
+  assert.deepEqual(
+    store.publishedSnapshot(names).map((m) => [m.name, m.points.map((p) => p.attributes)]),
+    [
+      ['x.up', [{ 'nginx.instance.id': 'i1', k: 'v' }, { k: 'v' }]],
+      ['z', [{ k: 'v' }]],
+    ],
+  );
+});

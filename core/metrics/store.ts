@@ -15,6 +15,11 @@ export interface StoredMetric extends MetricDescriptor {
 export interface MetricStoreReader {
   /** All metrics, merged across sources by name, sorted by name. */
   snapshot(): StoredMetric[];
+  /**
+   * The metrics of these names that sources published, merged like `snapshot()`; the read-time
+   * collectors (the agent's own counters) are not run. What the views sample every interval.
+   */
+  publishedSnapshot(names: ReadonlySet<string>): StoredMetric[];
   /** Resource attributes are merged into points; this returns one source's raw batch state. */
   sources(): string[];
 }
@@ -95,12 +100,32 @@ export class MetricStore implements MetricStoreReader {
 
   snapshot(): StoredMetric[] {
     this.#expire();
-    const byName = new Map<string, StoredMetric>();
     const states: Pick<SourceState, 'resource' | 'metrics'>[] = [...this.#sources.values()];
     for (const collect of this.#collectors)
       states.push({ resource: undefined, metrics: new Map(collect().map((m) => [m.name, m])) });
+    return this.#merge(states, (state) => state.metrics.values());
+  }
+
+  publishedSnapshot(names: ReadonlySet<string>): StoredMetric[] {
+    this.#expire();
+    return this.#merge(this.#sources.values(), (state) => {
+      const out: Metric[] = [];
+      for (const name of names) {
+        const m = state.metrics.get(name);
+        if (m) out.push(m);
+      }
+      return out;
+    });
+  }
+
+  /** The metrics `pick` takes from each state, merged by name (resource attributes into points), sorted by name. */
+  #merge<S extends Pick<SourceState, 'resource' | 'metrics'>>(
+    states: Iterable<S>,
+    pick: (state: S) => Iterable<Metric>,
+  ): StoredMetric[] {
+    const byName = new Map<string, StoredMetric>();
     for (const state of states) {
-      for (const m of state.metrics.values()) {
+      for (const m of pick(state)) {
         let out = byName.get(m.name);
         if (!out) {
           out = { name: m.name, type: m.type, unit: m.unit, description: m.description, points: [] };

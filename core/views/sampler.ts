@@ -27,6 +27,20 @@ export const SERIES = {
 
 export const INSTANCE_ATTR = 'nginx.instance.id';
 
+/** The store's metrics `sample` reads (all published by plugins): what the views take from the store. */
+export const SAMPLED_METRICS: ReadonlySet<string> = new Set([
+  'nginx.up',
+  'nginx.http.requests',
+  'nginx.http.responses',
+  'nginx.http.connection.count',
+  'nginx.http.request.time',
+  'system.cpu.utilization',
+  'system.memory.utilization',
+  'system.filesystem.usage',
+  'system.disk.io',
+  'system.network.io',
+]);
+
 interface HistogramState {
   time: number;
   bounds: readonly number[];

@@ -9,10 +9,11 @@ import type { EventLogReader } from '../events/types.js';
 import type { MetricStoreReader } from '../metrics/store.js';
 import type { PluginReport } from '../plugin/host.js';
 import type { AgentInfo } from '../plugin/types.js';
+import type { JobScheduler, ScheduledJob } from '../scheduler.js';
 import { DashboardAssets } from './assets.js';
 import { HistoryStore } from './history.js';
 import { NGINX_VIEW_TOPICS, NginxViewState } from './nginx-state.js';
-import { INSTANCE_ATTR, SERIES, SeriesSampler } from './sampler.js';
+import { INSTANCE_ATTR, SAMPLED_METRICS, SERIES, SeriesSampler } from './sampler.js';
 import type { Summary, SummaryInstance } from './summary-types.js';
 import { TOP_URIS_TOPIC, TopUrisState } from './top-uris.js';
 
@@ -33,6 +34,8 @@ export interface ViewsSettings {
   state: () => string;
   /** Sampling interval of the history (the collection interval). */
   intervalMs: number;
+  /** The agent's scheduler: a sample shares the wake-up of the collections on the same interval. */
+  scheduler?: JobScheduler;
   /** Serve the dashboard page at `/`. */
   dashboard: boolean;
   /** The events pipeline, when there is one. */
@@ -46,6 +49,7 @@ export class Views {
   readonly #sampler = new SeriesSampler(MINUTE_MS);
   readonly #settings: ViewsSettings;
   #timer: NodeJS.Timeout | undefined;
+  #job: ScheduledJob | undefined;
   #subscription: Subscription | undefined;
   #assets: DashboardAssets | undefined;
 
@@ -68,21 +72,32 @@ export class Views {
   }
 
   start(): void {
-    clearInterval(this.#timer);
-    this.#timer = setInterval(() => this.sample(), this.#settings.intervalMs);
+    this.#stopSampling();
+    const { scheduler, intervalMs } = this.#settings;
+    if (scheduler) {
+      this.#job = scheduler.every('views-history', intervalMs, () => this.sample());
+      return;
+    }
+    this.#timer = setInterval(() => this.sample(), intervalMs);
     this.#timer.unref();
   }
 
-  stop(): void {
+  #stopSampling(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#job?.cancel();
+    this.#job = undefined;
+  }
+
+  stop(): void {
+    this.#stopSampling();
     this.#subscription?.unsubscribe();
     this.#subscription = undefined;
   }
 
   /** Takes one sample of the metric store into the history (the timer calls it every interval). */
   sample(now = Date.now()): void {
-    this.history.record(now, this.#sampler.sample(this.#settings.store.snapshot(), now));
+    this.history.record(now, this.#sampler.sample(this.#settings.store.publishedSnapshot(SAMPLED_METRICS), now));
     this.nginx.prune(now, GONE_KEPT_MS);
   }
 

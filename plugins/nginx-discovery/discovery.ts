@@ -120,6 +120,15 @@ export class NginxDiscovery {
     return [...this.#tracked.values()].map((t) => structuredClone(t.instance));
   }
 
+  /**
+   * Every instance known now, not copied: for reading at once (the plugin's status and metrics, read
+   * every few seconds, where a deep copy of each instance was most of their cost). Not to be kept
+   * or changed: the next poll updates them.
+   */
+  instanceViews(): readonly Readonly<NginxInstance>[] {
+    return [...this.#tracked.values()].map((t) => t.instance);
+  }
+
   /** Workers the instance's config asks for (`worker_processes`), from `nginx.config.changed`. */
   setConfigWorkers(id: string, n: number | undefined): void {
     const t = this.#tracked.get(id);

@@ -146,7 +146,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
       }
       for (const b of batches) this.#ctx.bus.publish('metrics', { ...b, interval: this.#ctx.config.interval });
       this.#publishSelf();
-      const n = this.#discovery.instances().length;
+      const n = this.#discovery.instanceViews().length;
       if (this.#polls === 1 && n === 0 && !this.#loggedNone) {
         this.#loggedNone = true;
         log.warn(
@@ -168,7 +168,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
 
   #publishSelf(): void {
     const start = this.#startedAt;
-    const instances = this.#discovery.instances();
+    const instances = this.#discovery.instanceViews();
     this.#ctx.bus.publish('metrics', {
       source: this.name,
       time: Date.now(),
@@ -211,7 +211,7 @@ export class NginxDiscoveryPlugin implements Plugin<NginxDiscoveryConfig> {
   }
 
   status(): PluginStatus {
-    const instances = this.instances();
+    const instances = this.#discovery?.instanceViews() ?? [];
     const details = {
       proc_root: this.#ctx.config.proc_root,
       scans: this.#polls,

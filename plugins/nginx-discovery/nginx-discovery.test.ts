@@ -525,6 +525,17 @@ describe('the plugin over fixture trees', () => {
 describe('discovery of a real nginx (TestNginx)', { skip: needNginx() }, () => {
   test('found with its prefix, config and version; reload -> reloaded; stop -> removed with a final batch', async () => {
     const n = await TestNginx.start({ workers: 2 });
+    // TestNginx returns once one worker runs: wait for both, with their worker title (a worker just
+    // forked wears its master's title for a moment), so the first scan sees the whole instance.
+    const workersUp = async () => {
+      const pids = await n.workerPids();
+      const titles = await Promise.all(pids.map((p) => readFile(`/proc/${p}/cmdline`, 'utf8').catch(() => '')));
+      return pids.length === 2 && titles.every((t) => t.includes('worker process'));
+    };
+    for (const end = Date.now() + 30_000; !(await workersUp()); ) {
+      if (Date.now() > end) throw new Error('nginx did not start its 2 workers within 30 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const h = await startPlugin(plugin, { interval: '100ms' });
     try {
       const pid = await n.masterPid();

@@ -356,7 +356,7 @@ test('reconfigure: static logs follow the new list, new bounds restart the histo
     signal: ac.signal,
     scheduler: new Scheduler(),
     api: { route() {} },
-    store: { snapshot: () => [], sources: () => [] },
+    store: { snapshot: () => [], publishedSnapshot: () => [], sources: () => [] },
     agent: { version: 't', startedAt: 0, hostname: 'h' },
   });
   cleanups.push(async () => {

@@ -10,6 +10,7 @@ import {
   rmSync,
   truncateSync,
   unlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -125,6 +126,32 @@ test('copytruncate: smaller file -> from 0; regrown past our offset between poll
   await t.poll();
   assert.deepEqual(lines, numbered(0, 20, 'newer').trimEnd().split('\n'));
   assert.equal(t.stats.truncations, 2);
+  await t.close();
+});
+
+test('a quiet log is polled with one stat; a copytruncate regrown to the very same size is still noticed', async () => {
+  const { path, lines, clock, t } = setup();
+  writeFileSync(path, numbered(0, 3, 'aaa'));
+  // Written long ago (by the tailer's clock): quiet polls from the first poll that reads it to its end.
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(path, past, past);
+  clock.now = Date.now() + 60_000;
+  await t.poll();
+  await t.poll(); // nothing new: the quiet poll
+  assert.deepEqual(lines.splice(0), numbered(0, 3, 'aaa').trimEnd().split('\n'));
+  // Same length, other bytes, same inode: only the file's times tell.
+  truncateSync(path, 0);
+  appendFileSync(path, numbered(0, 3, 'bbb'));
+  await t.poll();
+  assert.deepEqual(lines.splice(0), numbered(0, 3, 'bbb').trimEnd().split('\n'));
+  assert.equal(t.stats.truncations, 1);
+  appendFileSync(path, 'ccc\n');
+  await t.poll();
+  assert.deepEqual(lines, ['ccc']);
+  const saved = await t.position();
+  assert.equal(saved?.offset, readFileSync(path).length);
+  assert.equal(Buffer.from(saved!.tail, 'base64').toString().endsWith('bbb 2\nccc\n'), true);
+  assert.deepEqual(await t.position(), saved, 'the same position while nothing moved');
   await t.close();
 });
 

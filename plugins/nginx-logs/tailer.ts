@@ -70,6 +70,12 @@ const FINGERPRINT = 32;
 const HEAD = 64;
 /** How often at most the holders of a rotated-away file are looked up. */
 const HOLDER_CHECK_MS = 200;
+/**
+ * A log whose last change (mtime, ctime) is this old is polled with one stat until the stat changes.
+ * File times have a granularity (a jiffy, up to 2 s on some file systems): a file changed again
+ * within it could keep its times, so a file that just changed gets the full poll.
+ */
+const QUIET_AFTER_MS = 2500;
 /** Rotated copies beside the log that are looked at for a copytruncate, newest first. */
 const MAX_COPY_CANDIDATES = 5;
 const COMPRESSED = /\.(gz|bz2|xz|zst|lz4|z|zip)$/i;
@@ -119,6 +125,10 @@ export class LogTailer {
   #rotated: Reader[] = [];
   #firstLook = true;
   #closed = false;
+  /** The path's stat when the last poll read the file to its end with nothing rotated away; else undefined. */
+  #quiet: { ino: number; dev: number; size: number; mtimeMs: number; ctimeMs: number } | undefined;
+  /** The last position handed out and what it was taken from: the same again while none of that moves. */
+  #lastPosition: { key: string; reader: Reader; position: SavedPosition } | undefined;
   readonly stats: TailerStats;
 
   constructor(options: TailerOptions) {
@@ -167,6 +177,11 @@ export class LogTailer {
     const reader = this.#current;
     if (!reader || this.#closed) return undefined;
     const offset = reader.pos - reader.carry;
+    // Saved every few seconds: while the reader, its offsets, its head and the truncations seen stay
+    // the same, so do the bytes before the offset (the fingerprint check of each poll watches them).
+    const key = `${offset}:${reader.pos}:${reader.headLen}:${this.stats.truncations}`;
+    const last = this.#lastPosition;
+    if (last?.reader === reader && last.key === key) return last.position;
     const tail = Buffer.alloc(Math.min(FINGERPRINT, offset));
     let tailLen = 0;
     try {
@@ -174,16 +189,20 @@ export class LogTailer {
     } catch {
       return undefined; // closed meanwhile
     }
-    return {
+    const position = {
       dev: reader.dev,
       ino: reader.ino,
       offset,
       head: reader.head.subarray(0, reader.headLen).toString('base64'),
       tail: tail.subarray(0, tailLen).toString('base64'),
     };
+    this.#lastPosition = { key, reader, position };
+    return position;
   }
 
   async #poll(): Promise<void> {
+    if (await this.#unchanged()) return;
+    this.#quiet = undefined;
     const now = this.#settings.now();
     // Rotated-away files first: their lines are older.
     for (const reader of [...this.#rotated]) {
@@ -231,7 +250,44 @@ export class LogTailer {
       await this.#truncated(current);
       await this.#drainRotated();
       await this.#drain(current);
+    } else if (
+      st.size === current.pos &&
+      this.#rotated.length === 0 &&
+      now - Math.max(st.mtimeMs, st.ctimeMs) >= QUIET_AFTER_MS
+    ) {
+      // Read to the end of the file at the path, nothing rotated away to drain, and its last change
+      // old enough that any later one gets other times: until the path's stat changes, a poll has
+      // nothing to do.
+      this.#quiet = { ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
     }
+  }
+
+  /**
+   * The quiet poll: one stat of the path, and nothing else when it is the file read to its end at the
+   * last poll, with the same size, modification and change times (no write, rotation or truncation
+   * since: a copytruncate regrown to the very same size still moves the times, QUIET_AFTER_MS). A
+   * quiet log then costs one system call a poll instead of two reads and a stat.
+   */
+  async #unchanged(): Promise<boolean> {
+    const quiet = this.#quiet;
+    const current = this.#current;
+    if (!quiet || !current || this.#rotated.length) return false;
+    let st: Stats;
+    try {
+      st = await stat(this.#settings.path);
+    } catch {
+      return false; // the full poll says what happened
+    }
+    return (
+      st.ino === quiet.ino &&
+      st.dev === quiet.dev &&
+      st.size === quiet.size &&
+      st.mtimeMs === quiet.mtimeMs &&
+      st.ctimeMs === quiet.ctimeMs &&
+      this.#quiet === quiet &&
+      this.#current === current &&
+      current.pos === quiet.size
+    );
   }
 
   /** Opens `path` if it is a regular file; undefined when it does not exist; throws for anything else. */

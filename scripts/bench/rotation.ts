@@ -66,7 +66,7 @@ class Follower {
       signal: this.#abort.signal,
       scheduler: new Scheduler(),
       api: { route() {} },
-      store: { snapshot: () => [], sources: () => [] },
+      store: { snapshot: () => [], publishedSnapshot: () => [], sources: () => [] },
       agent: { version: 'bench', startedAt: Date.now(), hostname: 'bench', stateDir },
     });
   }
