@@ -17,7 +17,16 @@
 // A bundle that cannot be built or warmed is not an error: bin/agent.js then runs dist/cmd/agent.js
 // (or the bundle without a cache) and says why with NGINX_AGENT_TRACE_STARTUP=1.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -27,6 +36,8 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(root, 'dist');
 export const BUNDLE = join(dist, 'agent.cjs');
 export const CODE_CACHE = `${BUNDLE}.cache`;
+const DASHBOARD = join(dist, 'core', 'views', 'dashboard');
+const BUILD_INFO = join(dist, '.tsbuildinfo');
 
 const say = (msg) => console.log(`bundle: ${msg}`);
 
@@ -136,7 +147,11 @@ async function warm() {
   try {
     const url = await freeLoopbackUrl(child);
     // /health is 200 once every plugin has collected once: start-up's code has all run by then.
-    while ((await health(url)) !== 200) await new Promise((r) => setTimeout(r, 50));
+    while ((await health(url)) !== 200) {
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`the agent exited (${child.exitCode ?? child.signalCode}) before /health said 200`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
     child.kill('SIGTERM');
     await exited;
   } catch (err) {
@@ -149,11 +164,42 @@ async function warm() {
   }
 }
 
-rmSync(BUNDLE, { force: true });
-rmSync(`${BUNDLE}.map`, { force: true });
-rmSync(CODE_CACHE, { force: true });
-if (await build()) {
-  await warm();
-  const size = (f) => (existsSync(f) ? `${(statSync(f).size / 1024).toFixed(0)} KB` : 'none');
-  say(`dist/agent.cjs ${size(BUNDLE)}, code cache ${size(CODE_CACHE)}`);
+/**
+ * The newest mtime of tsc's output: the .js files under dist/, but not the dashboard's browser
+ * files (copied on every build, and not part of the bundle).
+ */
+function newestCompiled(dir = dist) {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) newest = path === DASHBOARD ? newest : Math.max(newest, newestCompiled(path));
+    else if (entry.name.endsWith('.js')) newest = Math.max(newest, statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+// What the cache was made with: V8 refuses a cache from another V8 (a Node.js upgrade).
+const STAMP = `${BUNDLE}.stamp`;
+const stamp = JSON.stringify({
+  node: process.version,
+  v8: process.versions.v8,
+  bundler: statSync(fileURLToPath(import.meta.url)).mtimeMs,
+});
+const current =
+  existsSync(CODE_CACHE) &&
+  existsSync(STAMP) &&
+  readFileSync(STAMP, 'utf8') === stamp &&
+  // bin/agent.js runs the bundle only when it is newer than dist/.tsbuildinfo: the same test here.
+  statSync(BUNDLE).mtimeMs >= Math.max(newestCompiled(), existsSync(BUILD_INFO) ? statSync(BUILD_INFO).mtimeMs : 0);
+if (current) {
+  // npm start builds before every start: nothing compiled changed, nothing to bundle or warm.
+  say('dist/agent.cjs and its code cache are up to date');
+} else {
+  for (const f of [BUNDLE, `${BUNDLE}.map`, CODE_CACHE, STAMP]) rmSync(f, { force: true });
+  if (await build()) {
+    await warm();
+    if (existsSync(CODE_CACHE)) writeFileSync(STAMP, stamp);
+    const size = (f) => (existsSync(f) ? `${(statSync(f).size / 1024).toFixed(0)} KB` : 'none');
+    say(`dist/agent.cjs ${size(BUNDLE)}, code cache ${size(CODE_CACHE)}`);
+  }
 }
