@@ -6,7 +6,9 @@ import { describe, it } from 'node:test';
 import { pluginsCheck } from '../../cmd/run/plugins-check.js';
 import { runAgent } from '../testing/agent-process.js';
 import { isOpenPattern, ManifestError, parseManifest } from './manifest.js';
+import type { Message } from '../topics.js';
 import { capMemory, checkAbi, checkPluginDir } from './module.js';
+import { trimMetrics } from './plugin.js';
 import { compileFixture, compileWatText, tempPluginsDir, writePlugin } from './testing.js';
 
 const GOOD = `name: echo
@@ -36,6 +38,7 @@ describe('plugin.yaml', () => {
       name: 'echo',
       wasm: 'echo.wasm',
       subscriptions: ['event.in'],
+      metric_names: [],
       publishes: ['event.echo.*'],
       config: { mode: 'fast' },
       timeout_ms: 200,
@@ -44,6 +47,39 @@ describe('plugin.yaml', () => {
       allowed_paths: {},
       abi: 'extism',
     });
+  });
+
+  it('metric_names: a list of non-empty names; a metrics batch reaches the plugin with only those', () => {
+    const m = parseManifest(`${GOOD}metric_names: [nginx.http.responses, nginx.up]\n`, 'plugin.yaml');
+    assert.deepEqual(m.metric_names, ['nginx.http.responses', 'nginx.up']);
+    assert.deepEqual(problems(`${GOOD}metric_names: [a, ""]\n`), [
+      '/p/plugin.yaml:9:19: metric_names.1: must be a non-empty string, got the string ""',
+    ]);
+    const metric = (name: string) => ({ name, type: 'gauge' as const, unit: '1', description: name, points: [] });
+    const batch = {
+      topic: 'metrics' as const,
+      time: 5,
+      data: {
+        source: 'nginx-logs:x',
+        time: 5,
+        resource: { 'nginx.instance.id': 'i' },
+        metrics: [metric('nginx.up'), metric('other'), metric('nginx.http.responses')],
+      },
+    };
+    const names = new Set(m.metric_names);
+    const trimmed = trimMetrics(batch, names);
+    assert.deepEqual(trimmed, {
+      ...batch,
+      data: { ...batch.data, metrics: [metric('nginx.up'), metric('nginx.http.responses')] },
+    });
+    assert.equal(batch.data.metrics.length, 3, 'the published batch is not changed');
+    assert.deepEqual(trimMetrics({ ...batch, data: { ...batch.data, metrics: [metric('other')] } }, names).data, {
+      ...batch.data,
+      metrics: [],
+    });
+    assert.equal(trimMetrics(batch, undefined), batch);
+    const other = { topic: 'nginx.instance.health' as const, time: 1, data: {} } as unknown as Message;
+    assert.equal(trimMetrics(other, names), other);
   });
 
   it('names the file, line, column and key of every problem at once', () => {
@@ -58,7 +94,7 @@ timeout_ms: -5
 colour: blue
 `);
     assert.deepEqual(p, [
-      '/p/plugin.yaml:9:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths, abi, vars_max_bytes, http_timeout_ms, http_max_response_bytes)',
+      '/p/plugin.yaml:9:1: colour: unknown key "colour" (known keys: name, wasm, sha256, subscriptions, metric_names, publishes, config, timeout_ms, memory_mb, allowed_hosts, allowed_paths, abi, vars_max_bytes, http_timeout_ms, http_max_response_bytes)',
       '/p/plugin.yaml:4:13: publishes.0: "nginx.instance.added" is not an open topic: a Wasm plugin may publish only under alert.*, lint.*, event.* (for example "alert.my_plugin"), and MetricBatches on "metrics"',
       '/p/plugin.yaml:6:3: config.window: must be a string (quote numbers and booleans: "300"), got number 300',
       '/p/plugin.yaml:7:3: config.unit: must not be empty (Extism cannot hand an empty value to the plugin): leave the key out instead',

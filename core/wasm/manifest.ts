@@ -20,6 +20,11 @@ export interface Manifest {
   /** Lower-case hex SHA-256 the module must match. */
   sha256?: string;
   subscriptions: string[];
+  /**
+   * For a plugin subscribed to `metrics`: the metric names it reads. Each batch reaches it with only
+   * those metrics (its source, time, resource, interval and final unchanged); [] = every metric.
+   */
+  metric_names: string[];
   publishes: string[];
   config: Record<string, string>;
   timeout_ms?: number;
@@ -39,6 +44,7 @@ export const MANIFEST_KEYS = [
   'wasm',
   'sha256',
   'subscriptions',
+  'metric_names',
   'publishes',
   'config',
   'timeout_ms',
@@ -183,6 +189,7 @@ export function parseManifest(text: string, file: string): Manifest {
     else sha256 = sha256.toLowerCase();
   }
   const subscriptions = strList('subscriptions', true, pattern);
+  const metric_names = strList('metric_names', false);
   const publishes = strList('publishes', true, (s, path) => {
     pattern(s, path);
     if (!isOpenPattern(s) && s !== 'metrics') {
@@ -219,6 +226,7 @@ export function parseManifest(text: string, file: string): Manifest {
     wasm: wasm!,
     ...(sha256 ? { sha256 } : {}),
     subscriptions,
+    metric_names,
     publishes,
     config,
     ...(timeout_ms !== undefined ? { timeout_ms } : {}),

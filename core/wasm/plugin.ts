@@ -56,6 +56,8 @@ interface Version {
   timeoutMs: number;
   memoryMb: number;
   describe?: { version?: string; description?: string };
+  /** `metric_names` of the manifest, when it names some: the metrics of a batch the plugin gets. */
+  metricNames?: ReadonlySet<string>;
 }
 
 /**
@@ -186,7 +188,7 @@ export class WasmPlugin implements Plugin {
       this.#setState('running', undefined);
       this.#log?.info(`Wasm plugin ${this.name} leaves quarantine and gets the next batch`);
     }
-    this.#pending.push(msg);
+    this.#pending.push(trimMetrics(msg, this.#v.metricNames));
     if (this.#pending.length < this.#limits.batchSize) {
       this.#timer ??= setTimeout(() => {
         this.#timer = undefined;
@@ -305,7 +307,14 @@ export class WasmPlugin implements Plugin {
       maxPublishesPerCall: this.#limits.maxPublishesPerCall,
     };
     const r = await this.#runtime.load(spec, Math.max(timeoutMs * 10, 5000));
-    return { checked, instanceId: id, timeoutMs, memoryMb, ...(r.describe ? { describe: r.describe } : {}) };
+    return {
+      checked,
+      instanceId: id,
+      timeoutMs,
+      memoryMb,
+      ...(r.describe ? { describe: r.describe } : {}),
+      ...(m.metric_names.length ? { metricNames: new Set(m.metric_names) } : {}),
+    };
   }
 
   #flush(): void {
@@ -443,6 +452,17 @@ export class WasmPlugin implements Plugin {
     if (state !== 'starting')
       this.#bus?.publish('agent.plugin.state', { plugin: this.name, state, ...(reason ? { reason } : {}) });
   }
+}
+
+/**
+ * A `metrics` message with only the metrics named in the plugin's `metric_names` (the batch's other
+ * fields as published), so what the plugin does not read is neither encoded here nor parsed there;
+ * any other message, or no names, as it is.
+ */
+export function trimMetrics(msg: Message, names: ReadonlySet<string> | undefined): Message {
+  if (!names || msg.topic !== 'metrics') return msg;
+  const metrics = msg.data.metrics.filter((m) => names.has(m.name));
+  return metrics.length === msg.data.metrics.length ? msg : { ...msg, data: { ...msg.data, metrics } };
 }
 
 /** The ABI v1 input: `{"messages":[{"topic","time","data"}, ...]}`. */
