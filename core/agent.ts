@@ -205,13 +205,12 @@ export class Agent {
         `API listening on http://${this.#apiAddress.host}:${this.#apiAddress.port}`,
       );
     }
+    // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
+    // nothing (a built-in's first nginx.config.changed, say): start() reads and checks every plugin
+    // folder and subscribes its plugin before it returns. They load in the worker meanwhile.
+    void this.wasm?.start();
     this.views.start();
     await this.host.startBuiltins(this.#settings.builtins, this.#loaded.config);
-    // Wasm plugins after the built-ins: the worker's boot (~40 ms of a core) and the modules' compiles
-    // do not compete with the API's first answers and the built-ins' first collections. A plugin
-    // subscribes once loaded; what it must see whenever it comes (the nginx config, say) is asked of
-    // the API at init or republished on change.
-    void this.wasm?.start();
     // Not awaited: loading the NATS client must not delay `running` (the fleet reports `connecting`).
     if (this.#loaded.config.fleet.enabled) void this.#startFleet();
     this.#state = 'running';

@@ -6,6 +6,11 @@ import assert from 'node:assert/strict';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import pino from 'pino';
+import { Agent } from '../agent.js';
+import { loadConfig } from '../config/load.js';
+import { bool, object } from '../config/schema.js';
+import { defineBuiltin } from '../plugin/builtin.js';
 import { runAgent } from '../testing/agent-process.js';
 import { waitFor } from '../testing/nginx.js';
 import type { Envelope, Topic } from '../topics.js';
@@ -34,6 +39,42 @@ function echoed(seen: Envelope[], topic: string, from?: string): number[] {
 const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
 
 describe('Wasm plugins in the agent', () => {
+  it('a plugin found at start is subscribed before any built-in starts: what a built-in publishes from its init reaches it', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
+    // Published synchronously from init: only a subscription made before the built-ins start sees it.
+    const early = defineBuiltin({
+      name: 'early-publisher',
+      description: 'test plugin',
+      schema: object({ enabled: bool({ default: true }) }),
+      create: () => ({
+        name: 'early-publisher',
+        subscriptions: () => [],
+        init(ctx) {
+          for (let i = 0; i < 5; i++) ctx.bus.publish('event.in.echo', { i });
+        },
+        close() {},
+      }),
+    });
+    const flags = [
+      { path: 'api.port', flag: '--api-port', value: 0 },
+      { path: 'wasm.dirs', flag: '--plugins-dir', value: [dir] },
+    ];
+    const loaded = loadConfig({ builtins: [early], flags, env: {}, searchPaths: [] });
+    const agent = new Agent({ loaded, builtins: [early], logger: pino({ level: 'silent' }) });
+    const seen: Envelope[] = [];
+    agent.bus.subscribe('test-recorder', ['event.echo.*'], (m) => void seen.push(m));
+    try {
+      await agent.start();
+      await agent.wasm!.ready;
+      await waitFor(() => echoed(seen, 'event.echo.output').length === 5, 'the 5 early messages echoed', 10_000);
+      assert.deepEqual(echoed(seen, 'event.echo.output'), range(0, 5));
+    } finally {
+      await agent.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('delivers batches in order with nothing lost, through both publish paths, and reports it', async () => {
     const dir = tempPluginsDir();
     writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));

@@ -11,8 +11,8 @@ import { PACKAGE_ROOT, type CoreConfig } from '../config/load.js';
 import { counter, gauge, histogram, type Metric } from '../metrics/model.js';
 import type { PluginHost } from '../plugin/host.js';
 import type { PluginLogLevel } from './host-env.js';
-import { MANIFEST_FILE } from './manifest.js';
-import { checkPluginDir } from './module.js';
+import { MANIFEST_FILE, type Manifest } from './manifest.js';
+import { checkPluginDir, readManifest } from './module.js';
 import { CALL_BOUNDS, WasmPlugin, type WasmLimits } from './plugin.js';
 import { WasmRuntime } from './runtime.js';
 
@@ -285,9 +285,6 @@ export class WasmManager {
   readonly #startTime = Date.now();
 
   async #sync(folder: string): Promise<void> {
-    // One folder per turn of the event loop: reading and compiling a module is a few ms of the main
-    // thread, and at start-up the API (listening already) answers its first requests in between.
-    await new Promise((resolve) => setImmediate(resolve));
     if (this.#stopped) return;
     const existing = this.#plugins.get(folder);
     if (!existsSync(join(folder, MANIFEST_FILE))) {
@@ -299,6 +296,28 @@ export class WasmManager {
           `Wasm plugin ${existing.name} unloaded: ${folder} no longer holds ${MANIFEST_FILE}`,
         );
       }
+      return;
+    }
+    if (!existing) {
+      // A new folder: only its manifest now, so the host subscribes the plugin at once (at start-up,
+      // before any built-in publishes); its module is read, hashed, compiled and checked by the
+      // plugin's init a turn of the event loop later, between the API's first answers.
+      let manifest: Manifest;
+      try {
+        manifest = readManifest(folder);
+      } catch (e) {
+        await this.#addRefused(folder, e as Error);
+        return;
+      }
+      const p = new WasmPlugin(
+        manifest.name,
+        folder,
+        { manifest, check: () => checkPluginDir(folder, manifest) },
+        this.runtime,
+        this.#limits,
+      );
+      this.#plugins.set(folder, p);
+      if (await this.#add(p)) this.#plugins.delete(folder);
       return;
     }
     let checked;
@@ -314,14 +333,9 @@ export class WasmManager {
         );
         return;
       }
-      if (existing) {
-        this.#plugins.delete(folder);
-        await this.#settings.host.remove(existing.name);
-      }
-      // Added anyway so /health and /v1/plugins show the folder as failed with the reason.
-      const p = new WasmPlugin(basename(folder), folder, e as Error, this.runtime, this.#limits);
-      this.#plugins.set(folder, p);
-      if (await this.#add(p)) this.#plugins.delete(folder);
+      this.#plugins.delete(folder);
+      await this.#settings.host.remove(existing.name);
+      await this.#addRefused(folder, e as Error);
       return;
     }
     if (existing?.loaded && existing.name === checked.manifest.name) {
@@ -336,11 +350,16 @@ export class WasmManager {
       }
       return;
     }
-    if (existing) {
-      this.#plugins.delete(folder);
-      await this.#settings.host.remove(existing.name);
-    }
+    this.#plugins.delete(folder);
+    await this.#settings.host.remove(existing.name);
     const p = new WasmPlugin(checked.manifest.name, folder, checked, this.runtime, this.#limits);
+    this.#plugins.set(folder, p);
+    if (await this.#add(p)) this.#plugins.delete(folder);
+  }
+
+  /** Added anyway so /health and /v1/plugins show the folder as failed with the reason. */
+  async #addRefused(folder: string, err: Error): Promise<void> {
+    const p = new WasmPlugin(basename(folder), folder, err, this.runtime, this.#limits);
     this.#plugins.set(folder, p);
     if (await this.#add(p)) this.#plugins.delete(folder);
   }

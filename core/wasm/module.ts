@@ -77,12 +77,20 @@ export interface CheckedPlugin {
   allowedPaths: Record<string, string>;
 }
 
-/** Reads and checks the plugin in `dir`; throws an Error naming the file and what to fix. */
-export function checkPluginDir(dir: string): CheckedPlugin {
+/** Reads and checks the manifest of the plugin in `dir` (not its module); throws like checkPluginDir. */
+export function readManifest(dir: string): Manifest {
   const manifestFile = join(dir, MANIFEST_FILE);
   if (!existsSync(manifestFile))
     throw new Error(`${manifestFile}: missing; a plugin folder holds plugin.yaml and its .wasm`);
-  const manifest = parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile);
+  return parseManifest(readFileSync(manifestFile, 'utf8'), manifestFile);
+}
+
+/**
+ * Reads and checks the plugin in `dir` (its manifest, or `manifest` when already read by
+ * readManifest); throws an Error naming the file and what to fix.
+ */
+export function checkPluginDir(dir: string, manifest: Manifest = readManifest(dir)): CheckedPlugin {
+  const manifestFile = join(dir, MANIFEST_FILE);
   const wasmFile = join(dir, manifest.wasm);
   let bytes: Uint8Array<ArrayBuffer>;
   try {

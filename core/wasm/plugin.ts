@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Message, Topic, TopicMap } from '../topics.js';
 import type { Plugin, PluginContext, PluginState, PluginStatus, Publisher } from '../plugin/types.js';
 import { extismLogLevel } from './host-env.js';
+import type { Manifest } from './manifest.js';
 import { capMemory, type CheckedPlugin } from './module.js';
 import type { LoadSpec } from './protocol.js';
 import type { CallResult, WasmRuntime } from './runtime.js';
@@ -59,6 +60,15 @@ interface Version {
   metricNames?: ReadonlySet<string>;
 }
 
+/**
+ * A plugin folder at start-up: its manifest is read (name and subscriptions, so the host subscribes
+ * it before any built-in publishes), its module is checked by init, a turn later.
+ */
+export interface PendingCheck {
+  readonly manifest: Manifest;
+  check(): CheckedPlugin;
+}
+
 export class WasmPlugin implements Plugin {
   readonly name: string;
   readonly startTime = Date.now();
@@ -77,8 +87,11 @@ export class WasmPlugin implements Plugin {
   };
   readonly #runtime: WasmRuntime;
   readonly #limits: WasmLimits;
-  /** Next version, set by the constructor or by a failed check (then init throws it). */
-  readonly #first: CheckedPlugin | Error;
+  /**
+   * The first version: the checked folder, the error that refused it (init throws it), or a folder
+   * whose manifest alone has been read, its module checked by init (see PendingCheck).
+   */
+  #first: CheckedPlugin | Error | PendingCheck;
   readonly #dir: string;
   #v: Version | undefined;
   #gen = 0;
@@ -101,7 +114,13 @@ export class WasmPlugin implements Plugin {
   #refusalsLogged = 0;
 
   /** `checked` is the validated folder, or the error that refused it (the plugin then fails its init, visibly). */
-  constructor(name: string, dir: string, checked: CheckedPlugin | Error, runtime: WasmRuntime, limits: WasmLimits) {
+  constructor(
+    name: string,
+    dir: string,
+    checked: CheckedPlugin | Error | PendingCheck,
+    runtime: WasmRuntime,
+    limits: WasmLimits,
+  ) {
     this.name = name;
     this.#dir = dir;
     this.#first = checked;
@@ -135,11 +154,23 @@ export class WasmPlugin implements Plugin {
   async init(ctx: PluginContext<unknown>): Promise<void> {
     this.#bus = ctx.bus;
     this.#log = ctx.logger;
+    if ('check' in this.#first) {
+      // A turn of the event loop first: the host has subscribed this plugin already, and the check
+      // (reading, hashing and compiling the module) runs between the API's answers, not before them.
+      await new Promise((resolve) => setImmediate(resolve));
+      const pending = this.#first;
+      try {
+        this.#first = pending.check();
+      } catch (err) {
+        this.#first = err as Error;
+      }
+    }
     if (this.#first instanceof Error) throw this.#first;
-    this.#v = await this.#load(this.#first);
+    const first = this.#first;
+    this.#v = await this.#load(first);
     this.#setState('running');
     ctx.logger.info(
-      { wasm: this.#first.wasmFile, sha256: this.#first.sha256, version: this.#v.describe?.version },
+      { wasm: first.wasmFile, sha256: first.sha256, version: this.#v.describe?.version },
       `Wasm plugin ${this.name} loaded from ${this.#dir}${this.#v.describe?.version ? ` (version ${this.#v.describe.version})` : ''}`,
     );
   }
