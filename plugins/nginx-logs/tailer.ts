@@ -18,7 +18,7 @@
  * Only regular files are opened (non-blocking, so a FIFO cannot hang a poll); anything else is
  * refused with an error naming the path, and every descriptor opened is closed.
  */
-import { constants, statSync } from 'node:fs';
+import { constants, readSync, statSync } from 'node:fs';
 import { open, readdir, stat, statfs, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -78,9 +78,11 @@ const HOLDER_CHECK_MS = 200;
 const QUIET_AFTER_MS = 2500;
 /**
  * File systems on local storage (statfs `f_type`): ext2/3/4, XFS, Btrfs, tmpfs, ramfs, overlayfs,
- * ZFS, F2FS. A stat there is answered from the inode cache and cannot hang, so the quiet poll's stat
- * is synchronous (a few microseconds against ~0.1 ms of CPU through the thread pool); on any other
- * (NFS, SMB, FUSE...) it stays asynchronous, so a stuck mount holds up no other log.
+ * ZFS, F2FS. A stat there is answered from the inode cache and cannot hang, nor can a read of the few
+ * bytes just read or written, so the quiet poll's stat and the fingerprint and head reads are
+ * synchronous (a few microseconds against ~0.1 ms of CPU each through the thread pool); on any other
+ * (NFS, SMB, FUSE...) they stay asynchronous, so a stuck mount holds up no other log. The log's
+ * lines themselves are always read asynchronously (a catch-up may read megabytes from the disk).
  */
 const LOCAL_FS_TYPES: ReadonlySet<number> = new Set([
   0xef53, 0x58465342, 0x9123683e, 0x01021994, 0x858458f6, 0x794c7630, 0x2fc12fc1, 0xf2f52010,
@@ -136,7 +138,7 @@ export class LogTailer {
   #closed = false;
   /** The path's stat when the last poll read the file to its end with nothing rotated away; else undefined. */
   #quiet: { ino: number; dev: number; size: number; mtimeMs: number; ctimeMs: number } | undefined;
-  /** Whether the path's file system is local (LOCAL_FS_TYPES), learnt once per file followed. */
+  /** Whether the path's file system is local (LOCAL_FS_TYPES), learnt once per file followed (synchronous stats and peeks). */
   #localFs: boolean | undefined;
   /** The last position handed out and what it was taken from: the same again while none of that moves. */
   #lastPosition: { key: string; reader: Reader; position: SavedPosition } | undefined;
@@ -196,7 +198,7 @@ export class LogTailer {
     const tail = Buffer.alloc(Math.min(FINGERPRINT, offset));
     let tailLen = 0;
     try {
-      if (tail.length) tailLen = (await reader.fh.read(tail, 0, tail.length, offset - tail.length)).bytesRead;
+      if (tail.length) tailLen = await this.#peek(reader.fh, tail, tail.length, offset - tail.length);
     } catch {
       return undefined; // closed meanwhile
     }
@@ -237,6 +239,10 @@ export class LogTailer {
       if (this.#closed) return;
     }
     const current = this.#current;
+    this.#localFs ??= await statfs(this.#settings.path).then(
+      (fs) => LOCAL_FS_TYPES.has(fs.type),
+      () => false,
+    );
     if (await this.#checkTruncated(current)) await this.#drainRotated();
     await this.#drain(current);
     let st: Stats;
@@ -271,10 +277,6 @@ export class LogTailer {
       // old enough that any later one gets other times: until the path's stat changes, a poll has
       // nothing to do.
       this.#quiet = { ino: st.ino, dev: st.dev, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs };
-      this.#localFs ??= await statfs(this.#settings.path).then(
-        (fs) => LOCAL_FS_TYPES.has(fs.type),
-        () => false,
-      );
     }
   }
 
@@ -487,21 +489,29 @@ export class LogTailer {
 
   async #takeFingerprint(reader: Reader): Promise<void> {
     const len = Math.min(FINGERPRINT, reader.pos);
-    const { bytesRead } = await reader.fh.read(reader.fingerprint, 0, len, reader.pos - len);
-    reader.fpLen = bytesRead;
+    reader.fpLen = await this.#peek(reader.fh, reader.fingerprint, len, reader.pos - len);
   }
 
   async #takeHead(reader: Reader): Promise<void> {
     if (reader.headLen >= HEAD) return;
-    const { bytesRead } = await reader.fh.read(reader.head, 0, HEAD, 0);
-    reader.headLen = bytesRead;
+    reader.headLen = await this.#peek(reader.fh, reader.head, HEAD, 0);
+  }
+
+  /**
+   * A read of at most a few dozen bytes that were just read or written (the fingerprint, the head,
+   * the bytes before a saved offset): synchronous on a local file system, where the page cache has
+   * them (microseconds, against a thread-pool round trip per read, four a second on a busy log).
+   */
+  async #peek(fh: FileHandle, buf: Buffer, length: number, position: number): Promise<number> {
+    if (this.#localFs) return readSync(fh.fd, buf, 0, length, position);
+    return (await fh.read(buf, 0, length, position)).bytesRead;
   }
 
   /** copytruncate that regrew past our offset: the bytes before the offset are not the ones we read. */
   async #checkTruncated(reader: Reader): Promise<boolean> {
     if (reader.fpLen === 0) return false;
     const probe = Buffer.allocUnsafe(reader.fpLen);
-    const { bytesRead } = await reader.fh.read(probe, 0, reader.fpLen, reader.pos - reader.fpLen);
+    const bytesRead = await this.#peek(reader.fh, probe, reader.fpLen, reader.pos - reader.fpLen);
     if (bytesRead === reader.fpLen && probe.equals(reader.fingerprint.subarray(0, reader.fpLen))) return false;
     await this.#truncated(reader);
     return true;
@@ -565,13 +575,11 @@ export class LogTailer {
         reader.buf.copy(bigger, 0, 0, reader.carry);
         reader.buf = bigger;
       }
-      const { bytesRead } = await reader.fh.read(
-        reader.buf,
-        reader.carry,
-        reader.buf.length - reader.carry,
-        reader.pos,
-      );
+      const wanted = reader.buf.length - reader.carry;
+      const { bytesRead } = await reader.fh.read(reader.buf, reader.carry, wanted, reader.pos);
       if (bytesRead === 0 || this.#closed) break;
+      // A short read is the end of the file for now: the next poll reads on (no read that returns 0).
+      const atEnd = bytesRead < wanted;
       reader.pos += bytesRead;
       total += bytesRead;
       this.stats.bytesRead += bytesRead;
@@ -579,12 +587,14 @@ export class LogTailer {
       const lastNl = reader.buf.lastIndexOf(10, filled - 1);
       if (lastNl < 0) {
         reader.carry = filled;
+        if (atEnd) break;
         continue;
       }
       const text = reader.buf.toString('utf8', 0, lastNl + 1);
       reader.carry = filled - lastNl - 1;
       if (reader.carry) reader.buf.copy(reader.buf, 0, lastNl + 1, filled);
       this.#settings.onText(text);
+      if (atEnd) break;
     }
     if (total > 0 && !this.#closed) {
       await this.#takeFingerprint(reader);
