@@ -141,6 +141,17 @@ const after = threads();
 const rss = memoryMb(pid);
 clearInterval(scraper);
 wrk?.kill('SIGINT');
+const grep = strArg('--grep');
+if (grep) {
+  const text = (await get(metricsUrl)).text;
+  const re = new RegExp(grep);
+  console.log(
+    text
+      .split('\n')
+      .filter((l) => !l.startsWith('#') && re.test(l))
+      .join('\n'),
+  );
+}
 const killedAt = performance.now();
 child.kill('SIGINT');
 await new Promise((r) => child.once('exit', r));
