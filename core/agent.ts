@@ -206,11 +206,17 @@ export class Agent {
       );
     }
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
-    // nothing (a built-in's first nginx.config.changed, say): start() reads and checks every plugin
-    // folder and subscribes its plugin before it returns. They load in the worker meanwhile.
-    void this.wasm?.start();
+    // nothing (a built-in's first nginx.config.changed, say): start() reads every plugin folder's
+    // manifest and subscribes its plugin before it returns. Their modules are checked, and the worker
+    // started, once the built-ins have started: after the API's first answers.
+    let builtinsStarted = () => {};
+    void this.wasm?.start(new Promise<void>((resolve) => (builtinsStarted = resolve)));
     this.views.start();
-    await this.host.startBuiltins(this.#settings.builtins, this.#loaded.config);
+    try {
+      await this.host.startBuiltins(this.#settings.builtins, this.#loaded.config);
+    } finally {
+      builtinsStarted();
+    }
     // Not awaited: loading the NATS client must not delay `running` (the fleet reports `connecting`).
     if (this.#loaded.config.fleet.enabled) void this.#startFleet();
     this.#state = 'running';

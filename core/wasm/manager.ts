@@ -101,7 +101,8 @@ export class WasmManager {
    * waiting for the loads, so the agent's start-up is not held by the worker; `ready` resolves when
    * every plugin is loaded (or failed) and the watcher runs.
    */
-  start(): Promise<void> {
+  start(after: Promise<unknown> = Promise.resolve()): Promise<void> {
+    this.#after = after;
     this.#dirs = pluginDirs(this.#settings.config);
     const adds: Promise<void>[] = [];
     for (const dir of this.#dirs) {
@@ -122,8 +123,12 @@ export class WasmManager {
         );
         continue;
       }
-      // The worker boots (~40 ms) while the folders are read and checked here; with no folder it never starts.
-      if (folders.length) this.runtime.prepare();
+      // The worker boots (~40 ms of a core) while the modules are checked; with no folder it never
+      // starts. Both wait for `after` (the built-ins started): not in the way of the first answers.
+      if (folders.length)
+        void after.then(() => {
+          if (!this.#stopped) this.runtime.prepare();
+        });
       for (const folder of folders) {
         adds.push(
           this.#sync(folder).catch((err: unknown) =>
@@ -283,6 +288,8 @@ export class WasmManager {
   }
 
   readonly #startTime = Date.now();
+  /** What the first check of a plugin found at start waits for (see start). */
+  #after: Promise<unknown> = Promise.resolve();
 
   async #sync(folder: string): Promise<void> {
     if (this.#stopped) return;
@@ -312,7 +319,7 @@ export class WasmManager {
       const p = new WasmPlugin(
         manifest.name,
         folder,
-        { manifest, check: () => checkPluginDir(folder, manifest) },
+        { manifest, check: () => checkPluginDir(folder, manifest), after: this.#after },
         this.runtime,
         this.#limits,
       );

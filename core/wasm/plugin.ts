@@ -67,6 +67,8 @@ interface Version {
 export interface PendingCheck {
   readonly manifest: Manifest;
   check(): CheckedPlugin;
+  /** Checked once this has settled (the agent's built-ins started), and a turn of the event loop later. */
+  readonly after?: Promise<unknown>;
 }
 
 export class WasmPlugin implements Plugin {
@@ -155,10 +157,12 @@ export class WasmPlugin implements Plugin {
     this.#bus = ctx.bus;
     this.#log = ctx.logger;
     if ('check' in this.#first) {
-      // A turn of the event loop first: the host has subscribed this plugin already, and the check
-      // (reading, hashing and compiling the module) runs between the API's answers, not before them.
-      await new Promise((resolve) => setImmediate(resolve));
+      // The host has subscribed this plugin already (messages wait in its queue); the check (reading,
+      // hashing and compiling the module) runs after the built-ins' start and between the API's
+      // answers, not before them.
       const pending = this.#first;
+      await pending.after?.catch(() => undefined);
+      await new Promise((resolve) => setImmediate(resolve));
       try {
         this.#first = pending.check();
       } catch (err) {
