@@ -439,7 +439,7 @@ describe('fleet on a three-node cluster', { skip }, () => {
       // The inventory is written again after the kill (the bucket's stream may first elect a new leader).
       await waitFor(
         async () => {
-          const rows = await listAgents(op, 5000).catch(() => []);
+          const rows = await listAgents(op).catch(() => []);
           return rows.some((r) => r.id === 'agent-c' && Date.parse(r.last_seen) > killedAt);
         },
         'an inventory write after the kill',

@@ -2,11 +2,19 @@
  * The operator's side of the fleet (used by `agent fleet`): read the inventory, pick agents by name,
  * id or labels, send commands, roll a config out in waves, read the events stream.
  */
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { DeliverPolicy, type JetStreamOptions, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { CommandReply } from './commands.js';
 import { ensureEventsStream, inventoryBucket } from './streams.js';
-import { agentState, commandSubject, EVENTS_STREAM, type InventoryEntry, type Verb } from './subjects.js';
+import {
+  agentState,
+  commandSubject,
+  EVENTS_STREAM,
+  INVENTORY_BUCKET,
+  INVENTORY_STREAM,
+  type InventoryEntry,
+  type Verb,
+} from './subjects.js';
 
 export interface AgentRow extends InventoryEntry {
   /** online, stopped or lost (silent for 3 heartbeats). */
@@ -14,22 +22,15 @@ export interface AgentRow extends InventoryEntry {
 }
 
 /** Every inventory entry, sorted by name. */
-export async function listAgents(nc: NatsConnection, timeoutMs = 10_000): Promise<AgentRow[]> {
+export async function listAgents(nc: NatsConnection): Promise<AgentRow[]> {
   const kv = await inventoryBucket(nc);
-  // A set: the listing is a live consumer, and a key written again while it runs (a heartbeat) comes
-  // twice, which showed one agent twice and made `fleet status NAME` say two agents had that name.
-  const keys = new Set<string>();
-  const lister = await kv.keys();
-  // The key listing is a consumer: on a server too busy to feed it, give up rather than hang.
-  const timer = setTimeout(
-    () => lister.stop(new Error(`listing the inventory took longer than ${timeoutMs} ms; try again`)),
-    timeoutMs,
-  );
-  try {
-    for await (const key of lister) keys.add(key);
-  } finally {
-    clearTimeout(timer);
-  }
+  // The keys are the subjects of the bucket's stream, asked in one request (paged by the client for
+  // very large fleets). kv.keys() is a consumer instead: while the agents' heartbeats kept writing,
+  // it sometimes did not finish within 10 s, and a key written during it came twice.
+  const prefix = `$KV.${INVENTORY_BUCKET}.`;
+  const jsm = await jetstreamManager(nc, { checkAPI: false } as JetStreamOptions);
+  const info = await jsm.streams.info(INVENTORY_STREAM, { subjects_filter: `${prefix}>` });
+  const keys = Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
 
   const now = Date.now();
   const entries = await Promise.all([...keys].map((k) => kv.get(k)));

@@ -80,7 +80,7 @@ if (process.env.BENCH_DEBUG)
     2000,
   ).unref();
 while (visible < AGENTS) {
-  visible = (await listAgents(operator, 2000).catch(() => [])).length;
+  visible = (await listAgents(operator).catch(() => [])).length;
   if (process.env.BENCH_DEBUG)
     process.stderr.write(`visible ${visible}: ${clients.filter((c) => c.state === 'connected').length} connected\n`);
   if (visible < AGENTS) await new Promise((r) => setTimeout(r, 50));
