@@ -15,30 +15,23 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { freePort, TestNginx } from '../../core/testing/nginx.js';
 import { AGENT_BIN, get, isolate, memoryMb, REPO } from './daemons.js';
+import { numberArg, stringArg } from './args.js';
 
 await isolate(import.meta.filename);
 const has = (name: string) => process.argv.includes(name);
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const strArg = (name: string) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
 const wasm = !has('--no-wasm');
-const SECONDS = arg('--seconds', 90);
-const SETTLE = arg('--settle', 20);
-const SCRAPE = arg('--scrape', 15);
-const RATE = arg('--rate', 0);
-const TOP = arg('--top', 40);
+const SECONDS = numberArg('--seconds', 90);
+const SETTLE = numberArg('--settle', 20);
+const SCRAPE = numberArg('--scrape', 15);
+const RATE = numberArg('--rate', 0);
+const TOP = numberArg('--top', 40);
 const profile = !has('--no-prof');
 const CLOCK_TICK_MS = 1000 / Number(spawnSync('getconf', ['CLK_TCK']).stdout?.toString().trim() || 100);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const nginx = await TestNginx.start({ workers: 1 });
 const dir = mkdtempSync(join(tmpdir(), 'agent-profile-'));
-const profDir = strArg('--keep') ?? join(dir, 'prof');
+const profDir = stringArg('--keep') ?? join(dir, 'prof');
 mkdirSync(profDir, { recursive: true });
 const port = await freePort();
 const config = join(dir, 'agent.yaml');
@@ -46,15 +39,15 @@ writeFileSync(
   config,
   `api:\n  port: ${port}\nlog:\n  level: warn\n  format: json\nagent:\n  state_dir: ${dir}\n` +
     (wasm ? '' : 'wasm:\n  enabled: false\n') +
-    (strArg('--yaml') ?? ''),
+    (stringArg('--yaml') ?? ''),
 );
 const nodeArgs = [
   ...(profile
-    ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', String(arg('--interval-us', 1000))]
+    ? ['--cpu-prof', '--cpu-prof-dir', profDir, '--cpu-prof-interval', String(numberArg('--interval-us', 1000))]
     : []),
-  ...(strArg('--node-args') ?? '').split(' ').filter(Boolean),
+  ...(stringArg('--node-args') ?? '').split(' ').filter(Boolean),
 ];
-const child = spawn(process.execPath, [...nodeArgs, strArg('--bin') ?? AGENT_BIN, 'start', '--config', config], {
+const child = spawn(process.execPath, [...nodeArgs, stringArg('--bin') ?? AGENT_BIN, 'start', '--config', config], {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const pid = child.pid!;
@@ -117,11 +110,11 @@ if (RATE > 0) {
 }
 const straceOut = join(dir, 'strace.txt');
 const tracer = has('--strace')
-  ? spawn('strace', [...(strArg('--strace-args') ?? '-c').split(' '), '-f', '-o', straceOut, '-p', String(pid)], {
+  ? spawn('strace', [...(stringArg('--strace-args') ?? '-c').split(' '), '-f', '-o', straceOut, '-p', String(pid)], {
       stdio: 'ignore',
     })
   : undefined;
-const perfData = strArg('--perf');
+const perfData = stringArg('--perf');
 const perf = perfData
   ? spawn('perf', ['record', '-e', 'cpu-clock', '-F', '2000', '-g', '-o', perfData, '-p', String(pid)], {
       stdio: 'ignore',
@@ -141,7 +134,7 @@ const after = threads();
 const rss = memoryMb(pid);
 clearInterval(scraper);
 wrk?.kill('SIGINT');
-const grep = strArg('--grep');
+const grep = stringArg('--grep');
 if (grep) {
   const text = (await get(metricsUrl)).text;
   const re = new RegExp(grep);
@@ -192,7 +185,7 @@ if (profile) {
     summarize(join(profDir, file));
   }
 }
-if (!strArg('--keep')) rmSync(dir, { recursive: true, force: true });
+if (!stringArg('--keep')) rmSync(dir, { recursive: true, force: true });
 
 interface ProfileNode {
   id: number;
@@ -250,7 +243,7 @@ function summarize(file: string): void {
       inclFile.set(group, (inclFile.get(group) ?? 0) + 1);
     }
   }
-  const ms = (n: number) => `${((n * arg('--interval-us', 1000)) / 1000).toFixed(0).padStart(6)} ms`;
+  const ms = (n: number) => `${((n * numberArg('--interval-us', 1000)) / 1000).toFixed(0).padStart(6)} ms`;
   console.log(`\n## ${file.split('/').pop()}: ${counted} samples in the window, ${busy} not idle (~${ms(busy)})`);
   const top = (m: Map<string, number>, n: number, title: string) => {
     console.log(`-- ${title}`);

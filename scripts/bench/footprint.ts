@@ -32,22 +32,15 @@ import {
   tools,
   waitForMetrics,
 } from './daemons.js';
+import { numberArg, stringArg } from './args.js';
 
 await isolate(import.meta.filename);
 const short = process.argv.includes('--short');
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const strArg = (name: string) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : undefined;
-};
-const IDLE_S = arg('--idle', short ? 40 : 300);
-const LOAD_S = arg('--load', short ? 30 : 180);
-const SCRAPE_S = arg('--scrape', short ? 5 : 15);
-const RATE = arg('--rate', 2000);
-const agentNodeArgs = (strArg('--agent-node-args') ?? '').split(' ').filter(Boolean);
+const IDLE_S = numberArg('--idle', short ? 40 : 300);
+const LOAD_S = numberArg('--load', short ? 30 : 180);
+const SCRAPE_S = numberArg('--scrape', short ? 5 : 15);
+const RATE = numberArg('--rate', 2000);
+const agentNodeArgs = (stringArg('--agent-node-args') ?? '').split(' ').filter(Boolean);
 const missing = [...tools().missing, ...(spawnOk('wrk') ? [] : ['wrk'])];
 if (missing.length) {
   console.error(`missing: ${missing.join(', ')} (scripts/install-test-deps.sh installs them)`);

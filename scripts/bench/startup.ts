@@ -29,14 +29,11 @@ import {
   tools,
   waitForMetrics,
 } from './daemons.js';
+import { numberArg } from './args.js';
 
 await isolate(import.meta.filename);
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const RUNS = arg('--runs', 10);
-const SCRAPES = arg('--scrapes', 200);
+const RUNS = numberArg('--runs', 10);
+const SCRAPES = numberArg('--scrapes', 200);
 const missing = tools().missing;
 if (missing.length) {
   console.error(`missing: ${missing.join(', ')} (scripts/install-test-deps.sh installs them)`);

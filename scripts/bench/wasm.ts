@@ -18,12 +18,9 @@ import { capMemory } from '../../core/wasm/module.js';
 import type { LoadSpec } from '../../core/wasm/protocol.js';
 import { WasmRuntime } from '../../core/wasm/runtime.js';
 import { compileFixture, tempPluginsDir } from '../../core/wasm/testing.js';
+import { numberArg } from './args.js';
 
-const arg = (name: string, def: number) => {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? Number(process.argv[i + 1]) : def;
-};
-const N = arg('--messages', 200_000);
+const N = numberArg('--messages', 200_000);
 const logger = pino({ level: 'warn' });
 const wasm = await compileFixture('count');
 const pct = (xs: number[], p: number) =>
