@@ -39,7 +39,6 @@ function runBundle() {
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, {
     filename: bundle,
     cachedData,
-    importModuleDynamically: vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER,
   });
   trace?.(
     `running dist/agent.cjs, code cache ${cachedData ? (script.cachedDataRejected ? 'rejected (another Node.js or V8 flags): compiled' : 'accepted') : 'missing: compiled'}`,

@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { PACKAGE, PACKAGE_ROOT } from '../core/package-root.js';
 
-const REPO_ROOT = join(import.meta.dirname, '..');
-const VERSION = (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+const REPO_ROOT = PACKAGE_ROOT;
+const VERSION = PACKAGE.version;
 
 function agent(root: string, args: string[], nodeArgs: string[] = []) {
   const r = spawnSync(process.execPath, [...nodeArgs, join(root, 'bin', 'agent.js'), ...args], {
