@@ -67,4 +67,51 @@ describe('WasmRuntime', () => {
     assert.equal(rt.restarts, 3);
     await rt.close();
   });
+
+  it('sends the calls of several plugins made in one turn in one round, one call per plugin a round', async () => {
+    const rt = new WasmRuntime({ logger: pino({ level: 'silent' }) });
+    const echo = await compileFixture('echo');
+    for (const id of ['a', 'b', 'c']) await rt.load(spec(id, echo), 10_000);
+    const before = rt.rounds;
+    const input = (n: number) => JSON.stringify({ messages: [{ topic: 'event.echo.x', time: 1, data: { n } }] });
+    const rs = await Promise.all([
+      rt.call('a', input(1), 1000),
+      rt.call('b', input(2), 1000),
+      rt.call('c', input(3), 1000),
+    ]);
+    assert.deepEqual(
+      rs.map((r) => r.ok),
+      [true, true, true],
+    );
+    assert.equal(rt.rounds - before, 1, 'one message to the worker for the three calls');
+    // Two calls of one plugin: two rounds (a plugin's backlog never holds the others back more than one call).
+    const mid = rt.rounds;
+    await Promise.all([rt.call('a', input(4), 1000), rt.call('a', input(5), 1000), rt.call('b', input(6), 1000)]);
+    assert.equal(rt.rounds - mid, 2);
+    await rt.close();
+  });
+
+  it('a call that times out in a round ends alone: the calls after it in the round run in the new worker', async () => {
+    const rt = new WasmRuntime({ logger: pino({ level: 'silent' }) });
+    await rt.load(spec('echo', await compileFixture('echo')), 10_000);
+    await rt.load(spec('loop', await compileFixture('loop')), 10_000);
+    const input = JSON.stringify({ messages: [{ topic: 'event.echo.x', time: 1, data: { n: 1 } }] });
+    // Same turn: one round [echo, loop, echo2]; echo answers, loop runs past 300 ms, the rest goes again.
+    await rt.load(spec('echo2', await compileFixture('echo')), 10_000);
+    const t0 = performance.now();
+    const [a, loop, b] = await Promise.all([
+      rt.call('echo', input, 1000),
+      rt.call('loop', input, 300),
+      rt.call('echo2', input, 1000),
+    ]);
+    assert.equal(a.ok, true);
+    assert.equal(loop.ok, false);
+    assert.equal('timeout' in loop && loop.timeout, true);
+    // Its own timer: from its start, not from the round's (echo's time is not counted against it).
+    assert.ok(loop.ms >= 300 && loop.ms < 1000, `loop ran ${loop.ms} ms`);
+    assert.equal(b.ok, true, `echo2 after the timeout: ${b.error}`);
+    assert.equal(rt.restarts, 1);
+    assert.ok(performance.now() - t0 < 5000);
+    await rt.close();
+  });
 });

@@ -1,6 +1,7 @@
 /**
  * The agent's side of the plugin worker: one worker thread runs every Wasm plugin; requests are
- * queued here and sent one at a time, each with a timer. A call past its limit, or a worker that
+ * queued here and sent in rounds (at most one request per plugin in a round, one message to the
+ * worker), which the worker runs one after the other, each with a timer here. A call past its limit, or a worker that
  * dies, ends in `terminate()`: a new worker is started, every loaded plugin is loaded again into it,
  * and the queue goes on (requests not yet sent are not lost). The agent's event loop never runs
  * plugin code.
@@ -62,9 +63,15 @@ export class WasmRuntime {
   /** Lanes with requests, in serving order. */
   #turns: string[] = [];
   #lastKey: string | undefined;
-  /** Reloads after a restart: served before any lane. */
+  /** Reloads after a restart, then the requests of the round the old worker did not run: served before any lane. */
   readonly #urgent: Op[] = [];
-  #current: Op | undefined;
+  /**
+   * The round sent to the worker and not answered yet, in the order the worker runs it: the first
+   * runs now (its timer is armed), each reply arms the next one's.
+   */
+  #round: Op[] = [];
+  /** A round is to be sent at the end of this turn of the event loop (setImmediate). */
+  #roundScheduled = false;
   #timer: NodeJS.Timeout | undefined;
   #seq = 0;
   /** Specs of plugins loaded in the live worker, to bring back after a restart. */
@@ -76,6 +83,8 @@ export class WasmRuntime {
   #crashes = 0;
   /** Worker restarts after a timeout or a crash. */
   restarts = 0;
+  /** Rounds sent to the worker (messages to it carrying requests): each wakes the worker once. */
+  rounds = 0;
 
   constructor(s: WasmRuntimeSettings) {
     this.#settings = s;
@@ -154,7 +163,7 @@ export class WasmRuntime {
     }
     await this.#enqueue({ type: 'unload', seq: 0, id }, 5000);
     // The last plugin gone: the worker's isolate is given back (a later load starts a new one).
-    if (this.#loaded.size === 0 && !this.#current && this.#urgent.length === 0 && this.#lanes.size === 0) {
+    if (this.#loaded.size === 0 && this.#round.length === 0 && this.#urgent.length === 0 && this.#lanes.size === 0) {
       const w = this.#worker;
       this.#worker = undefined;
       await w?.terminate();
@@ -168,13 +177,12 @@ export class WasmRuntime {
     const w = this.#worker;
     this.#worker = undefined;
     const pending = [
-      ...(this.#current ? [this.#current] : []),
+      ...this.#round.splice(0),
       ...this.#urgent.splice(0),
       ...[...this.#lanes.values()].flatMap((l) => l.splice(0)),
     ];
     this.#lanes.clear();
     this.#turns = [];
-    this.#current = undefined;
     for (const op of pending) op.resolve({ failed: 'crash', error: 'the plugin runtime is closed', ms: 0 });
     this.#loaded.clear();
     this.#vars.clear();
@@ -193,20 +201,29 @@ export class WasmRuntime {
     });
   }
 
-  #next(): Op | undefined {
-    const u = this.#urgent.shift();
-    if (u) return u;
-    // The lane served last goes behind the others even when it emptied and refilled meanwhile.
-    if (this.#turns.length > 1 && this.#turns[0] === this.#lastKey) this.#turns.push(this.#turns.shift()!);
-    const key = this.#turns.shift();
-    if (key === undefined) return undefined;
-    this.#lastKey = key;
-    const lane = this.#lanes.get(key);
-    if (!lane) return this.#next();
-    const op = lane.shift();
-    if (lane.length) this.#turns.push(key);
-    else this.#lanes.delete(key);
-    return op ?? this.#next();
+  /**
+   * The next round: the urgent requests, then one request of each lane with some, round-robin (a
+   * lane already in the round ends it, so a plugin's backlog waits for the next round and delays the
+   * others by one call at most).
+   */
+  #nextRound(): Op[] {
+    const round = this.#urgent.splice(0);
+    const served = new Set<string>();
+    for (;;) {
+      // The lane served last goes behind the others even when it emptied and refilled meanwhile.
+      if (this.#turns.length > 1 && this.#turns[0] === this.#lastKey) this.#turns.push(this.#turns.shift()!);
+      const key = this.#turns[0];
+      if (key === undefined || served.has(key)) return round;
+      this.#turns.shift();
+      served.add(key);
+      this.#lastKey = key;
+      const lane = this.#lanes.get(key);
+      if (!lane) continue;
+      const op = lane.shift();
+      if (lane.length) this.#turns.push(key);
+      else this.#lanes.delete(key);
+      if (op) round.push(op);
+    }
   }
 
   #spawn(): void {
@@ -244,21 +261,40 @@ export class WasmRuntime {
     });
   }
 
+  /**
+   * Sends the next round once the worker has answered the last one, at the end of this turn of the
+   * event loop: the requests of every plugin whose batch is ready in this turn (their batch timers
+   * fire together) go in one message, so the worker wakes once for them, not once per plugin.
+   */
   #pump(): void {
-    if (this.#current || this.#closed) return;
-    const op = this.#next();
-    if (!op) return;
-    if (!this.#worker) this.#spawn();
-    this.#current = op;
-    const w = this.#worker!;
-    const seq = ++this.#seq;
-    op.msg.seq = seq;
-    void this.#ready!.then(() => {
-      if (this.#current !== op || this.#worker !== w) return;
-      op.sentAt = performance.now();
-      this.#timer = setTimeout(() => this.#restart('timeout', `no answer within ${op.timeoutMs} ms`), op.timeoutMs);
-      w.postMessage(op.msg);
+    if (this.#round.length || this.#closed || this.#roundScheduled) return;
+    this.#roundScheduled = true;
+    setImmediate(() => {
+      this.#roundScheduled = false;
+      this.#send();
     });
+  }
+
+  #send(): void {
+    if (this.#round.length || this.#closed) return;
+    const round = this.#nextRound();
+    if (round.length === 0) return;
+    if (!this.#worker) this.#spawn();
+    this.#round = round;
+    const w = this.#worker!;
+    for (const op of round) op.msg.seq = ++this.#seq;
+    void this.#ready!.then(() => {
+      if (this.#round !== round || this.#worker !== w) return;
+      this.#arm(round[0]!);
+      this.rounds++;
+      w.postMessage(round.map((op) => op.msg));
+    });
+  }
+
+  /** The worker starts `op` now (the previous one answered): its timer runs from here. */
+  #arm(op: Op): void {
+    op.sentAt = performance.now();
+    this.#timer = setTimeout(() => this.#restart('timeout', `no answer within ${op.timeoutMs} ms`), op.timeoutMs);
   }
 
   #onMessage(w: Worker, m: FromWorker): void {
@@ -268,14 +304,16 @@ export class WasmRuntime {
       return;
     }
     if (m.type !== 'reply') return;
-    const op = this.#current;
+    const round = this.#round;
+    const op = round[0];
     if (!op || op.msg.seq !== m.seq) return;
     this.#crashes = 0;
     clearTimeout(this.#timer);
-    this.#current = undefined;
+    round.shift();
+    if (round[0]) this.#arm(round[0]);
     if (m.vars) this.#keepVars(op.msg.type === 'load' ? op.msg.spec.id : op.msg.id, m.vars);
     op.resolve(m);
-    this.#pump();
+    if (round.length === 0) this.#pump();
   }
 
   #keepVars(id: string, changes: VarChanges): void {
@@ -290,8 +328,8 @@ export class WasmRuntime {
   /** Ends the current request as failed, replaces the worker, reloads the plugins, goes on with the queue. */
   #restart(failed: 'timeout' | 'crash', why: string): void {
     clearTimeout(this.#timer);
-    const op = this.#current;
-    this.#current = undefined;
+    const [op, ...notRun] = this.#round;
+    this.#round = [];
     const old = this.#worker;
     this.#worker = undefined;
     void old?.terminate();
@@ -299,6 +337,7 @@ export class WasmRuntime {
       const error = `the Wasm plugin worker died ${this.#crashes} times in a row (last: ${why}); Wasm plugins stay stopped until the agent restarts`;
       this.#settings.logger.error(error);
       op?.resolve({ failed, error, ms: 0 });
+      this.#urgent.push(...notRun);
       void this.close();
       return;
     }
@@ -322,7 +361,8 @@ export class WasmRuntime {
         }
       },
     }));
-    this.#urgent.push(...reloads);
+    // The rest of the round never ran: it goes to the new worker after the reloads, in its order.
+    this.#urgent.push(...reloads, ...notRun);
     op?.resolve({ failed, error: why, ms: op.sentAt ? performance.now() - op.sentAt : 0 });
     this.#pump();
   }

@@ -1,7 +1,8 @@
 /**
  * The worker thread hosting every Wasm plugin in-process (Extism's own worker mode costs ~4 ms a
- * call). Requests arrive one at a time from WasmRuntime; a call that never returns is ended by the
- * agent terminating this thread, so nothing here needs a timeout of its own.
+ * call). Requests arrive in rounds from WasmRuntime (an array, one message); they run one after the
+ * other, each answered as soon as it is done. A call that never returns is ended by the agent
+ * terminating this thread, so nothing here needs a timeout of its own.
  */
 import createPlugin, { type CallContext, type Plugin } from '@extism/extism';
 import { WASI } from 'node:wasi';
@@ -327,7 +328,9 @@ async function extismGuest(spec: LoadSpec, holder: { l?: Loaded }): Promise<Gues
       // The SDK never recycles its memory blocks; past 32768 an offset turns negative in host functions.
       await plugin.reset();
       lastReturn = undefined;
-      const output = (await plugin.call(fn, input))?.text();
+      // ['0', fn]: the SDK's module "0" (the one module given to createPlugin); a bare name would have
+      // the SDK list the module's exports (WebAssembly.Module.exports) again on every call.
+      const output = (await plugin.call(['0', fn], input))?.text();
       if (fn !== 'describe' && typeof lastReturn === 'number' && lastReturn !== 0)
         throw new Error(`${fn} returned ${lastReturn}`);
       return output;
@@ -572,18 +575,36 @@ async function call(id: string, input: string): Promise<Omit<CallReply, 'seq'>> 
   };
 }
 
-port.on('message', (m: ToWorker) => {
-  const done = (r: Omit<CallReply, 'seq'> | Omit<LoadReply, 'seq'>) => send({ ...r, seq: m.seq } as FromWorker);
-  if (m.type === 'load') {
-    load(m.spec).then(done, (e: unknown) => done({ type: 'reply', ok: false, error: (e as Error).message }));
-  } else if (m.type === 'call') {
-    call(m.id, m.input).then(done, (e: unknown) =>
-      done({ type: 'reply', ok: false, error: (e as Error).message, publishes: [], refused: [], memBytes: 0, ms: 0 }),
+/** Runs one request; never rejects. */
+async function serve(m: ToWorker): Promise<Omit<CallReply, 'seq'> | Omit<LoadReply, 'seq'>> {
+  if (m.type === 'load')
+    return load(m.spec).catch((e: unknown) => ({ type: 'reply', ok: false, error: (e as Error).message }) as const);
+  if (m.type === 'call')
+    return call(m.id, m.input).catch(
+      (e: unknown) =>
+        ({
+          type: 'reply',
+          ok: false,
+          error: (e as Error).message,
+          publishes: [],
+          refused: [],
+          memBytes: 0,
+          ms: 0,
+        }) as const,
     );
-  } else if (m.type === 'unload') {
-    const l = loaded.get(m.id);
-    loaded.delete(m.id);
-    void (l ? l.guest.close() : Promise.resolve()).catch(() => undefined).then(() => done({ type: 'reply', ok: true }));
-  }
+  const l = loaded.get(m.id);
+  loaded.delete(m.id);
+  await l?.guest.close().catch(() => undefined);
+  return { type: 'reply', ok: true };
+}
+
+/** Rounds run in order; the runtime sends the next one once every reply of the last has come. */
+let rounds: Promise<void> = Promise.resolve();
+port.on('message', (m: ToWorker | ToWorker[]) => {
+  const round = Array.isArray(m) ? m : [m];
+  rounds = rounds.then(async () => {
+    // Each reply goes as soon as its request is done: the runtime's timer for the next one starts then.
+    for (const op of round) send({ ...(await serve(op)), seq: op.seq } as FromWorker);
+  });
 });
 send({ type: 'ready' });
