@@ -183,13 +183,14 @@ export const coreShape = {
         min: 1,
         max: 100_000,
         description:
-          'Messages per call of a plugin: a batch is sent when it is full or batch_wait after its first message.',
+          'Messages per call of a plugin: a batch is sent when it is full or batch_wait after its first message (at once when the plugin is quiet: nothing in flight, no batch within batch_wait).',
       }),
       batch_wait: duration({
         default: '10ms',
         min: '0s',
         max: '10s',
-        description: 'Longest a message waits for its batch to fill.',
+        description:
+          'Longest a message waits for its batch to fill, and the least time between two calls of a plugin whose batches do not fill.',
       }),
       max_batches_in_flight: int({
         default: 4,

@@ -115,6 +115,24 @@ describe('Wasm plugins in the agent', () => {
     await h.stop();
   });
 
+  it('a quiet plugin gets its batch in the same turn, not batch_wait later; then at most one call per batch_wait', async () => {
+    const dir = tempPluginsDir();
+    writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
+    // batch_wait far beyond the test's own timeouts: a message waiting for it would fail the test.
+    const h = await startAgent(dir, { batch_wait: '10s' });
+    // Quiet: the first message goes at the end of its turn, with the others of that turn.
+    for (let i = 0; i < 3; i++) h.agent.bus.publish('event.in.echo', { i });
+    await waitFor(() => echoed(h.seen, 'event.echo.output').length === 3, 'the quiet batch echoed', 5000);
+    assert.equal((await h.plugin('echo')).details.calls, 1, 'one call for the three of one turn');
+    // A batch went within batch_wait: the next messages wait for the batch timer, as before.
+    h.agent.bus.publish('event.in.echo', { i: 3 });
+    await new Promise((r) => setTimeout(r, 200));
+    const p = await h.plugin('echo');
+    assert.equal(p.details.calls, 1, 'no second call within batch_wait');
+    assert.equal(p.details.queued, 1);
+    await h.stop();
+  });
+
   it('the host publish path holds over thousands of calls of mixed sizes (the SDK once returned null from read)', async () => {
     const dir = tempPluginsDir();
     writePlugin(dir, 'echo', echoManifest(), await compileFixture('echo'));
