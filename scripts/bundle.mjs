@@ -61,16 +61,21 @@ async function build() {
     // import.meta is empty in CommonJS: give the two properties the code uses their meaning, for
     // the bundle's own file (package-root.ts finds the package from there).
     define: { 'import.meta.url': '__agentBundleUrl', 'import.meta.resolve': '__agentBundleResolve' },
+    // The file is the function Node's CommonJS loader would wrap it in, so that bin/agent.js hands
+    // the text V8 reads from disk to vm.Script as it is: a wrapper added at run time made a second,
+    // 2.3 MB copy of the source in the heap (and took 1.5 ms to flatten).
     banner: {
       js: [
-        // First, so that it is a directive (esbuild writes its own after the banner, where it is not
-        // one): the bundle's modules keep the strict mode they have as ES modules.
+        '(function (exports, require, module, __filename, __dirname) {',
+        // First in the function, so that it is a directive (esbuild's own comes after the banner,
+        // where it is not one): the bundle's modules keep the strict mode they have as ES modules.
         '"use strict";',
         "const __agentBundleUrl = require('node:url').pathToFileURL(__filename).href;",
         "const __agentBundleResolve = (s) => require('node:url').pathToFileURL(require.resolve(s)).href;",
         LAZY_BUILTINS,
       ].join('\n'),
     },
+    footer: { js: '})' },
     logLevel: 'warning',
   });
   // bin/agent.js reads the bundle as latin1, three times faster than UTF-8 here: keep it ASCII. The
