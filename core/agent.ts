@@ -86,11 +86,17 @@ export class Agent {
     const host = hostname();
     const stateDir = resolveStateDir(cfg.agent.state_dir);
     this.#stateDirWarning = stateDir.warning;
+    let id: string | undefined;
     this.info = Object.freeze({
       version: VERSION,
       startedAt: Date.now(),
       hostname: host,
-      instanceId: instanceId(readMachineId(), host, s.loaded.file),
+      // Worked out when first asked: its SHA-1 loads node:crypto (about 2 ms), which the API's first
+      // answers do not need.
+      get instanceId() {
+        id ??= instanceId(readMachineId(), host, s.loaded.file);
+        return id;
+      },
       labels: Object.freeze({ ...cfg.agent.labels }),
       ...(stateDir.dir ? { stateDir: stateDir.dir } : {}),
     });

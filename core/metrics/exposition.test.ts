@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { gunzipSync } from 'node:zlib';
 import { promtoolCheck, promtoolCheckOpenMetrics } from '../../scripts/e2e/tools.js';
 import { needTool } from '../testing/tools.js';
-import { acceptsGzip, MetricsExposition, negotiateFormat } from './exposition.js';
+import { acceptsGzip, contentTag, MetricsExposition, negotiateFormat } from './exposition.js';
 import { counter, gauge, histogram } from './model.js';
 import { MetricStore } from './store.js';
 
@@ -84,7 +84,7 @@ describe('/metrics exposition', () => {
     const { store, exposition } = setup();
     const r = await exposition.respond({});
     const etag = r.headers?.ETag;
-    assert.match(etag ?? '', /^"pt-[0-9a-f]{20}"$/);
+    assert.match(etag ?? '', /^"pt-[0-9a-f]{16}"$/);
     const again = await exposition.respond({ 'if-none-match': etag });
     assert.equal(again.status, 304);
     assert.equal(again.headers?.ETag, etag);
@@ -93,6 +93,24 @@ describe('/metrics exposition', () => {
     const changed = await exposition.respond({ 'if-none-match': etag });
     assert.equal(changed.status, 200);
     assert.notEqual(changed.headers?.ETag, etag);
+  });
+
+  test('contentTag: the same bytes give the same tag, every one-byte change another', () => {
+    const body = Buffer.from(`nginx_up{instance="a"} 1\n`.repeat(2000));
+    const tag = contentTag(body);
+    assert.match(tag, /^[0-9a-f]{16}$/);
+    assert.equal(contentTag(Buffer.from(body)), tag);
+    const tags = new Set([tag, contentTag(new Uint8Array(0))]);
+    for (const at of [0, 1, 1000, body.length - 1]) {
+      for (const delta of [1, 2, 128]) {
+        const changed = Buffer.from(body);
+        changed[at] = (changed[at]! + delta) & 0xff;
+        tags.add(contentTag(changed));
+      }
+    }
+    tags.add(contentTag(body.subarray(1)));
+    tags.add(contentTag(Buffer.concat([body, Buffer.from('\n')])));
+    assert.equal(tags.size, 2 + 4 * 3 + 2, 'each changed body has a tag of its own');
   });
 
   test('Accept-Encoding: gzip gets the same bytes gzipped, compressed once per rendering', async () => {

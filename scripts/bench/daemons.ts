@@ -140,6 +140,8 @@ export interface AgentOptions {
   yaml?: string;
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** Another build's bin/agent.js, to compare (default: this checkout's). */
+  bin?: string;
 }
 
 export async function startAgent(opts: AgentOptions, name = opts.wasm ? 'agent' : 'agent (no Wasm)'): Promise<Daemon> {
@@ -155,7 +157,7 @@ export async function startAgent(opts: AgentOptions, name = opts.wasm ? 'agent' 
   const d = launch(
     name,
     process.execPath,
-    [...(opts.nodeArgs ?? []), AGENT_BIN, 'start', '--config', file],
+    [...(opts.nodeArgs ?? []), opts.bin ?? AGENT_BIN, 'start', '--config', file],
     `http://127.0.0.1:${port}/metrics`,
     { nginxUp: /^nginx_up\{[^}]*\} 1$/m },
     opts.env,

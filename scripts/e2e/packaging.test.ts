@@ -152,6 +152,7 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     for (const f of [
       'bin/agent',
       'bin/agent.js',
+      'bin/package.json',
       'dist/cmd/agent.js',
       'package.json',
       'package-lock.json',
