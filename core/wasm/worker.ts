@@ -600,8 +600,8 @@ async function serve(m: ToWorker): Promise<Omit<CallReply, 'seq'> | Omit<LoadRep
 
 /** Rounds run in order; the runtime sends the next one once every reply of the last has come. */
 let rounds: Promise<void> = Promise.resolve();
-port.on('message', (m: ToWorker | ToWorker[]) => {
-  const round = Array.isArray(m) ? m : [m];
+// WasmRuntime is this port's only sender, and it always sends a round (sync-http has a port of its own).
+port.on('message', (round: ToWorker[]) => {
   rounds = rounds.then(async () => {
     // Each reply goes as soon as its request is done: the runtime's timer for the next one starts then.
     for (const op of round) send({ ...(await serve(op)), seq: op.seq } as FromWorker);
