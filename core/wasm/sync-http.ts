@@ -6,6 +6,7 @@
  * `allowed_hosts`); the status and `location` are the plugin's to act on.
  */
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { trustDeferredExtraCaCerts } from '../extra-ca-certs.js';
 
 export interface SyncHttpRequest {
   url: string;
@@ -117,7 +118,16 @@ export class SyncHttp {
   #start(): MessagePort {
     if (this.#port) return this.#port;
     const { port1, port2 } = new MessageChannel();
-    const worker = new Worker(`(${helperMain.toString()})()`, {
+    // The helper runs from source text, so what it needs comes as source: the certificates
+    // bin/agent.js deferred (core/extra-ca-certs.ts), then the request loop. `__name` is for tsx
+    // (the tests), which wraps named functions in it.
+    const source = [
+      'const __name = (fn) => fn;',
+      `(${trustDeferredExtraCaCerts.toString()})(() => require('node:tls'), process.env,`,
+      "  (file) => require('node:fs').readFileSync(file, 'latin1'), (message) => console.error(`agent: ${message}`));",
+      `(${helperMain.toString()})();`,
+    ].join('\n');
+    const worker = new Worker(source, {
       eval: true,
       workerData: { signal: this.#flag.buffer, port: port2 },
       transferList: [port2],
