@@ -1,12 +1,25 @@
-#!/usr/bin/env node
+#!/bin/sh
+":" //; [ -z "$NODE_EXTRA_CA_CERTS" ] || case " $NODE_OPTIONS " in *--use-openssl-ca*) ;; *) export NGINX_AGENT_EXTRA_CA_CERTS="$NODE_EXTRA_CA_CERTS"; unset NODE_EXTRA_CA_CERTS ;; esac
+":" //; exec "${NGINX_AGENT_NODE:-node}" "$0" "$@"
 // Entry point of `npx agent`, the systemd unit and the image: runs the compiled CLI.
+//
+// Run as a command, this file is a shell script first: the two lines above are shell to /bin/sh and
+// a string and a comment to Node (biome.json leaves this file's format alone: a formatter's `":";`
+// would make `//` a command). When NODE_EXTRA_CA_CERTS is set, Node 20 parses that file and its
+// own bundled roots before any JavaScript runs, about 100 ms on every start with a system bundle of
+// 144 certificates; the shell moves the variable to NGINX_AGENT_EXTRA_CA_CERTS and execs Node (the
+// one in PATH, or NGINX_AGENT_NODE) on this file without it, and core/extra-ca-certs.ts trusts the
+// certificates from the first TLS connection on, as Node would have. Not with --use-openssl-ca in
+// NODE_OPTIONS: Node then trusts OpenSSL's store, not the bundled roots the agent weighs the file against.
+// `node bin/agent.js` skips the shell and lets Node load the variable itself.
 //
 // Built (`npm ci`, `npm run build`), dist/agent.cjs is the whole CLI in one file, and
 // dist/agent.cjs.cache is V8's code cache of it (scripts/bundle.mjs). Loading that pair takes a
 // fraction of what loading dist/cmd/agent.js and its ~400 modules takes, and is what lets the
 // daemon answer its first scrape about 100 ms after exec. Without the bundle (esbuild missing), or
 // when tsc has run since the bundle was made, dist/cmd/agent.js runs as it is.
-// NGINX_AGENT_TRACE_STARTUP=1 prints which of the two ran, and whether V8 took the cache.
+// NGINX_AGENT_TRACE_STARTUP=1 prints which of the two ran, whether V8 took the cache, and whether
+// NODE_EXTRA_CA_CERTS was deferred.
 //
 // This file is CommonJS (bin/package.json says so, against the package's "type": "module"): Node
 // starts an ES module entry about 20 ms slower, as it sets up its ES module loader first.
@@ -28,6 +41,10 @@ const bundle = join(dist, 'agent.cjs');
 const codeCache = `${bundle}.cache`;
 const compiled = join(dist, 'cmd', 'agent.js');
 const trace = process.env.NGINX_AGENT_TRACE_STARTUP === '1' ? (msg) => process.stderr.write(`agent: ${msg}\n`) : null;
+if (process.env.NGINX_AGENT_EXTRA_CA_CERTS && !process.env.NODE_EXTRA_CA_CERTS)
+  trace?.(
+    `NODE_EXTRA_CA_CERTS deferred: ${process.env.NGINX_AGENT_EXTRA_CA_CERTS} is read at the first TLS connection`,
+  );
 
 /** The bundle, unless tsc has written dist/ after it (a `tsc` run without `npm run build`). */
 function bundleIsCurrent() {

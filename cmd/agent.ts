@@ -8,7 +8,10 @@
  *
  * Adding a command: a cmd/commands/<name>.ts exporting `register(program)`, one line in COMMANDS.
  */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { trustDeferredExtraCaCerts } from '../core/extra-ca-certs.js';
 import { VERSION } from '../core/version.js';
 import { register as config } from './commands/config.js';
 import { register as events } from './commands/events.js';
@@ -30,6 +33,15 @@ export function buildProgram(): Command {
   for (const register of COMMANDS) register(program);
   return program;
 }
+
+// Before anything can open a TLS connection: the certificates bin/agent.js's launcher took out of
+// Node's start-up (core/extra-ca-certs.ts). Does nothing, and loads no TLS, without them.
+trustDeferredExtraCaCerts(
+  () => createRequire(import.meta.url)('node:tls'),
+  process.env,
+  (file) => readFileSync(file, 'latin1'),
+  (message) => process.emitWarning(message),
+);
 
 // No top-level await: scripts/bundle.mjs bundles this file as CommonJS (dist/agent.cjs), which has none.
 // A rejection still ends the command with its error and exit code 1 (Node's unhandled rejection).

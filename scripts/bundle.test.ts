@@ -6,7 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -110,6 +122,76 @@ net.Server.prototype.listen = function (...args) {
     } finally {
       child.kill('SIGTERM');
       await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('executed, its shell lines are silent, and leave NODE_EXTRA_CA_CERTS to Node under --use-openssl-ca', () => {
+    const ca = join(REPO_ROOT, 'core', 'testdata', 'extra-ca', 'ca.pem');
+    const run = (env: NodeJS.ProcessEnv) =>
+      spawnSync(join(root, 'bin', 'agent.js'), ['version'], {
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: ca, ...env },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+    const quiet = run({});
+    assert.equal(quiet.status, 0, quiet.stderr);
+    assert.equal(quiet.stdout.trim(), VERSION);
+    assert.equal(quiet.stderr, '', '/bin/sh reads the first lines without a word');
+    const deferred = run({ NGINX_AGENT_TRACE_STARTUP: '1' });
+    assert.match(deferred.stderr, /^agent: NODE_EXTRA_CA_CERTS deferred: /);
+    // Node then trusts OpenSSL's store, not the bundled roots the agent compares the file with.
+    const openssl = run({ NGINX_AGENT_TRACE_STARTUP: '1', NODE_OPTIONS: '--use-openssl-ca' });
+    assert.equal(openssl.status, 0, openssl.stderr);
+    assert.equal(openssl.stderr.trim(), 'agent: running dist/agent.cjs, code cache accepted', 'nothing deferred');
+  });
+
+  test('run as a command, it starts Node without NODE_EXTRA_CA_CERTS and trusts the file from the first TLS use', async () => {
+    // OTLP over HTTPS to a collector whose certificate only the file's CA signed.
+    const fixtures = join(REPO_ROOT, 'core', 'testdata', 'extra-ca');
+    const posts: string[] = [];
+    const collector = createServer(
+      { key: readFileSync(join(fixtures, 'server.key')), cert: readFileSync(join(fixtures, 'server.pem')) },
+      (req, res) => {
+        posts.push(`${req.method} ${req.url}`);
+        req.resume();
+        req.on('end', () => res.end());
+      },
+    );
+    await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
+    const dir = mkdtempSync(join(tmpdir(), 'agent-bundle-ca-'));
+    mkdirSync(join(dir, 'proc'));
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(
+      config,
+      `api:\n  host: 127.0.0.1\n  port: 0\nagent:\n  state_dir: ${dir}\nwasm:\n  enabled: false\n` +
+        `nginx_discovery:\n  proc_root: ${join(dir, 'proc')}\n` +
+        `otlp_exporter:\n  enabled: true\n  interval: 200ms\n` +
+        `  endpoint: https://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/metrics\n`,
+    );
+    // Executed, as npx, the systemd unit's wrapper and a shell run it: /bin/sh reads the first lines.
+    const child = spawn(join(root, 'bin', 'agent.js'), ['start', '--config', config], {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(fixtures, 'ca.pem'), NGINX_AGENT_TRACE_STARTUP: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (posts.length === 0 && child.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(posts.slice(0, 1), ['POST /v1/metrics'], `the collector got an export:\n${out}`);
+      assert.match(out, /NODE_EXTRA_CA_CERTS deferred: .*ca\.pem is read at the first TLS connection/);
+      // The same process (sh execs Node): Node started without the variable, so never parsed the file.
+      const environ = readFileSync(`/proc/${child.pid}/environ`, 'latin1').split('\0');
+      assert.ok(!environ.some((e) => e.startsWith('NODE_EXTRA_CA_CERTS=')), 'Node started without it');
+      assert.ok(environ.includes(`NGINX_AGENT_EXTRA_CA_CERTS=${join(fixtures, 'ca.pem')}`));
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+      collector.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -79,8 +79,11 @@ install -m 0755 "$SRC/bin/agent.js" "$ROOT/bin/agent.js"
 install -m 0644 "$SRC/bin/package.json" "$ROOT/bin/package.json"
 cat > "$ROOT/bin/agent.new" <<WRAP
 #!/bin/sh
-# Written by install.sh: runs the agent with the Node.js found at install time.
-exec "$NODE" "$PREFIX/bin/agent.js" "\$@"
+# Written by install.sh: runs the agent with the Node.js found at install time. bin/agent.js starts
+# as a shell script too: it takes NODE_EXTRA_CA_CERTS out of Node's start-up, then execs that Node.
+NGINX_AGENT_NODE="$NODE"
+export NGINX_AGENT_NODE
+exec "$PREFIX/bin/agent.js" "\$@"
 WRAP
 chmod 0755 "$ROOT/bin/agent.new"
 mv "$ROOT/bin/agent.new" "$ROOT/bin/agent"

@@ -155,7 +155,10 @@ describe('config loading', () => {
   });
 
   test('an unknown NGINX_AGENT_* variable is a warning naming it', () => {
-    const l = loadConfig({ builtins, env: { NGINX_AGENT_API_PROT: '1', OTHER: 'x' }, searchPaths: [] });
+    // The launcher's and bin/agent.js's own variables are not config keys, and not unknown either.
+    const own = { NGINX_AGENT_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt', NGINX_AGENT_TRACE_STARTUP: '1' };
+    const env = { NGINX_AGENT_API_PROT: '1', OTHER: 'x', ...own };
+    const l = loadConfig({ builtins, env, searchPaths: [] });
     assert.deepEqual(l.warnings, [
       'unknown environment variable NGINX_AGENT_API_PROT is ignored (no config key maps to it)',
     ]);

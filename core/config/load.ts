@@ -23,6 +23,13 @@ import { yamlPosition } from './yaml-position.js';
 import { PACKAGE_ROOT } from '../package-root.js';
 
 export const ENV_PREFIX = 'NGINX_AGENT_';
+/** NGINX_AGENT_* variables that are not config keys: bin/agent.js and its launcher read them. */
+export const PROCESS_VARIABLES: ReadonlySet<string> = new Set([
+  'NGINX_AGENT_NODE',
+  'NGINX_AGENT_EXTRA_CA_CERTS',
+  'NGINX_AGENT_TRACE_STARTUP',
+  'NGINX_AGENT_CODE_CACHE_OUT',
+]);
 export const SYSTEM_CONFIG_PATH = '/etc/nginx-agent/nginx-agent.yaml';
 export { PACKAGE_ROOT };
 export const CHECKOUT_CONFIG_PATH = resolve(PACKAGE_ROOT, 'config', 'agent.yaml');
@@ -126,7 +133,7 @@ export function loadConfig(opts: LoadOptions): LoadedConfig {
   // 2. The environment: every leaf key has a variable; unknown NGINX_AGENT_* names are warnings.
   const leaves = new Map(leafPaths(schema).map((l) => [envName(l.path), l]));
   for (const [name, value] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || value === undefined) continue;
+    if (!name.startsWith(ENV_PREFIX) || value === undefined || PROCESS_VARIABLES.has(name)) continue;
     const leaf = leaves.get(name);
     if (!leaf && opts.unknownSections === 'ignore') continue;
     if (!leaf) {

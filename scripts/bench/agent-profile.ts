@@ -47,7 +47,10 @@ const nodeArgs = [
     : []),
   ...(stringArg('--node-args') ?? '').split(' ').filter(Boolean),
 ];
-const child = spawn(process.execPath, [...nodeArgs, stringArg('--bin') ?? AGENT_BIN, 'start', '--config', config], {
+const bin = stringArg('--bin') ?? AGENT_BIN;
+const args = ['start', '--config', config];
+// Executed as installed (its launcher then Node) unless Node flags are asked for.
+const child = spawn(nodeArgs.length ? process.execPath : bin, nodeArgs.length ? [...nodeArgs, bin, ...args] : args, {
   stdio: ['ignore', 'inherit', 'inherit'],
 });
 const pid = child.pid!;

@@ -138,10 +138,16 @@ export interface AgentOptions {
   wasm: boolean;
   /** Extra YAML appended to the config. */
   yaml?: string;
+  /** Node flags: the agent then runs as `node <flags> bin/agent.js`, without its launcher. */
   nodeArgs?: string[];
   env?: NodeJS.ProcessEnv;
   /** Another build's bin/agent.js, to compare (default: this checkout's). */
   bin?: string;
+  /**
+   * Run as `node bin/agent.js`, which skips the launcher in the file's first lines (/bin/sh). By
+   * default the file is executed, as npx, install.sh's wrapper and a shell run it.
+   */
+  viaNode?: boolean;
 }
 
 export async function startAgent(opts: AgentOptions, name = opts.wasm ? 'agent' : 'agent (no Wasm)'): Promise<Daemon> {
@@ -154,10 +160,13 @@ export async function startAgent(opts: AgentOptions, name = opts.wasm ? 'agent' 
       (opts.wasm ? '' : 'wasm:\n  enabled: false\n') +
       (opts.yaml ?? ''),
   );
+  const bin = opts.bin ?? AGENT_BIN;
+  const args = ['start', '--config', file];
+  const viaNode = opts.viaNode || opts.nodeArgs !== undefined;
   const d = launch(
     name,
-    process.execPath,
-    [...(opts.nodeArgs ?? []), opts.bin ?? AGENT_BIN, 'start', '--config', file],
+    viaNode ? process.execPath : bin,
+    viaNode ? [...(opts.nodeArgs ?? []), bin, ...args] : args,
     `http://127.0.0.1:${port}/metrics`,
     { nginxUp: /^nginx_up\{[^}]*\} 1$/m },
     opts.env,

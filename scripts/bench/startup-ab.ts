@@ -41,7 +41,7 @@ for (let i = 0; i < RUNS; i++) {
     figures[b]!.up.push(await waitForMetrics(d, t0, (s, text) => s === 200 && re.test(text)));
     await d.stop();
     const v0 = performance.now();
-    spawnSync(process.execPath, [build.bin, 'version'], { stdio: 'ignore' });
+    spawnSync(build.bin, ['version'], { stdio: 'ignore' });
     figures[b]!.version.push(performance.now() - v0);
   }
 }

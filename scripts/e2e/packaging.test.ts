@@ -166,7 +166,9 @@ describe('scripts/install.sh and scripts/uninstall.sh into a DESTDIR', () => {
     assert.ok(!existsSync(join(root(), 'node_modules', 'tsx')), 'no dev dependencies');
     const wrapper = readFileSync(join(root(), 'bin', 'agent'), 'utf8');
     assert.ok(wrapper.startsWith('#!/bin/sh\n'));
-    assert.match(wrapper, /^exec "\/\S*node" "\/opt\/nginx-agent\/bin\/agent\.js" "\$@"$/m);
+    assert.match(wrapper, /^NGINX_AGENT_NODE="\/\S*node"$/m);
+    // Executed, not given to node: its shell lines defer NODE_EXTRA_CA_CERTS (core/extra-ca-certs.ts).
+    assert.match(wrapper, /^exec "\/opt\/nginx-agent\/bin\/agent\.js" "\$@"$/m);
     assert.ok(statSync(join(root(), 'bin', 'agent')).mode & 0o111);
     const unit = readFileSync(join(dest, 'etc/systemd/system/nginx-agent.service'), 'utf8');
     assert.match(
