@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { waitFor } from '../../core/testing/nginx.js';
+import { writeAtomic } from './applier.js';
 import { OwnWrites } from './own-writes.js';
 import { ConfigWatcher } from './watcher.js';
 import { planWatch } from './watch-targets.js';
@@ -84,7 +85,9 @@ describe('ConfigWatcher (chokidar on a real directory)', () => {
   it('does not report the agent\u2019s own writes, and does report a foreign write after them', async () => {
     const p = join(root, 'conf.d/a.conf');
     own.record(p, 'server { listen 12; }\n');
-    await writeFile(p, 'server { listen 12; }\n');
+    // As the applier writes: a temp file renamed over it. A plain writeFile truncates first, and a
+    // busy machine let the watcher read the empty file in between, a state the agent never wrote.
+    await writeAtomic(p, 'server { listen 12; }\n', 0o644);
     await settle();
     assert.deepEqual(bursts, []);
     assert.ok(watcher.stats.ignoredOwn >= 1);
