@@ -204,7 +204,25 @@ export class InstanceTracker {
     const prev = this.#snapshot;
     const next = loaded.snapshot;
     this.#snapshot = next;
-    await this.#syncWatch(next);
+    // The watch is re-targeted alongside, not before, the change is published: chokidar's scan of
+    // the config directories took 20-25 ms at start-up, and nginx-status waits for this event to
+    // read stub_status (nginx_up). An edit made after the files were read and before the watch is
+    // ready goes unseen either way. The refresh (and so the instance's lock) still ends only once
+    // the watch is in place.
+    const watched = this.#syncWatch(next);
+    try {
+      await this.#publish(prev, next, reason, test);
+    } finally {
+      await watched;
+    }
+  }
+
+  async #publish(
+    prev: NginxConfigSnapshot | undefined,
+    next: NginxConfigSnapshot,
+    reason: RefreshReason,
+    test: NginxConfigValidated | undefined,
+  ): Promise<void> {
     this.publishCertificates();
     if (prev && prev.version === next.version && reason !== 'initial') return;
     this.counts.changes++;
@@ -216,6 +234,9 @@ export class InstanceTracker {
     });
     let result = test;
     if (!result) {
+      // One turn of the event loop first: the bus hands the change to its subscribers (nginx-status
+      // sends its first stub_status request) before spawning nginx blocks this thread for a few ms.
+      await new Promise((resolve) => setImmediate(resolve));
       try {
         result = await this.deps.tester.test(this.#instance, next.version);
         this.counts.tests++;
