@@ -102,16 +102,26 @@ export class HostCollector {
   }
 
   async collect(): Promise<Metric[]> {
-    const parts = await Promise.all([
-      this.#cpu(),
-      this.#memory(),
-      this.#filesystems(),
-      this.#disks(),
-      this.#network(),
-      this.#connections(),
-      this.#cgroup(),
-      this.#settings.self ? this.#self() : [],
-    ]);
+    // The parts read /proc synchronously, 6-8 ms together in a cold agent: in one piece they held up
+    // whatever I/O came due meanwhile (at start-up, the answer to the first stub_status read, and so
+    // nginx_up). So each part runs in a turn of the event loop of its own, I/O handled in between.
+    // The file systems' statfs calls run in the thread pool meanwhile.
+    const filesystems = this.#filesystems();
+    const parts: Metric[][] = [];
+    for (const part of [
+      () => this.#cpu(),
+      () => this.#memory(),
+      () => this.#disks(),
+      () => this.#network(),
+      () => this.#connections(),
+      () => this.#cgroup(),
+      () => (this.#settings.self ? this.#self() : []),
+    ]) {
+      await new Promise((resolve) => setImmediate(resolve));
+      parts.push(await part());
+    }
+    // In the order the parts had before they took turns.
+    parts.splice(2, 0, await filesystems);
     return parts.flat();
   }
 
