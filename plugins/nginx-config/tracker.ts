@@ -211,7 +211,7 @@ export class InstanceTracker {
     // the watch is in place.
     const watched = this.#syncWatch(next);
     try {
-      await this.#publish(prev, next, reason, test);
+      await this.#publish(prev, next, reason, test, watched);
     } finally {
       await watched;
     }
@@ -222,6 +222,7 @@ export class InstanceTracker {
     next: NginxConfigSnapshot,
     reason: RefreshReason,
     test: NginxConfigValidated | undefined,
+    watched: Promise<void>,
   ): Promise<void> {
     this.publishCertificates();
     if (prev && prev.version === next.version && reason !== 'initial') return;
@@ -234,8 +235,11 @@ export class InstanceTracker {
     });
     let result = test;
     if (!result) {
-      // One turn of the event loop first: the bus hands the change to its subscribers (nginx-status
-      // sends its first stub_status request) before spawning nginx blocks this thread for a few ms.
+      // nginx -t still comes after the watch is in place, as when the change waited for it too, and
+      // a turn of the event loop after the change: the bus hands the change on first (nginx-status
+      // sends its first stub_status request), and the few ms that spawning nginx blocks this thread
+      // stay out of the way of what the change set off.
+      await watched;
       await new Promise((resolve) => setImmediate(resolve));
       try {
         result = await this.deps.tester.test(this.#instance, next.version);
