@@ -213,10 +213,10 @@ export class Agent {
     }
     // Wasm plugins first: they only consume, and subscribed before any built-in publishes they miss
     // nothing (a built-in's first nginx.config.changed, say): start() reads every plugin folder's
-    // manifest and subscribes its plugin before it returns. Their modules are checked, and the worker
-    // started, once the built-ins have started: after the API's first answers.
+    // manifest and subscribes its plugin before it resolves. Their modules are checked, and the
+    // worker started, once the built-ins have started: after the API's first answers.
     let builtinsStarted = () => {};
-    void this.wasm?.start(new Promise<void>((resolve) => (builtinsStarted = resolve)));
+    await this.wasm?.start(new Promise<void>((resolve) => (builtinsStarted = resolve)));
     this.views.start();
     try {
       await this.host.startBuiltins(this.#settings.builtins, this.#loaded.config);

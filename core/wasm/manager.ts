@@ -96,12 +96,12 @@ export class WasmManager {
   }
 
   /**
-   * Subscribes every plugin folder's plugin on the bus at once (messages wait in its queue) and loads
-   * them in the worker in the background, then starts watching (when `wasm.watch`). Returns without
-   * waiting for the loads, so the agent's start-up is not held by the worker; `ready` resolves when
+   * Subscribes every plugin folder's plugin on the bus (messages wait in its queue), one folder a
+   * turn of the event loop, and resolves once all are subscribed. Their loads in the worker go on in
+   * the background, after `after`, then watching starts (when `wasm.watch`): `ready` resolves when
    * every plugin is loaded (or failed) and the watcher runs.
    */
-  start(after: Promise<unknown> = Promise.resolve()): Promise<void> {
+  async start(after: Promise<unknown> = Promise.resolve()): Promise<void> {
     this.#after = after;
     this.#dirs = pluginDirs(this.#settings.config);
     const adds: Promise<void>[] = [];
@@ -130,11 +130,15 @@ export class WasmManager {
           if (!this.#stopped) this.runtime.prepare();
         });
       for (const folder of folders) {
+        // #sync reads the manifest and subscribes the plugin before its first await.
         adds.push(
           this.#sync(folder).catch((err: unknown) =>
             this.#log.error({ err }, `Wasm plugin in ${folder} could not be added: ${(err as Error).message}`),
           ),
         );
+        // A turn of the event loop between two manifests (1-2 ms of YAML each, more while the code is
+        // cold): a scrape that came in meanwhile is answered now, not after every folder.
+        await new Promise((resolve) => setImmediate(resolve));
       }
     }
     this.ready = Promise.all(adds)
@@ -150,7 +154,6 @@ export class WasmManager {
       .catch((err: unknown) =>
         this.#log.error({ err }, `watching the Wasm plugin directories failed: ${(err as Error).message}`),
       );
-    return this.ready;
   }
 
   /** Resolves when the plugins found at start are loaded (or failed) and the watcher runs. */
