@@ -4,7 +4,7 @@
  * Node 20 reads the file NODE_EXTRA_CA_CERTS names, and parses its own ~140 bundled roots with it,
  * in C++ before any JavaScript runs: about 100 ms on each start on a machine whose variable names
  * the system bundle (144 certificates), for every `agent` command, whether it opens a TLS
- * connection or not (nodejs/node#40524; Node 25 made that loading lazy). So bin/agent.js starts
+ * connection or not (nodejs/node#40524; later releases load it lazily, #59856). So bin/agent.js starts
  * under /bin/sh: when the variable is set, it moves it to NGINX_AGENT_EXTRA_CA_CERTS and execs Node
  * without it. `trustDeferredExtraCaCerts` then gives every TLS context this thread creates without a
  * `ca` of its own those certificates too, which is what Node does with the variable: fetch, https,
@@ -13,9 +13,6 @@
  * set nothing of their own is made once and shared.
  */
 import type { SecureContext, SecureContextOptions } from 'node:tls';
-
-/** Where bin/agent.js's launcher puts the file NODE_EXTRA_CA_CERTS named. */
-export const DEFERRED_EXTRA_CA_ENV = 'NGINX_AGENT_EXTRA_CA_CERTS';
 
 /** What of node:tls the hook uses and replaces. */
 export interface TlsModule {
