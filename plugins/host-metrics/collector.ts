@@ -107,6 +107,8 @@ export class HostCollector {
     // nginx_up). So each part runs in a turn of the event loop of its own, I/O handled in between.
     // The file systems' statfs calls run in the thread pool meanwhile.
     const filesystems = this.#filesystems();
+    // Awaited below, after the other parts: until then a failure must not count as unhandled.
+    filesystems.catch(() => undefined);
     const parts: Metric[][] = [];
     for (const part of [
       () => this.#cpu(),
