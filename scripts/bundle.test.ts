@@ -36,6 +36,22 @@ function agent(root: string, args: string[], nodeArgs: string[] = []) {
   return { code: r.status, out: r.stdout.trim(), trace: r.stderr.trim() };
 }
 
+/**
+ * A config for a daemon that finds nothing to watch: API on a free loopback port, no Wasm, an empty
+ * /proc for discovery, state in a new temporary folder (removed by the caller); `yaml` is appended.
+ */
+function daemonConfig(prefix: string, yaml = ''): { dir: string; config: string } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  mkdirSync(join(dir, 'proc'));
+  const config = join(dir, 'agent.yaml');
+  writeFileSync(
+    config,
+    `api:\n  host: 127.0.0.1\n  port: 0\nagent:\n  state_dir: ${dir}\nwasm:\n  enabled: false\n` +
+      `nginx_discovery:\n  proc_root: ${join(dir, 'proc')}\n${yaml}`,
+  );
+  return { dir, config };
+}
+
 describe('bin/agent.js and the start-up bundle', () => {
   let root: string;
   before(() => {
@@ -71,14 +87,7 @@ describe('bin/agent.js and the start-up bundle', () => {
   });
 
   test('the daemon listens before loading crypto or zlib, and loads each where first used', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'agent-bundle-lazy-'));
-    mkdirSync(join(dir, 'proc'));
-    const config = join(dir, 'agent.yaml');
-    writeFileSync(
-      config,
-      `api:\n  host: 127.0.0.1\n  port: 0\nagent:\n  state_dir: ${dir}\nwasm:\n  enabled: false\n` +
-        `nginx_discovery:\n  proc_root: ${join(dir, 'proc')}\n`,
-    );
+    const { dir, config } = daemonConfig('agent-bundle-lazy-');
     // Preloaded: prints Node's modules loaded so far as the API's socket starts listening.
     const hook = join(dir, 'hook.cjs');
     writeFileSync(
@@ -159,14 +168,9 @@ net.Server.prototype.listen = function (...args) {
       },
     );
     await new Promise<void>((resolve) => collector.listen(0, '127.0.0.1', resolve));
-    const dir = mkdtempSync(join(tmpdir(), 'agent-bundle-ca-'));
-    mkdirSync(join(dir, 'proc'));
-    const config = join(dir, 'agent.yaml');
-    writeFileSync(
-      config,
-      `api:\n  host: 127.0.0.1\n  port: 0\nagent:\n  state_dir: ${dir}\nwasm:\n  enabled: false\n` +
-        `nginx_discovery:\n  proc_root: ${join(dir, 'proc')}\n` +
-        `otlp_exporter:\n  enabled: true\n  interval: 200ms\n` +
+    const { dir, config } = daemonConfig(
+      'agent-bundle-ca-',
+      `otlp_exporter:\n  enabled: true\n  interval: 200ms\n` +
         `  endpoint: https://127.0.0.1:${(collector.address() as AddressInfo).port}/v1/metrics\n`,
     );
     // Executed, as npx, the systemd unit's wrapper and a shell run it: /bin/sh reads the first lines.
