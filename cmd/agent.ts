@@ -29,19 +29,22 @@ export function buildProgram(): Command {
   const program = new Command('agent')
     .description('Monitoring agent for NGINX: host and NGINX metrics, config watching and apply, Wasm plugins.')
     .version(VERSION, '-v, --version', 'print the agent version')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    // Before a command's action, so before anything can open a TLS connection: the certificates
+    // bin/agent.js's launcher took out of Node's start-up (core/extra-ca-certs.ts). Not for `version`
+    // (nor --help, which runs no action): it opens none, and loading node:tls would cost it 5-15 ms.
+    .hook('preAction', (_program, command) => {
+      if (command.name() === 'version') return;
+      trustDeferredExtraCaCerts(
+        () => createRequire(import.meta.url)('node:tls'),
+        process.env,
+        (file) => readFileSync(file, 'latin1'),
+        (message) => process.emitWarning(message),
+      );
+    });
   for (const register of COMMANDS) register(program);
   return program;
 }
-
-// Before anything can open a TLS connection: the certificates bin/agent.js's launcher took out of
-// Node's start-up (core/extra-ca-certs.ts). Does nothing, and loads no TLS, without them.
-trustDeferredExtraCaCerts(
-  () => createRequire(import.meta.url)('node:tls'),
-  process.env,
-  (file) => readFileSync(file, 'latin1'),
-  (message) => process.emitWarning(message),
-);
 
 // No top-level await: scripts/bundle.mjs bundles this file as CommonJS (dist/agent.cjs), which has none.
 // A rejection still ends the command with its error and exit code 1 (Node's unhandled rejection).
