@@ -17,7 +17,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent } from '../../core/agent.js';
-import { loadConfig, PACKAGE_ROOT } from '../../core/config/load.js';
+import { PACKAGE_ROOT } from '../../core/config/load.js';
+import { benchConfig } from './config.js';
 import { numberArg } from './args.js';
 
 const SECONDS = numberArg('--seconds', 30);
@@ -45,16 +46,11 @@ function threadCpu(): Map<string, { ms: number; wakes: number }> {
 }
 
 async function run(wasm: boolean): Promise<{ cpuMsPerS: number; callsPerS: number }> {
-  const loaded = loadConfig({
-    builtins: [],
-    env: {},
-    searchPaths: [],
-    flags: [
-      { path: 'api.enabled', flag: 'bench', value: false },
-      { path: 'wasm.enabled', flag: 'bench', value: wasm },
-      { path: 'wasm.dirs', flag: 'bench', value: [join(REPO, 'wasm-plugins')] },
-      { path: 'wasm.watch', flag: 'bench', value: false },
-    ],
+  const loaded = benchConfig({
+    'api.enabled': false,
+    'wasm.enabled': wasm,
+    'wasm.dirs': [join(REPO, 'wasm-plugins')],
+    'wasm.watch': false,
   });
   const agent = new Agent({ loaded, builtins: [], logger: pino({ level: 'warn' }) });
   await agent.start();

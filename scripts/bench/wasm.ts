@@ -13,7 +13,8 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Agent } from '../../core/agent.js';
-import { loadConfig, PACKAGE_ROOT } from '../../core/config/load.js';
+import { PACKAGE_ROOT } from '../../core/config/load.js';
+import { benchConfig } from './config.js';
 import { capMemory } from '../../core/wasm/module.js';
 import type { LoadSpec } from '../../core/wasm/protocol.js';
 import { WasmRuntime } from '../../core/wasm/runtime.js';
@@ -47,18 +48,13 @@ async function throughput(
     join(dir, p.name, 'plugin.yaml'),
     `name: ${p.name}\nwasm: plugin.wasm\nsubscriptions: [event.in]\n${p.manifest}\n`,
   );
-  const loaded = loadConfig({
-    builtins: [],
-    env: {},
-    searchPaths: [],
-    flags: [
-      { path: 'api.enabled', flag: 'bench', value: false },
-      { path: 'bus.queue_size', flag: 'bench', value: 1_000_000 },
-      { path: 'wasm.dirs', flag: 'bench', value: [dir] },
-      { path: 'wasm.watch', flag: 'bench', value: false },
-      { path: 'wasm.batch_size', flag: 'bench', value: batchSize },
-      { path: 'wasm.batch_wait', flag: 'bench', value: '1ms' },
-    ],
+  const loaded = benchConfig({
+    'api.enabled': false,
+    'bus.queue_size': 1_000_000,
+    'wasm.dirs': [dir],
+    'wasm.watch': false,
+    'wasm.batch_size': batchSize,
+    'wasm.batch_wait': '1ms',
   });
   const agent = new Agent({ loaded, builtins: [], logger });
   await agent.start();
