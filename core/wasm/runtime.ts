@@ -1,10 +1,10 @@
 /**
  * The agent's side of the plugin worker: one worker thread runs every Wasm plugin; requests are
  * queued here and sent in rounds (at most one request per plugin in a round, one message to the
- * worker), which the worker runs one after the other, each with a timer here. A call past its limit, or a worker that
- * dies, ends in `terminate()`: a new worker is started, every loaded plugin is loaded again into it,
- * and the queue goes on (requests not yet sent are not lost). The agent's event loop never runs
- * plugin code.
+ * worker), which the worker runs one after the other, each with a timer here. A call past its
+ * limit, or a worker that dies, ends in `terminate()`: a new worker is started, every loaded plugin
+ * is loaded again into it, and the queue goes on (requests not yet sent are not lost). The agent's
+ * event loop never runs plugin code.
  */
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
